@@ -11,8 +11,8 @@ Regenerate the committed sample with::
 
 The same (participants, seed, end) always gives byte-identical files.
 
-Model (all numbers are also in ``TRUTH``)
------------------------------------------
+Model (the built-in effects are also in ``TRUTH``)
+-----------------------------------------------------
 Participants. Enrolment days are spread over the 913 days (~2.5 years) up to
 ``end`` with a density rising linearly to 3x from first to last day and fewer
 enrolments at weekends (Sat 0.3, Sun 0.2 of a weekday). Program shares drift
@@ -32,7 +32,7 @@ Engagement. Each participant has a propensity e ~ lognormal(sigma 0.7, mean 1)
 and every week a shared shock ~ lognormal(sigma 0.35, mean 1); rates decay
 slowly with weeks in program by (1 + k/26)^-0.35.
 * Meetings: a Bernoulli per day x meeting type (so keys are unique), with
-  expected meetings/week = base (CPS 3.0, RM 2.2, online 3.2) x e x shock x
+  expected meetings/week = base (CPS 4.5, RM 3.5, online 5.0) x e x shock x
   decay, split over types by a per-participant preference (Dirichlet; the
   online program mostly online_community, AA/NA leaning by substance) and over
   weekdays by type-specific day-of-week weights (fewer on Sunday except AA).
@@ -41,16 +41,17 @@ slowly with weeks in program by (1 + k/26)^-0.35.
   typical per type (e.g. AA/NA 60, SMART 90), 10% blank.
 * Check-ins: a Bernoulli per day, expected 3.3 x adherence x e^0.3 x shock x
   decay^0.5 per week, adherence ~ Beta(3, 2) (about 1-3 a week).
-* Mentoring: 65% / 80% / 60% of participants (by program) get a pseudonymous
-  mentor (M-0001...) of their site, from day 0-14; caseloads are skewed
-  (lognormal mentor weights, about 7 mentees per mentor on average). Sessions:
+* Mentoring: 70% / 80% / 65% of participants (by program) get a pseudonymous
+  mentor (M-0001..., numbered by site) of their site, from day 0-7; caseloads
+  are skewed (mentor weights lognormal sigma 0.8, about 7 mentees per mentor
+  over the whole period, so some have 1-3 and some 10+). Sessions:
   a Bernoulli per day, expected 0.8 / 1.2 / 0.6 per week by program x e^0.5 x
   personal factor x shock x decay. Modality in_person/phone/video/text by
   program; minutes 20-90 by modality, 8% blank (30% for text).
 
 Leaving the program (latent dropout). In week k the daily hazard is constant:
     h = base_dropout[program] x 0.85^meetings x 0.90^checkins x 0.75^mentoring
-with the counts of week k-1, base_dropout = 0.012 / 0.008 / 0.016 per day
+with the counts of week k-1, base_dropout = 0.005 / 0.0035 / 0.007 per day
 (CPS / RM / online). The leave time is drawn continuously within the week and
 floored to a day; activity after the leave day is removed. A latent dropout is
 recorded as exit_reason dropped_out, exited_on = leave day with probability
@@ -79,6 +80,17 @@ Check-in craving (0-10) drifts down by ~3 and mood (1-5) up by ~1.2 over the
 first months (time constant 90 days); craving is higher and mood lower in the
 two weeks before a relapse and stays raised after it (decaying). Gaussian
 noise; 5% blank each.
+
+What the files can show. Dropout: fitting the rule above on person-weeks built
+from the files (recorded dropped_out = event; at risk to exited_on, or to the
+last activity for the silent leavers) recovers 0.85 / 0.90 / 0.75 closely:
+silent leavers are censored at their last activity, which costs events but
+hardly biases the ratios. Relapse is only seen at the next check-in, so a
+week without check-ins pushes detections into the following week; an analysis
+of "first used=true check-in" shows a spurious protective check-in effect
+(HR about 0.82 instead of 1.0) and attenuated meeting/mentoring effects
+(about 0.94 / 0.86 instead of 0.90 / 0.80). The truths below are those of the
+latent process.
 """
 
 from __future__ import annotations
@@ -143,7 +155,7 @@ DECAY_WEEKS, DECAY_POWER = 26.0, 0.35
 MEETINGS_PER_WEEK = np.array([4.5, 3.5, 5.0])
 CHECKINS_PER_WEEK = 3.3
 MENTORING_PER_WEEK = np.array([0.8, 1.2, 0.6])
-MENTOR_SHARE = np.array([0.65, 0.80, 0.60])
+MENTOR_SHARE = np.array([0.70, 0.80, 0.65])
 MENTEES_PER_MENTOR = 7
 ONLINE_SHARE = np.array([0.12, 0.20, 0.75])
 MAX_DAY_P = 0.9

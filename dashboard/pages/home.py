@@ -1,0 +1,42 @@
+"""Home: what is in the store."""
+
+import streamlit as st
+
+from analytics.summary import store_summary
+from dashboard.common import get_store
+
+store = get_store()
+summary = store_summary(store)
+
+st.title("Recovery outcomes")
+st.caption(f"Store: `{summary.path}`")
+if summary.sample_only:
+    st.info("This is the bundled **synthetic sample**: invented participants, for trying the "
+            "dashboard. Load your own data with `python -m analytics import FOLDER`.",
+            icon=":material/science:")
+if summary.empty:
+    st.warning("The store is empty. Import files with `python -m analytics import FOLDER`.")
+    st.stop()
+
+cols = st.columns(4)
+labels = {"participants": "Participants", "attendance": "Meetings attended",
+          "checkins": "Check-ins", "mentoring": "Mentoring sessions"}
+for col, (table, label) in zip(cols, labels.items()):
+    col.metric(label, f"{summary.counts[table]:,}")
+
+st.subheader("Dates")
+st.write(f"From **{summary.first_date:%d %b %Y}** to **{summary.last_date:%d %b %Y}** "
+         "(enrollments, exits and activity).")
+
+st.subheader("Programs")
+st.dataframe(
+    summary.programs.rename(columns={"program": "Program", "sites": "Sites",
+                                     "participants": "Participants",
+                                     "without_exit": "No recorded exit"}),
+    hide_index=True, width="stretch")
+
+st.subheader("Last import")
+if summary.last_import:
+    li = summary.last_import
+    st.write(f"Batch {li['batch_id']} on {li['imported_at']:%d %b %Y %H:%M} "
+             f"({'bundled sample' if li['source'] == 'sample' else 'your data'}): {li['files']}")
