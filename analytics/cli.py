@@ -7,10 +7,16 @@ Exit codes: 0 success, 1 the input was refused, 2 usage or store error.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from analytics import importer, summary
+from analytics.filters import Filters
+from analytics.outcomes import GROUP_COLUMNS, OUTCOMES, OutcomeSettings
 from analytics.store import Store, StoreError, resolve_path
 
 
@@ -47,6 +53,57 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
+def _columns(text: str) -> list[str]:
+    return [c.strip() for c in text.split(",") if c.strip()]
+
+
+def _filters(args: argparse.Namespace) -> Filters:
+    return Filters(programs=tuple(args.program or ()), sites=tuple(args.site or ()),
+                   enrolled_from=args.enrolled_from, enrolled_to=args.enrolled_to)
+
+
+def cmd_survival(args: argparse.Namespace) -> int:
+    from analytics.survival_analysis import NoData, analyse, format_text
+
+    settings = OutcomeSettings(cutoff=args.cutoff, inactivity_days=args.inactivity_days)
+    with Store.open(args.db, read_only=True) as store:
+        try:
+            result = analyse(store, args.outcome, by=args.by, adjust=args.adjust, strata=args.strata,
+                             settings=settings, filters=_filters(args))
+        except NoData as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+    print(json.dumps(result.to_json(), indent=2, default=_json_default) if args.json else format_text(result))
+    return 0
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def add_filter_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--program", action="append", metavar="P", help="only this program (repeatable)")
+    p.add_argument("--site", action="append", metavar="S", help="only this site (repeatable)")
+    p.add_argument("--enrolled-from", type=_date, metavar="DATE", help="enrolled on or after DATE")
+    p.add_argument("--enrolled-to", type=_date, metavar="DATE", help="enrolled on or before DATE")
+    p.add_argument("--cutoff", type=_date, metavar="DATE",
+                   help="the day the data runs to (default: the latest date in the store)")
+    p.add_argument("--inactivity-days", type=int, default=30, metavar="N",
+                   help="days without engagement after which a participant has left (default 30)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m analytics", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -69,6 +126,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = with_db(sub.add_parser("summary", help="what the store holds: counts, dates, programs, imports"))
     p.set_defaults(func=cmd_summary)
+
+    p = with_db(sub.add_parser("survival", help="Kaplan-Meier, log-rank and Cox for sobriety or retention"))
+    p.add_argument("--outcome", required=True, choices=OUTCOMES)
+    p.add_argument("--by", choices=GROUP_COLUMNS, help="compare groups of this column")
+    p.add_argument("--adjust", type=_columns, default=[], metavar="COL,COL",
+                   help="Cox covariates besides --by (" + ", ".join(GROUP_COLUMNS) + ")")
+    p.add_argument("--strata", choices=GROUP_COLUMNS, help="stratify the log-rank test by this column")
+    add_filter_options(p)
+    p.set_defaults(func=cmd_survival)
     return parser
 
 
@@ -76,6 +142,6 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except StoreError as exc:
+    except (StoreError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
