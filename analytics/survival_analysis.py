@@ -129,7 +129,7 @@ def format_text(a: SurvivalAnalysis) -> str:
     lines += ["", head]
     for g in a.groups:
         ci = f"({_num(g.median_ci[0])}-{_num(g.median_ci[1])})"
-        surv = " ".join(f"{_num(g.survival[t], '{:.3f}'):>7}" for t in times)
+        surv = " ".join(f"{'-' if g.survival[t] is None else format(g.survival[t], '.3f'):>7}" for t in times)
         r = g.rmst
         rmst = "not estimable" if r["value"] is None else f"{r['value']:.1f} ({r['ci'][0]:.0f}-{r['ci'][1]:.0f})"
         lines.append(f"{g.group[:28]:<28} {g.n:>6} {g.events:>6} {_num(g.median) + ' ' + ci:>24} {surv} "
@@ -147,5 +147,6 @@ def format_text(a: SurvivalAnalysis) -> str:
         for t in a.cox.to_json()["ph_test"]:
             lines.append(f"  PH test {t['term']}: chi2 = {t['chi2']:.2f} on {t['df']} df, p = {t['p']:.4g}")
     lines += [f"Warning: {w}" for w in a.warnings]
-    lines.append("Survival CIs: 95%, log-log transform. Associations are not proof of cause.")
+    lines.append("Survival CIs: 95%, log-log transform; '-': past the group's follow-up. "
+                 "Associations are not proof of cause.")
     return "\n".join(lines)
