@@ -45,12 +45,14 @@ def cumulative_incidence(days: np.ndarray, event_type: np.ndarray) -> pd.DataFra
     return pd.DataFrame(pd.concat(frames, ignore_index=True), columns=columns)
 
 
-def incidence_at(table: pd.DataFrame, times: tuple[int, ...]) -> pd.DataFrame:
-    """Cumulative incidence of each exit type at fixed times (step function, 0 before the first)."""
+def incidence_at(table: pd.DataFrame, times: tuple[int, ...], follow_up: float | None = None) -> pd.DataFrame:
+    """Cumulative incidence of each exit type at fixed times (a step function, 0 before the
+    first exit). None past `follow_up` (the group's longest follow-up): nothing is known there."""
     rows = []
     for kind, sub in table.groupby("exit_type", sort=False):
         for t in times:
             before = sub[sub.time <= t]
-            rows.append({"exit_type": kind, "time": t,
-                         "incidence": float(before.incidence.iloc[-1]) if len(before) else 0.0})
-    return pd.DataFrame(rows)
+            value = float(before.incidence.iloc[-1]) if len(before) else 0.0
+            known = follow_up is None or t <= follow_up
+            rows.append({"exit_type": kind, "time": t, "incidence": value if known else None})
+    return pd.DataFrame(rows, columns=["exit_type", "time", "incidence"])

@@ -43,6 +43,15 @@ class SurvivalAnalysis:
     def outcome(self) -> str:
         return self.durations.outcome
 
+    def incidence_at(self, times: tuple[int, ...]) -> pd.DataFrame:
+        """Retention: each group's cumulative incidence of each exit type at `times`
+        (None past that group's follow-up)."""
+        if self.incidence is None:
+            raise ValueError("cumulative incidence is computed for retention only")
+        frames = [competing.incidence_at(sub, times, self.curves[g].table.time.max()).assign(group=g)
+                  for g, sub in self.incidence.groupby("group")]
+        return pd.concat(frames, ignore_index=True)
+
     def to_json(self) -> dict:
         d = self.durations
         cox = self.cox.to_json() if self.cox is not None else {"cox": [], "ph_test": []}
