@@ -153,19 +153,30 @@ SELECT d.* EXCLUDE (exit_recorded), d.enrolled_on AS start,
 FROM decided d"""
 
 
-def durations(store: Store, outcome: str, settings: OutcomeSettings = OutcomeSettings(),
-              filters: Filters = Filters()) -> Durations:
-    """Per-participant durations for `outcome` ('sobriety' or 'retention')."""
+def durations_sql(outcome: str, cutoff: dt.date, settings: OutcomeSettings,
+                  filters: Filters) -> tuple[str, dict]:
+    """The durations query and its named parameters, for use as a CTE by other analyses.
+
+    Rows with a non-null `left_out` are participants left out (and why)."""
     if outcome not in OUTCOMES:
         raise ValueError(f"unknown outcome {outcome!r}: use one of {', '.join(OUTCOMES)}")
-    cutoff = settings.cutoff or latest_date(store) or dt.date.today()
     where, params = filters.where("p")
     base = _BASE.format(where=where)
     if outcome == "sobriety":
-        rows = store.df(_SOBRIETY.format(base=base), {**params, "cutoff": cutoff})
-    else:
-        rows = store.df(_RETENTION.format(base=base),
-                        {**params, "cutoff": cutoff, "days": settings.inactivity_days})
+        return _SOBRIETY.format(base=base), {**params, "cutoff": cutoff}
+    return _RETENTION.format(base=base), {**params, "cutoff": cutoff, "days": settings.inactivity_days}
+
+
+def resolve_cutoff(store: Store, settings: OutcomeSettings) -> dt.date:
+    return settings.cutoff or latest_date(store) or dt.date.today()
+
+
+def durations(store: Store, outcome: str, settings: OutcomeSettings = OutcomeSettings(),
+              filters: Filters = Filters()) -> Durations:
+    """Per-participant durations for `outcome` ('sobriety' or 'retention')."""
+    cutoff = resolve_cutoff(store, settings)
+    sql, params = durations_sql(outcome, cutoff, settings, filters)
+    rows = store.df(sql, params)
     left = rows[rows.left_out.notna()]
     frame = rows[rows.left_out.isna()].drop(columns=["left_out"]).reset_index(drop=True)
     frame["days"] = (pd.to_datetime(frame.stop) - pd.to_datetime(frame.start)).dt.days.astype(int)

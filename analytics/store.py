@@ -92,6 +92,11 @@ class Session:
         cur = self._cur.execute(sql, params) if params is not None else self._cur.execute(sql)
         return cur.df()
 
+    def categorical_df(self, sql: str, params: Sequence[Any] | dict | None = None) -> pd.DataFrame:
+        """A large result with text columns as pandas categoricals, through Arrow: several
+        times faster than df() for millions of rows of repeated labels."""
+        return self._cur.sql(sql, params=params).to_arrow_table().to_pandas(strings_to_categorical=True)
+
 
 class Store:
     """A DuckDB file holding pseudonymous records, at the current schema version."""
@@ -147,6 +152,9 @@ class Store:
 
     def scalar(self, sql: str, params: Sequence[Any] | dict | None = None) -> Any:
         return self.read().scalar(sql, params)
+
+    def categorical_df(self, sql: str, params: Sequence[Any] | dict | None = None) -> pd.DataFrame:
+        return self.read().categorical_df(sql, params)
 
     def session(self) -> Session:
         """A cursor of its own: temp tables made on it stay visible to its later queries."""
