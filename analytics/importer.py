@@ -304,7 +304,40 @@ def stage_file(db: Session, src: SourceFile, index: int) -> list[Problem]:
         rejects = _read_staged(db, src, index)
     if src.rows == 0 and not rejects:
         return [Problem(src.name, None, None, None, "the file has a header but no data rows")]
-    return reject_problems(src, rejects)
+    return reject_problems(src, rejects) + trailing_field_problems(db, src)
+
+
+# Physical lines of a file, unparsed: one column, a delimiter and quote that never occur.
+_LINES = ("read_csv(?, header = false, auto_detect = false, columns = {'line': 'VARCHAR'}, "
+          "delim = '\x01', quote = '', escape = '', encoding = 'utf-8', ignore_errors = true)")
+_TOO_MANY = """suffix(line, ',') AND length(line) - length(replace(line, ',', '')) > $commas
+    AND (NOT contains(line, '"') OR (length(line) - length(replace(line, '"', ''))) % 2 = 0
+         AND length(regexp_replace(line, '"([^"]|"")*"', '', 'g'))
+           - length(replace(regexp_replace(line, '"([^"]|"")*"', '', 'g'), ',', '')) > $commas)"""
+
+
+def trailing_field_problems(db: Session, src: SourceFile) -> list[Problem]:
+    """Rows with more fields than the header, where the extra fields are empty.
+
+    DuckDB drops empty fields beyond the header without a word ("a,b,c," reads as a,b,c),
+    so a stray comma in a row whose last value is empty would shift values into the wrong
+    columns unnoticed. One cheap pass over the raw lines counts such rows; only a file
+    that has them pays for numbering its lines.
+    """
+    params = {"commas": len(src.columns) - 1}
+    path = str(src.csv_path)
+    count = db.scalar(f"SELECT count(*) FROM {_LINES.replace('?', '$path')} WHERE {_TOO_MANY}",
+                      {**params, "path": path})
+    if not count:
+        return []
+    lines = db.rows(f"""SELECT n FROM (SELECT row_number() OVER () AS n, line FROM {_LINES.replace('?', '$path')})
+                        WHERE n > 1 AND {_TOO_MANY} ORDER BY n LIMIT {MAX_EXAMPLES}""", {**params, "path": path})
+    problems = [Problem(src.name, int(n), None, None, "row has more fields than the header (a stray comma?); "
+                        "check delimiters and quotes") for (n,) in lines]
+    if count > len(lines):
+        problems.append(Problem(src.name, None, None, None,
+                                f"... and {count - len(lines)} more rows with more fields than the header"))
+    return problems
 
 
 def _read_staged(db: Session, src: SourceFile, index: int) -> list[tuple]:

@@ -31,6 +31,9 @@ DB_ENV = "OUTCOMES_DB"
 _CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
 
 
+DatabaseError = duckdb.Error  # what a failed query raises, so callers need not import duckdb
+
+
 class StoreError(Exception):
     """The store cannot be opened or used (locked, newer schema, not a DuckDB file)."""
 
