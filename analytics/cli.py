@@ -84,6 +84,32 @@ def cmd_survival(args: argparse.Namespace) -> int:
     return 0
 
 
+def _days(text: str) -> list[int]:
+    try:
+        days = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of days: {text!r}") from None
+    if not days or min(days) < 1:
+        raise argparse.ArgumentTypeError("landmark days must be positive whole numbers")
+    return days
+
+
+def cmd_engagement(args: argparse.Namespace) -> int:
+    from analytics.engagement import analyse_engagement, format_text
+    from analytics.survival_analysis import NoData
+
+    settings = OutcomeSettings(cutoff=args.cutoff, inactivity_days=args.inactivity_days)
+    with Store.open(args.db, read_only=True) as store:
+        try:
+            result = analyse_engagement(store, args.outcome, adjust=args.adjust, landmarks=args.landmark,
+                                        settings=settings, filters=_filters(args))
+        except NoData as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+    print(json.dumps(result.to_json(), indent=2, default=_json_default) if args.json else format_text(result))
+    return 0
+
+
 def _json_default(value: object) -> object:
     if isinstance(value, (np.floating, np.integer)):
         return value.item()
@@ -135,6 +161,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strata", choices=GROUP_COLUMNS, help="stratify the log-rank test by this column")
     add_filter_options(p)
     p.set_defaults(func=cmd_survival)
+
+    p = with_db(sub.add_parser("engagement", help="does engagement go with staying (and staying sober)? "
+                               "time-varying, landmark, GEE and the naive estimate"))
+    p.add_argument("--outcome", required=True, choices=OUTCOMES)
+    p.add_argument("--landmark", type=_days, default=[30, 60, 90], metavar="DAYS",
+                   help="landmark days, comma-separated (default 30,60,90)")
+    p.add_argument("--adjust", type=_columns, default=["program"], metavar="COL,COL",
+                   help="adjust for these columns (default program)")
+    add_filter_options(p)
+    p.set_defaults(func=cmd_engagement)
     return parser
 
 
