@@ -43,6 +43,18 @@ class SurvivalAnalysis:
     def outcome(self) -> str:
         return self.durations.outcome
 
+    def summary_table(self) -> pd.DataFrame:
+        """One row per group: n, events, median (95% CI), survival at fixed times, RMST.
+        Values not reached or past follow-up are None."""
+        rows = []
+        for g in self.groups:
+            row = {"group": g.group, "n": g.n, "events": g.events, "median_days": g.median,
+                   "median_lower": g.median_ci[0], "median_upper": g.median_ci[1]}
+            row |= {f"survival_{t}": s for t, s in g.survival.items()}
+            row |= {f"rmst_{g.rmst['horizon']}": g.rmst["value"]}
+            rows.append(row)
+        return pd.DataFrame(rows)
+
     def incidence_at(self, times: tuple[int, ...]) -> pd.DataFrame:
         """Retention: each group's cumulative incidence of each exit type at `times`
         (None past that group's follow-up)."""

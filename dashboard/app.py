@@ -14,6 +14,7 @@ st.set_page_config(page_title="Recovery outcomes", page_icon=":material/monitori
 
 PAGES = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("pages/survival.py", title="Sobriety and retention", icon=":material/timeline:"),
 ]
 
 st.navigation(PAGES).run()

@@ -1,12 +1,21 @@
-"""What every page shares: one store per process."""
+"""What every page shares: one store per process, the sidebar filters, cached calls.
+
+Pages gather filters, call analytics/ through `cached`, and lay out the result: no
+statistics here or in pages/.
+"""
 
 from __future__ import annotations
+
+import datetime as dt
+import importlib
+from typing import Any
 
 import streamlit as st
 
 from analytics.bootstrap import ensure_store
+from analytics.filters import Filters
+from analytics.outcomes import latest_date
 from analytics.store import Store, resolve_path
-
 
 @st.cache_resource(show_spinner="Opening the store (built from the bundled sample on first start)...")
 def _open(path: str) -> Store:
@@ -16,3 +25,44 @@ def _open(path: str) -> Store:
 def get_store() -> Store:
     """One DuckDB connection per store file for the whole process; each query takes its own cursor."""
     return _open(str(resolve_path()))
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _call(name: str, version: tuple, path: str, args: tuple, kwargs: dict) -> Any:
+    module, func = name.rsplit(".", 1)
+    return getattr(importlib.import_module(module), func)(get_store(), *args, **kwargs)
+
+
+def cached(func, *args, **kwargs) -> Any:
+    """func(store, *args, **kwargs), cached per store file, per arguments (the filters) and
+    per the store's last import, so a new import shows at once."""
+    store = get_store()
+    return _call(f"{func.__module__}.{func.__qualname__}", store.data_version(), str(store.path), args, kwargs)
+
+
+@st.cache_data(show_spinner=False)
+def _choices(version: tuple, path: str) -> tuple[list[str], list[str], dt.date | None, dt.date | None]:
+    store = get_store()
+    programs = [r[0] for r in store.rows("SELECT DISTINCT program FROM participants ORDER BY 1")]
+    sites = [r[0] for r in store.rows("SELECT DISTINCT site FROM participants WHERE site IS NOT NULL ORDER BY 1")]
+    first = store.scalar("SELECT min(enrolled_on) FROM participants")
+    return programs, sites, first, latest_date(store)
+
+
+def sidebar_filters() -> Filters:
+    """Program, site and enrollment window in the sidebar, kept in the URL so a link
+    reproduces the view. Every page calls it first, with the same keys, so the choices
+    follow the user from page to page."""
+    store = get_store()
+    programs, sites, first, last = _choices(store.data_version(), str(store.path))
+    with st.sidebar:
+        st.header("Filters")
+        chosen_programs = st.multiselect("Program", programs, key="program", bind="query-params",
+                                         placeholder="All programs")
+        chosen_sites = st.multiselect("Site", sites, key="site", bind="query-params", placeholder="All sites")
+        enrolled_from = st.date_input("Enrolled from", value=None, min_value=first, max_value=last,
+                                      key="enrolled_from", bind="query-params")
+        enrolled_to = st.date_input("Enrolled to", value=None, min_value=first, max_value=last,
+                                    key="enrolled_to", bind="query-params")
+    filters = Filters(tuple(chosen_programs), tuple(chosen_sites), enrolled_from, enrolled_to)
+    return filters

@@ -3,8 +3,9 @@
 import streamlit as st
 
 from analytics.summary import store_summary
-from dashboard.common import get_store
+from dashboard.common import get_store, sidebar_filters
 
+sidebar_filters()  # not used here; shown so the choices carry over to the other pages
 store = get_store()
 summary = store_summary(store)
 
