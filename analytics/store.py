@@ -21,7 +21,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from analytics.importformat import EARLIEST_DATE, TABLES, Table
+from analytics.importformat import EARLIEST_DATE, Table
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DB = REPO_ROOT / "data" / "outcomes.duckdb"

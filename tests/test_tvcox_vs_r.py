@@ -10,7 +10,6 @@ mid-week. R is required: a missing Rscript fails these tests rather than skippin
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
