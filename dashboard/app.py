@@ -13,8 +13,12 @@ import streamlit as st  # noqa: E402
 st.set_page_config(page_title="Recovery outcomes", page_icon=":material/monitoring:", layout="wide")
 
 PAGES = [
-    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
-    st.Page("pages/survival.py", title="Sobriety and retention", icon=":material/timeline:"),
+    st.Page("views/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("views/overview.py", title="Overview", icon=":material/dashboard:"),
+    st.Page("views/engagement.py", title="Engagement", icon=":material/groups:"),
+    st.Page("views/cohorts.py", title="Cohorts", icon=":material/grid_on:"),
+    st.Page("views/survival.py", title="Sobriety and retention", icon=":material/timeline:"),
+    st.Page("views/data.py", title="Data", icon=":material/database:"),
 ]
 
 st.navigation(PAGES).run()

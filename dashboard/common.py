@@ -1,7 +1,7 @@
 """What every page shares: one store per process, the sidebar filters, cached calls.
 
 Pages gather filters, call analytics/ through `cached`, and lay out the result: no
-statistics here or in pages/.
+statistics here or in views/.
 """
 
 from __future__ import annotations

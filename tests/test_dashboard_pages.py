@@ -31,7 +31,7 @@ def metric(at: AppTest, label: str) -> str:
 
 
 def test_survival_page_numbers_equal_the_analytics(app: AppTest, db: Path):
-    app.switch_page("pages/survival.py").run()
+    app.switch_page("views/survival.py").run()
     assert not app.exception
     store = Store.open(db)
     expected = analyse(store, "retention")
@@ -42,7 +42,7 @@ def test_survival_page_numbers_equal_the_analytics(app: AppTest, db: Path):
 
 
 def test_survival_page_filters_and_comparison_change_the_numbers(app: AppTest, db: Path):
-    app.switch_page("pages/survival.py").run()
+    app.switch_page("views/survival.py").run()
     before = metric(app, "Participants followed")
     app.sidebar.multiselect(key="program").select("Recovery Mentoring").run()
     assert not app.exception
@@ -56,7 +56,7 @@ def test_survival_page_filters_and_comparison_change_the_numbers(app: AppTest, d
 
 
 def test_survival_page_sobriety_and_empty_filter(app: AppTest):
-    app.switch_page("pages/survival.py").run()
+    app.switch_page("views/survival.py").run()
     app.sidebar.date_input(key="enrolled_from").set_value(__import__("datetime").date(2024, 4, 6)).run()
     app.sidebar.date_input(key="enrolled_to").set_value(__import__("datetime").date(2024, 4, 6)).run()
     assert not app.exception

@@ -1,0 +1,118 @@
+"""Engagement (program directors): attendance, weekday pattern, check-in adherence, mentor
+caseloads, and the outreach list of participants with no recent contact."""
+
+import streamlit as st
+
+from analytics import activity
+from analytics.director_charts import adherence_figure, attendance_figure, caseload_figure, weekday_figure
+from analytics.kpis import Period, default_period
+from analytics.outcomes import OutcomeSettings, resolve_cutoff
+from dashboard.common import cached, sidebar_filters
+
+filters = sidebar_filters()
+st.title("Engagement")
+
+# The reporting period (same key as the Overview page, so the choice carries over in the URL).
+default = cached(default_period)
+picked = st.date_input(
+    "Reporting period", value=(default.start, default.end), max_value=default.end, key="period",
+    bind="query-params", format="YYYY-MM-DD", width=320,
+    help=f"Both days included. Default: the {default.days} days up to the last date in the data ({default.end}). "
+         "The outreach list at the bottom always looks back from the last date in the data.")
+if len(picked) != 2:
+    st.info("Pick the last day of the reporting period too.")
+    st.stop()
+period = Period(*picked)
+st.caption(f"**{period.describe()}**; {filters.describe()}.")
+
+# --- meetings attended --------------------------------------------------------------
+st.subheader("Is attendance growing?")
+left, right = st.columns(2)
+split = left.segmented_control(
+    "Split by", ["meeting_type", "modality"], default="meeting_type", required=True, key="split",
+    bind="query-params", format_func={"meeting_type": "Meeting type", "modality": "Modality"}.get)
+freq = right.segmented_control(
+    "Count per", list(activity.FREQUENCIES), default="week", required=True, key="freq",
+    bind="query-params", format_func=str.capitalize)
+with st.spinner("Counting meetings attended..."):
+    attendance = cached(activity.attendance_over_time, filters, period, freq)
+if attendance.empty:
+    st.info("No meetings attended in this period by participants matching the filters.")
+else:
+    st.plotly_chart(attendance_figure(attendance, period, filters, by=split, freq=freq), theme=None,
+                    key="attendance")
+
+# --- weekday pattern ------------------------------------------------------------------
+st.subheader("When do participants engage?")
+with st.spinner("Counting activity by day of the week..."):
+    weekday = cached(activity.weekday_pattern, filters, period)
+if not weekday[["meetings", "checkins", "mentoring"]].to_numpy().any():
+    st.info("No meetings, check-ins or mentoring sessions in this period for participants matching the filters.")
+else:
+    st.plotly_chart(weekday_figure(weekday, period, filters), theme=None, key="weekday")
+
+# --- check-in adherence ---------------------------------------------------------------
+st.subheader("Who keeps checking in?")
+with st.spinner("Working out check-in adherence..."):
+    adherence = cached(activity.adherence_distribution, filters, period)
+if not adherence.participants.any():
+    st.info("No adherence to show: "
+            + ("no active participant matching the filters has a whole Monday-Sunday week in this period."
+               if period.full_weeks() else
+               "this period has no whole Monday-Sunday week. Pick a period of at least one whole week."))
+else:
+    st.plotly_chart(adherence_figure(adherence, period, filters), theme=None, key="adherence")
+
+# --- mentor caseloads -----------------------------------------------------------------
+st.subheader("How large are mentor caseloads?")
+with st.spinner("Counting mentor caseloads..."):
+    caseloads = cached(activity.mentor_caseloads, filters, period)
+if caseloads.empty:
+    st.info("No mentoring sessions in this period for participants matching the filters.")
+else:
+    st.plotly_chart(caseload_figure(caseloads, period, filters), theme=None, key="caseloads")
+    with st.expander(f"Caseload per mentor ({len(caseloads):,} mentors)"):
+        st.dataframe(caseloads, hide_index=True, width="stretch", key="caseload_table", column_config={
+            "mentor_id": "Mentor", "active_mentees": "Active mentees", "sessions": "Sessions",
+            "sessions_per_mentee": st.column_config.NumberColumn("Sessions per mentee", format="%.1f"),
+            "sessions_per_mentee_per_month": st.column_config.NumberColumn("Per mentee per month",
+                                                                           format="%.1f"),
+            "programs": "Programs", "sites": "Sites"})
+        st.caption(activity.DEFINITIONS["caseload"])
+
+# --- outreach list --------------------------------------------------------------------
+st.subheader("Who is slipping away? The outreach list")
+as_of = cached(resolve_cutoff, OutcomeSettings())
+days = st.number_input("No contact for at least N days", min_value=0, max_value=3650, value=14, step=1,
+                       key="no_contact_days", bind="query-params", width=320,
+                       help="Lists participants whose last meeting, check-in or mentoring session (or their "
+                            "enrollment, if they never had one) is at least this many days before "
+                            f"{as_of}, the last date in the data.")
+with st.spinner("Finding participants with no recent contact..."):
+    outreach = cached(activity.outreach_list, filters, int(days), as_of=as_of)
+st.caption(f"As of **{as_of}** (the last date in the data); {filters.describe()}. "
+           f"{activity.DEFINITIONS['outreach']} Highest risk first: the risk score (0-100) adds points for little "
+           "engagement in those 4 weeks (up to 60), for a long silence (up to 25, full at 90 days) and for "
+           "reported substance use (15). IDs are pseudonymous: look them up in your own records.")
+if outreach.empty:
+    st.info(f"No participant matching the filters has gone {int(days)} days or more without contact.")
+else:
+    st.metric("Participants to reach out to", f"{len(outreach):,}")
+    st.dataframe(
+        outreach, hide_index=True, width="stretch", key="outreach_table", placeholder="—",
+        column_order=["rank", "participant_id", "risk_score", "days_since_contact", "last_contact",
+                      "last_contact_type", "meetings_4w", "checkins_4w", "mentoring_4w", "used_4w",
+                      "program", "site"],
+        column_config={
+            "rank": "Rank", "participant_id": "Participant", "program": "Program", "site": "Site",
+            "last_contact": st.column_config.DateColumn("Last contact", format="YYYY-MM-DD"),
+            "days_since_contact": "Days since", "last_contact_type": "Last contact was",
+            "meetings_4w": "Meetings (4 wk)", "checkins_4w": "Check-ins (4 wk)",
+            "mentoring_4w": "Mentoring (4 wk)", "used_4w": "Reported use (4 wk)",
+            "risk_score": st.column_config.ProgressColumn("Risk score", format="%.1f", min_value=0,
+                                                          max_value=100)})
+    st.download_button("Download outreach list (CSV)", data=lambda: activity.outreach_csv(outreach),
+                       file_name=f"outreach-{as_of}.csv", mime="text/csv", key="outreach_download",
+                       on_click="ignore", icon=":material/download:",
+                       help="All columns, including the parts of the risk score. For the program's own "
+                            "outreach only: not for release.")

@@ -1,0 +1,107 @@
+"""Overview (program directors): the KPIs of a reporting period against the period before it."""
+
+import streamlit as st
+
+from analytics.director_charts import weekly_trends_figure
+from analytics.kpis import Kpi, Period, default_period, overview, weekly_trends
+from dashboard.common import cached, sidebar_filters
+
+filters = sidebar_filters()
+st.title("Overview")
+
+# The reporting period (the Engagement page uses the same key, so the choice carries over in the URL).
+default = cached(default_period)
+picked = st.date_input(
+    "Reporting period", value=(default.start, default.end), max_value=default.end, key="period",
+    bind="query-params", format="YYYY-MM-DD", width=320,
+    help=f"Both days included. Default: the {default.days} days up to the last date in the data ({default.end}).")
+if len(picked) != 2:
+    st.info("Pick the last day of the reporting period too.")
+    st.stop()
+period = Period(*picked)
+
+with st.spinner("Counting this period and the previous one..."):
+    ov = cached(overview, filters, period)
+st.caption(f"**{period.describe()}** compared with the previous period of the same length, "
+           f"**{ov.previous_period.describe()}**. Data run to {ov.cutoff}; {filters.describe()}.")
+
+if not any(k.current or k.previous for k in ov.kpis.values() if k.kind == "count"):
+    st.warning("Nothing to show: no participant matching the filters was active or enrolled in this period "
+               "or the previous one. Widen the filters in the sidebar or pick another period.")
+    st.stop()
+
+
+def _count(v) -> str:
+    return f"{int(v):,}"
+
+
+def _pct(v) -> str:
+    return f"{v:.1%}"
+
+
+def show(col, k: Kpi) -> None:
+    """One KPI as a metric with its change and, for shares, what it is computed over."""
+    value = delta = None
+    note = ""
+    if k.kind == "count":
+        value = _count(k.current)
+        delta = f"{k.change:+,}"
+        if k.relative_change is not None:
+            delta += f" ({k.relative_change:+.1%})"
+        note = f"Previous period: {_count(k.previous)}"
+    elif k.key.startswith("retention"):
+        days = k.key.split("_")[1]
+        value = _pct(k.current) if k.current is not None else "not known yet"
+        if k.change is not None:
+            delta = f"{k.change * 100:+.1f} pp"
+
+        prev = _pct(k.previous) if k.previous is not None else "not known yet"
+        note = (f"{k.current_n:,} of the {k.current_of:,} enrolled in the period have been followed {days} + "
+                f"{ov.settings.inactivity_days} days, long enough to count. Previous period: {prev} "
+                f"({k.previous_n:,} of {k.previous_of:,} followed long enough).")
+    else:
+        unit = "participant-weeks" if k.key == "adherence" else "active participants"
+        value = _pct(k.current) if k.current is not None else "no whole week"
+        if k.change is not None:
+            delta = f"{k.change * 100:+.1f} pp"
+        prev = _pct(k.previous) if k.previous is not None else "none"
+        note = f"Of {k.current_n:,} {unit}. Previous period: {prev} of {k.previous_n:,}"
+    flat = k.change == 0
+    if flat:
+        delta = "no change"
+    col.metric(k.label, value, delta, help=k.definition, border=True,
+               delta_color="off" if flat else "normal", delta_arrow="off" if flat else "auto",
+               delta_description="vs previous" if delta else None)
+    col.caption(note)
+
+
+top = st.columns(4)
+for col, key in zip(top, ("active", "new_enrollments", "meetings", "adherence")):
+    show(col, ov.kpis[key])
+bottom = st.columns(3)
+for col, key in zip(bottom, ("mentoring_coverage", "retention_30", "retention_90")):
+    show(col, ov.kpis[key])
+st.caption("The question mark next to each label gives its exact definition. pp = percentage points.")
+
+with st.spinner("Counting week by week..."):
+    trends = cached(weekly_trends, filters, period)
+st.plotly_chart(weekly_trends_figure(trends, period, filters), theme=None, key="weekly_trends")
+
+with st.expander("All KPIs as a table, with their definitions"):
+    rows = []
+    for k in ov.kpis.values():
+        fmt = _count if k.kind == "count" else _pct
+        rows.append({
+            "KPI": k.label,
+            "this period": "" if k.current is None else fmt(k.current),
+            "previous period": "" if k.previous is None else fmt(k.previous),
+            "change": ("" if k.change is None else
+                       f"{k.change:+,}" if k.kind == "count" else f"{k.change * 100:+.1f} pp"),
+            "computed over (this / previous)": ("" if k.current_n is None else
+                                                f"{k.current_n:,} / {k.previous_n:,}"),
+            "definition": k.definition,
+        })
+    st.dataframe(rows, hide_index=True, width="stretch", key="kpi_table")
+    st.caption(f"Shares are computed over participant-weeks (adherence), active participants (mentoring "
+               f"coverage) or participants enrolled in the period and followed long enough (retention). "
+               f"{ov.describe()}.")
