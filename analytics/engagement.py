@@ -217,10 +217,12 @@ def landmark(store: Store, outcome: str, day: int, adjust: Sequence[str], settin
     tiers = tier(frame.meetings)
     present = [t for _, _, t in TIERS if (tiers == t).any()]
     ref, others = present[0], present[1:]  # the lowest tier anyone is in is the baseline
-    tier_x = pd.DataFrame({f"meetings {t}": (tiers == t).astype(float) for t in others})
-    tier_fit = _fit_cox(frame.days_after, frame.event, pd.concat([tier_x, _dummies(frame, adjust)], axis=1))
-    tier_terms = _cox_terms(tier_fit, {f"meetings {t}": f"{t} meetings vs {ref}" for t in others},
-                            f"meetings before day {day}")
+    tier_terms: list[Term] = []
+    if others:  # with everyone in one tier there is nothing to compare
+        tier_x = pd.DataFrame({f"meetings {t}": (tiers == t).astype(float) for t in others})
+        tier_fit = _fit_cox(frame.days_after, frame.event, pd.concat([tier_x, _dummies(frame, adjust)], axis=1))
+        tier_terms = _cox_terms(tier_fit, {f"meetings {t}": f"{t} meetings vs {ref}" for t in others},
+                                f"meetings before day {day}")
     curves = {t: survival.kaplan_meier(frame.days_after[tiers == t], frame.event[tiers == t])
               for _, _, t in TIERS if (tiers == t).any()}
     odds, odds_n = _odds_in_at(frame, counts, adjust, SIX_MONTHS)
@@ -352,7 +354,11 @@ def analyse_engagement(store: Store, outcome: str, *, adjust: Sequence[str] = ("
     tv, others = time_varying(store, outcome, adjust, settings, filters)
     marks = []
     for day in landmarks:
-        lm = landmark(store, outcome, day, adjust, settings, filters)
+        try:
+            lm = landmark(store, outcome, day, adjust, settings, filters)
+        except ValueError as exc:  # e.g. too few events to estimate anything
+            warnings.append(f"landmark {day}: not estimable ({exc})")
+            continue
         if lm is None:
             warnings.append(f"landmark {day}: nobody left to analyse, or no events after it")
         else:

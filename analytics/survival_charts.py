@@ -202,7 +202,7 @@ def _term_row(t: Any) -> dict:
     get = t.get if isinstance(t, Mapping) else lambda k, d=None: getattr(t, k, d)
     lo, hi = get("ci") or (math.nan, math.nan)
     return {"term": get("term"), "level": get("level"), "reference": get("reference"),
-            "hr": _float(get("hr")), "lo": _float(lo), "hi": _float(hi), "p": get("p")}
+            "hr": _float(get("hr")), "lo": _float(lo), "hi": _float(hi), "p": get("p"), "label": get("label")}
 
 
 def _float(v: Any) -> float:
@@ -224,7 +224,8 @@ def forest_figure(cox_terms: Any, *, title: str = "Hazard ratios (Cox model)", n
                   event: str = "the event", empty: str = "No hazard ratios to show.") -> go.Figure:
     """Hazard ratios with 95% CI on a log axis, one row per 'term: level vs reference'.
 
-    cox_terms: a CoxResult (its .terms), a list of CoxTerm, or the "cox" list of its JSON.
+    cox_terms: a CoxResult (its .terms), a list of CoxTerm, or the "cox" list of its JSON;
+    a dict may carry its own row "label".
     Terms that cannot be estimated (infinite or missing HR) are listed but not drawn.
     """
     terms = getattr(cox_terms, "terms", cox_terms) or []
@@ -234,7 +235,7 @@ def forest_figure(cox_terms: Any, *, title: str = "Hazard ratios (Cox model)", n
     fig = new_figure(title, f"{note} {caution}".strip(), height=170 + 36 * max(len(rows), 3))
     if not rows:
         return add_message(fig, empty)
-    labels = [_esc(f"{r['term'].replace('_', ' ')}: {r['level']} vs {r['reference']}") for r in rows]
+    labels = [_esc(r["label"] or f"{r['term'].replace('_', ' ')}: {r['level']} vs {r['reference']}") for r in rows]
     ok = [i for i, r in enumerate(rows) if _hr_text(r) != "not estimable"]
     fig.add_trace(go.Scatter(
         x=[rows[i]["hr"] for i in ok], y=ok, mode="markers", name="hazard ratio", showlegend=False,

@@ -18,6 +18,7 @@ PAGES = [
     st.Page("views/engagement.py", title="Engagement", icon=":material/groups:"),
     st.Page("views/cohorts.py", title="Cohorts", icon=":material/grid_on:"),
     st.Page("views/survival.py", title="Sobriety and retention", icon=":material/timeline:"),
+    st.Page("views/engagement_retention.py", title="Engagement and retention", icon=":material/insights:"),
     st.Page("views/data.py", title="Data", icon=":material/database:"),
 ]
 

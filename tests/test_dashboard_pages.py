@@ -61,3 +61,17 @@ def test_survival_page_sobriety_and_empty_filter(app: AppTest):
     app.sidebar.date_input(key="enrolled_to").set_value(__import__("datetime").date(2024, 4, 6)).run()
     assert not app.exception
     assert any("Nothing to show" in w.value for w in app.warning)
+
+
+def test_engagement_retention_page_numbers_equal_the_analytics(app: AppTest, db: Path):
+    from analytics.engagement import analyse_engagement
+    app.switch_page("views/engagement_retention.py").run()
+    assert not app.exception
+    expected = analyse_engagement(Store.open(db), "retention")
+    assert metric(app, "Participants") == f"{expected.n:,}"
+    assert metric(app, "Person-weeks") == f"{expected.person_weeks:,}"
+    assert any("immortal" in i.value or "Why the naive" in i.value for i in app.info)
+    app.sidebar.multiselect(key="program").select("Online Recovery Community").run()
+    assert not app.exception
+    one = analyse_engagement(Store.open(db), "retention", filters=Filters(programs=("Online Recovery Community",)))
+    assert metric(app, "Participants") == f"{one.n:,}" != f"{expected.n:,}"

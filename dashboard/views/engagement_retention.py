@@ -1,0 +1,49 @@
+"""Engagement and retention: does coming to meetings, checking in and mentoring go with staying?"""
+
+import streamlit as st
+
+from analytics import engagement_figures as engagement_charts
+from analytics.engagement import EXPLANATION, analyse_engagement
+from analytics.survival_analysis import NoData
+from dashboard.common import cached, sidebar_filters
+
+filters = sidebar_filters()
+st.title("Engagement and retention")
+st.caption("Does engagement go with staying in the program, and with staying sober? "
+           "Associations are not proof of cause.")
+left, right = st.columns(2)
+outcome = left.segmented_control("Outcome", ["retention", "sobriety"], default="retention", key="eng_outcome",
+                                 bind="query-params") or "retention"
+day = right.segmented_control("Landmark day", [30, 60, 90], default=30, key="landmark", bind="query-params") or 30
+
+try:
+    with st.status("Fitting the time-varying, landmark and repeated-measures models...", expanded=False) as status:
+        analysis = cached(analyse_engagement, outcome, filters=filters)
+        status.update(label="Models fitted", state="complete")
+except NoData as exc:
+    st.warning(f"Nothing to show: {exc}. Widen the filters in the sidebar.")
+    st.stop()
+
+a, b, c = st.columns(3)
+a.metric("Participants", f"{analysis.n:,}")
+b.metric("Events", f"{analysis.events:,}")
+c.metric("Person-weeks", f"{analysis.person_weeks:,}")
+
+st.subheader("Week by week: last week's engagement and this week's risk")
+st.plotly_chart(engagement_charts.hazard_ratio_figure(analysis), theme=None, key="hr")
+st.subheader("The naive answer, and why it misleads")
+st.info(EXPLANATION, icon=":material/lightbulb:")
+st.plotly_chart(engagement_charts.naive_vs_correct_figure(analysis), theme=None, key="naive")
+st.subheader(f"Landmark at day {day}: engagement before it, staying after it")
+if any(lm.day == day for lm in analysis.landmarks):
+    st.plotly_chart(engagement_charts.landmark_km_figure(analysis, day), theme=None, key="landmark_km")
+else:
+    st.info(f"Nobody left to analyse at day {day} with these filters.")
+st.plotly_chart(engagement_charts.dose_response_figure(analysis), theme=None, key="dose")
+if analysis.gee:
+    st.subheader("Repeated measures: reported use and craving")
+    st.dataframe([t.to_json() for t in analysis.gee], hide_index=True)
+    st.caption("GEE with participants as clusters and robust errors; it assumes that weeks without a "
+               "check-in are unrelated to use, which dropping out may violate.")
+for warning in analysis.warnings:
+    st.warning(warning)
