@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from analytics import engagement_figures as engagement_charts
+from analytics import engagement_charts
 from analytics.engagement import EXPLANATION, analyse_engagement
 from analytics.survival_analysis import NoData
 from dashboard.common import cached, sidebar_filters
