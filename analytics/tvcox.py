@@ -300,7 +300,8 @@ def fit_counting_cox(start, stop, event, X, *, weights=None, names: Sequence[str
     var = linalg.cho_solve(_cholesky(info), np.eye(k))
     se = np.sqrt(np.diag(var))
     z = coef / se
+    with np.errstate(over="ignore"):  # a level with no events: HR heads to 0 or inf, CI to (0, inf)
+        hr, ci = np.exp(coef), np.exp(np.column_stack([coef - _Z975 * se, coef + _Z975 * se]))
     return TVCoxResult(
-        names=labels, coef=coef, se=se, hr=np.exp(coef),
-        ci=np.exp(np.column_stack([coef - _Z975 * se, coef + _Z975 * se])),
+        names=labels, coef=coef, se=se, hr=hr, ci=ci,
         p=2 * stats.norm.sf(np.abs(z)), loglik=new, n_rows=n_rows, n_events=n_events, iterations=iterations)
