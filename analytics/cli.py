@@ -69,19 +69,25 @@ def _filters(args: argparse.Namespace) -> Filters:
                    enrolled_from=args.enrolled_from, enrolled_to=args.enrolled_to)
 
 
-def cmd_survival(args: argparse.Namespace) -> int:
-    from analytics.survival_analysis import NoData, analyse, format_text
+def _print_analysis(args: argparse.Namespace, analyse, format_text, **kwargs) -> int:
+    """Run one analysis on a read-only store; JSON or text; exit 1 when the filters leave nobody."""
+    from analytics.survival_analysis import NoData
 
     settings = OutcomeSettings(cutoff=args.cutoff, inactivity_days=args.inactivity_days)
     with Store.open(args.db, read_only=True) as store:
         try:
-            result = analyse(store, args.outcome, by=args.by, adjust=args.adjust, strata=args.strata,
-                             settings=settings, filters=_filters(args))
+            result = analyse(store, args.outcome, settings=settings, filters=_filters(args), **kwargs)
         except NoData as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
     print(json.dumps(result.to_json(), indent=2, default=_json_default) if args.json else format_text(result))
     return 0
+
+
+def cmd_survival(args: argparse.Namespace) -> int:
+    from analytics.survival_analysis import analyse, format_text
+
+    return _print_analysis(args, analyse, format_text, by=args.by, adjust=args.adjust, strata=args.strata)
 
 
 def _days(text: str) -> list[int]:
@@ -96,18 +102,8 @@ def _days(text: str) -> list[int]:
 
 def cmd_engagement(args: argparse.Namespace) -> int:
     from analytics.engagement import analyse_engagement, format_text
-    from analytics.survival_analysis import NoData
 
-    settings = OutcomeSettings(cutoff=args.cutoff, inactivity_days=args.inactivity_days)
-    with Store.open(args.db, read_only=True) as store:
-        try:
-            result = analyse_engagement(store, args.outcome, adjust=args.adjust, landmarks=args.landmark,
-                                        settings=settings, filters=_filters(args))
-        except NoData as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
-    print(json.dumps(result.to_json(), indent=2, default=_json_default) if args.json else format_text(result))
-    return 0
+    return _print_analysis(args, analyse_engagement, format_text, adjust=args.adjust, landmarks=args.landmark)
 
 
 def _json_default(value: object) -> object:

@@ -159,19 +159,22 @@ def default_period(store: Store, days: int = 28, settings: OutcomeSettings = Out
 
 # --- shared SQL -------------------------------------------------------------------
 
+# Every contact in the period, one row each: m/c/s flag a meeting, check-in or mentoring session.
+_PERIOD_ACTIVITY = """
+    SELECT participant_id, attended_on AS day, 1 AS m, 0 AS c, 0 AS s FROM attendance
+        WHERE attended_on BETWEEN $period_start::DATE AND $period_end::DATE
+    UNION ALL
+    SELECT participant_id, checked_in_on, 0, 1, 0 FROM checkins
+        WHERE checked_in_on BETWEEN $period_start::DATE AND $period_end::DATE
+    UNION ALL
+    SELECT participant_id, met_on, 0, 0, 1 FROM mentoring
+        WHERE met_on BETWEEN $period_start::DATE AND $period_end::DATE"""
+
 _ACTIVE = """
     SELECT p.participant_id, p.program, p.site, p.enrolled_on, p.exited_on,
            sum(a.m)::INTEGER AS meetings, sum(a.c)::INTEGER AS checkins, sum(a.s)::INTEGER AS mentoring,
            max(a.day) AS last_day
-    FROM (
-        SELECT participant_id, attended_on AS day, 1 AS m, 0 AS c, 0 AS s FROM attendance
-            WHERE attended_on BETWEEN $period_start::DATE AND $period_end::DATE
-        UNION ALL
-        SELECT participant_id, checked_in_on, 0, 1, 0 FROM checkins
-            WHERE checked_in_on BETWEEN $period_start::DATE AND $period_end::DATE
-        UNION ALL
-        SELECT participant_id, met_on, 0, 0, 1 FROM mentoring
-            WHERE met_on BETWEEN $period_start::DATE AND $period_end::DATE
+    FROM (""" + _PERIOD_ACTIVITY + """
     ) a JOIN participants p USING (participant_id)
     WHERE {where} AND p.enrolled_on <= $period_end::DATE
       AND (p.exited_on IS NULL OR p.exited_on >= $period_start::DATE)
@@ -391,15 +394,7 @@ def overview(store: Store, filters: Filters, period: Period,
 
 _TRENDS = """
 WITH p AS (SELECT p.participant_id, p.enrolled_on, p.exited_on FROM participants p WHERE {where}),
-act AS (
-    SELECT participant_id, attended_on AS day, 1 AS m, 0 AS c, 0 AS s FROM attendance
-        WHERE attended_on BETWEEN $period_start::DATE AND $period_end::DATE
-    UNION ALL
-    SELECT participant_id, checked_in_on, 0, 1, 0 FROM checkins
-        WHERE checked_in_on BETWEEN $period_start::DATE AND $period_end::DATE
-    UNION ALL
-    SELECT participant_id, met_on, 0, 0, 1 FROM mentoring
-        WHERE met_on BETWEEN $period_start::DATE AND $period_end::DATE),
+act AS (""" + _PERIOD_ACTIVITY + """),
 per AS (
     SELECT date_trunc('week', a.day)::DATE AS monday, a.participant_id,
            sum(a.m) AS m, sum(a.c) AS c, sum(a.s) AS s
