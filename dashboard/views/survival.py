@@ -7,7 +7,7 @@ from analytics.outcomes import GROUP_COLUMNS
 from analytics.survival_analysis import NoData, analyse
 from dashboard.common import cached, sidebar_filters
 
-LABELS = {"sobriety": "Sobriety (days to first reported use)", "retention": "Retention (days in the program)"}
+LABELS = {"sobriety": "Sobriety", "retention": "Retention"}
 
 filters = sidebar_filters()
 st.title("Sobriety and retention")
@@ -37,7 +37,9 @@ st.caption(d.describe())
 st.plotly_chart(survival_charts.km_figure(analysis), theme=None, key="km")
 st.dataframe(analysis.summary_table(), hide_index=True, width="stretch",
              column_config={"median_days": "median (days)", "median_lower": "95% CI from",
-                            "median_upper": "95% CI to"})
+                            "median_upper": "95% CI to", "survival_30": "still in at 30 d",
+                            "survival_90": "at 90 d", "survival_180": "at 180 d", "survival_365": "at 365 d",
+                            "rmst_365": "mean days of the first 365 (RMST)"})
 if analysis.logrank:
     lr = analysis.logrank
     st.write(f"**Log-rank test:** chi-square {lr.chi2:.2f} on {lr.df} df, p = {lr.p:.3g}")
