@@ -103,6 +103,13 @@ class EngagementAnalysis:
     left_out: dict[str, int]
     warnings: list[str] = field(default_factory=list)
 
+    def gee_table(self) -> pd.DataFrame:
+        """The repeated-measures results as a table: estimate, 95% CI, p, what it measures."""
+        return pd.DataFrame([{"term": t.term, "estimate": t.estimate, "ci_lower": t.ci[0], "ci_upper": t.ci[1],
+                              "p": t.p, "measure": {"or": "odds ratio", "hr": "hazard ratio",
+                                                    "diff": "difference"}[t.measure], "per": t.unit}
+                             for t in self.gee])
+
     def to_json(self) -> dict:
         return {
             "outcome": self.outcome, "n": self.n, "events": self.events, "person_weeks": self.person_weeks,

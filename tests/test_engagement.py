@@ -200,3 +200,10 @@ def test_empty_filter_is_a_clear_error(sample: Store):
     from analytics.survival_analysis import NoData
     with pytest.raises(NoData, match="no retention events"):
         engagement.analyse_engagement(sample, "retention", filters=Filters(programs=("Nobody",)))
+
+
+def test_gee_table_lists_every_gee_term(sample: Store):
+    a = engagement.analyse_engagement(sample, "retention", landmarks=(30,))
+    table = a.gee_table()
+    assert table.term.tolist() == [t.term for t in a.gee]
+    assert (table.ci_lower <= table.estimate).all() and (table.estimate <= table.ci_upper).all()

@@ -42,7 +42,11 @@ else:
 st.plotly_chart(engagement_charts.dose_response_figure(analysis), theme=None, key="dose")
 if analysis.gee:
     st.subheader("Repeated measures: reported use and craving")
-    st.dataframe([t.to_json() for t in analysis.gee], hide_index=True)
+    st.dataframe(analysis.gee_table(), hide_index=True, width="stretch",
+                 column_config={"estimate": st.column_config.NumberColumn(format="%.3f"),
+                                "ci_lower": st.column_config.NumberColumn("95% CI from", format="%.3f"),
+                                "ci_upper": st.column_config.NumberColumn("95% CI to", format="%.3f"),
+                                "p": st.column_config.NumberColumn(format="%.3g")})
     st.caption("GEE with participants as clusters and robust errors; it assumes that weeks without a "
                "check-in are unrelated to use, which dropping out may violate.")
 for warning in analysis.warnings:

@@ -37,9 +37,12 @@ st.caption(d.describe())
 st.plotly_chart(survival_charts.km_figure(analysis), theme=None, key="km")
 st.dataframe(analysis.summary_table(), hide_index=True, width="stretch",
              column_config={"median_days": "median (days)", "median_lower": "95% CI from",
-                            "median_upper": "95% CI to", "survival_30": "still in at 30 d",
-                            "survival_90": "at 90 d", "survival_180": "at 180 d", "survival_365": "at 365 d",
-                            "rmst_365": "mean days of the first 365 (RMST)"})
+                            "median_upper": "95% CI to",
+                            **{f"survival_{t}": st.column_config.NumberColumn(
+                                f"{'still in' if outcome == 'retention' else 'sober'} at {t} d", format="percent")
+                               for t in (30, 90, 180, 365)},
+                            "rmst_365": st.column_config.NumberColumn("RMST 365 d",
+                                                                      format="%.0f")})
 if analysis.logrank:
     lr = analysis.logrank
     st.write(f"**Log-rank test:** chi-square {lr.chi2:.2f} on {lr.df} df, p = {lr.p:.3g}")
