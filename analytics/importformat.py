@@ -7,7 +7,7 @@ See ../shared/DESIGN.md, "Import format (version 1)".
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 FORMAT_VERSION = 1
 
@@ -56,8 +56,6 @@ class Table:
     columns: tuple[Column, ...]
     key: tuple[str, ...]
     date_column: str | None = None  # the activity date, for activity tables
-    doc: str = ""
-    examples: tuple[tuple[str, ...], ...] = field(default=())
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -77,7 +75,6 @@ class Table:
 
 PARTICIPANTS = Table(
     name="participants",
-    doc="one row per participant",
     key=("participant_id",),
     columns=(
         Column("participant_id", required=True, code=True),
@@ -92,17 +89,10 @@ PARTICIPANTS = Table(
         Column("primary_substance", allowed=SUBSTANCES),
         Column("referral_source"),
     ),
-    examples=(
-        ("P-3F9A21", "Community Peer Support", "Eastside", "2025-02-03", "2025-01-20",
-         "", "", "25-34", "woman", "alcohol", "self"),
-        ("P-7C0B44", "Recovery Mentoring", "Harbor", "2024-11-12", "", "2025-06-30",
-         "completed", "45-54", "man", "opioids", "clinic"),
-    ),
 )
 
 ATTENDANCE = Table(
     name="attendance",
-    doc="one row per meeting attended",
     key=("participant_id", "attended_on", "meeting_type"),
     date_column="attended_on",
     columns=(
@@ -112,13 +102,10 @@ ATTENDANCE = Table(
         Column("modality", required=True, allowed=MEETING_MODALITIES),
         Column("minutes", "INTEGER", low=1, high=MAX_MINUTES),
     ),
-    examples=(("P-3F9A21", "2025-02-05", "aa", "in_person", "60"),
-              ("P-3F9A21", "2025-02-07", "online_community", "online", "")),
 )
 
 CHECKINS = Table(
     name="checkins",
-    doc="one row per check-in",
     key=("participant_id", "checked_in_on"),
     date_column="checked_in_on",
     columns=(
@@ -128,13 +115,10 @@ CHECKINS = Table(
         Column("craving", "INTEGER", low=0, high=10),
         Column("mood", "INTEGER", low=1, high=5),
     ),
-    examples=(("P-3F9A21", "2025-02-06", "false", "6", "3"),
-              ("P-3F9A21", "2025-02-13", "true", "8", "")),
 )
 
 MENTORING = Table(
     name="mentoring",
-    doc="one row per mentoring session",
     key=("participant_id", "mentor_id", "met_on"),
     date_column="met_on",
     columns=(
@@ -144,7 +128,6 @@ MENTORING = Table(
         Column("minutes", "INTEGER", low=1, high=MAX_MINUTES),
         Column("modality", required=True, allowed=MENTORING_MODALITIES),
     ),
-    examples=(("P-3F9A21", "M-0012", "2025-02-10", "45", "phone"),),
 )
 
 TABLES: dict[str, Table] = {t.name: t for t in (PARTICIPANTS, ATTENDANCE, CHECKINS, MENTORING)}

@@ -13,13 +13,12 @@ import argparse
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_survival import build_store  # noqa: E402
+from bench_survival import build_store, timed  # noqa: E402
 
 from analytics import engagement  # noqa: E402
 from analytics.filters import Filters  # noqa: E402
@@ -37,12 +36,6 @@ cat(sprintf("R_COX %.4f\\n", t(function() coxph(Surv(tstart, tstop, event) ~ mee
 """
 
 
-def clock(fn):
-    start = time.perf_counter()
-    result = fn()
-    return time.perf_counter() - start, result
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--participants", type=int, default=100_000)
@@ -52,9 +45,9 @@ def main() -> None:
     db = build_store(args.workdir, args.participants)
     settings, filters = OutcomeSettings(), Filters()
     with Store.open(db, read_only=True) as store:
-        t_pw, pw = clock(lambda: person_weeks(store, "retention"))
-        t_tv, (terms, _) = clock(lambda: engagement.time_varying(store, "retention", ["program"], settings, filters))
-        t_all, _ = clock(lambda: engagement.analyse_engagement(store, "retention"))
+        t_pw, pw = timed(repeat=1, fn=lambda: person_weeks(store, "retention"))
+        t_tv, (terms, _) = timed(repeat=1, fn=lambda: engagement.time_varying(store, "retention", ["program"], settings, filters))
+        t_all, _ = timed(repeat=1, fn=lambda: engagement.analyse_engagement(store, "retention"))
     csv = args.workdir / "person_weeks.csv"
     pw.frame[["tstart", "tstop", "event", "meetings_prev", "checkins_prev", "mentoring_prev", "program"]].to_csv(
         csv, index=False)

@@ -15,7 +15,6 @@ difference between our coefficients/SEs and R's.
 from __future__ import annotations
 
 import argparse
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -25,9 +24,10 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
 
 from analytics.tvcox import fit_counting_cox  # noqa: E402
+from bench_survival import timed  # noqa: E402
 from test_tvcox_vs_r import COVARIATES, collapse, simulate_person_weeks  # noqa: E402
 
 R_SCRIPT = """
@@ -42,15 +42,6 @@ cat(sprintf("R_ITER %d\\n", fit$iter))
 cat(paste("R_COEF", paste(sprintf("%.17g", coef(fit)), collapse = ","), "\\n"))
 cat(paste("R_SE", paste(sprintf("%.17g", sqrt(diag(vcov(fit)))), collapse = ","), "\\n"))
 """
-
-
-def timed(fn, repeat: int = 3) -> tuple[float, object]:
-    runs, result = [], None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = fn()
-        runs.append(time.perf_counter() - start)
-    return statistics.median(runs), result
 
 
 def main() -> None:
