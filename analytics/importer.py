@@ -29,9 +29,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from analytics import audit
 from analytics.importformat import (
-    ACTIVITY_TABLES, CODE_PATTERN, EARLIEST_DATE, IDENTIFIER_NAMES, PARTICIPANTS, TABLES,
-    Column, Table,
+    ACTIVITY_TABLES,
+    CODE_PATTERN,
+    EARLIEST_DATE,
+    IDENTIFIER_NAMES,
+    PARTICIPANTS,
+    TABLES,
+    Column,
+    Table,
 )
 from analytics.store import Session, Store
 
@@ -663,7 +670,7 @@ def log_batch(db: Session, files: list[SourceFile], counts: dict[str, TableCount
 
 def import_files(store: Store, paths: Iterable[str | Path], *, dry_run: bool = False,
                  today: dt.date | None = None, source: str = "user",
-                 progress: Progress | None = None) -> ImportResult:
+                 progress: Progress | None = None, user: str | None = None) -> ImportResult:
     """Validate `paths` (files or folders) and, if all is well, load them in one transaction.
 
     On any problem nothing is written and the result lists every problem found.
@@ -699,6 +706,8 @@ def import_files(store: Store, paths: Iterable[str | Path], *, dry_run: bool = F
             return result
         say("writing")
         write_batch(db, readable, result, source)
+        audit.record(db, "import", f"batch {result.batch_id}", user=user, source=source,
+                     files=[src.name for src in readable], counts=result.counts)
     if not dry_run and result.changed:
         store.checkpoint()
     return result

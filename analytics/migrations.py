@@ -48,7 +48,23 @@ def _v2(db: Session) -> None:
     db.execute("UPDATE import_batches SET source = 'user' WHERE source IS NULL")
 
 
-MIGRATIONS: list[tuple[int, Callable[[Session], None]]] = [(1, _v1), (2, _v2)]
+def _v3(db: Session) -> None:
+    """The audit log: who exported, reported, imported or viewed what, and when.
+
+    Append-only by convention: only analytics.audit writes to it and it only inserts.
+    """
+    db.execute("""
+        CREATE TABLE audit_log (
+            seq BIGINT NOT NULL,
+            logged_at TIMESTAMP NOT NULL,
+            user_name VARCHAR,
+            action VARCHAR NOT NULL,
+            what VARCHAR NOT NULL,
+            details VARCHAR
+        )""")
+
+
+MIGRATIONS: list[tuple[int, Callable[[Session], None]]] = [(1, _v1), (2, _v2), (3, _v3)]
 CURRENT_VERSION = MIGRATIONS[-1][0]
 
 
