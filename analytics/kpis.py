@@ -25,17 +25,19 @@ Definitions (``DEFINITIONS`` holds the exact wording shown to users)
         Sunday. A period without a whole week has no adherence (None).
     mentoring coverage: share of active participants with at least one mentoring
         session in the period.
-    30- and 90-day retention: among participants enrolled in the period, the share still
-        in the program 30 (90) days after enrolling, by the retention definition of
-        DESIGN.md (``analytics.outcomes``: a recorded ``dropped_out`` exit, or no engagement
-        for ``inactivity_days``, dated at the last engagement, is leaving; other exits are
-        censored, not counted as leaving), estimated by Kaplan-Meier (``analytics.survival``)
-        so that completers and transfers before day t leave the denominator. Only
-        participants enrolled at least t + inactivity_days days before the data cutoff
-        count: a participant who has gone quiet is only known to have left once
-        inactivity_days have passed, so counting the others would overstate recent
-        retention (on the 100k synthetic store by 1-2 points). None until someone
-        qualifies: for a recent period, retention is not known yet.
+    30- and 90-day retention: the share of a cohort of new enrollees still in the program
+        30 (90) days after enrolling, by the retention definition of DESIGN.md
+        (``analytics.outcomes``: a recorded ``dropped_out`` exit, or no engagement for
+        ``inactivity_days``, dated at the last engagement, is leaving; other exits are
+        censored, not counted as leaving), estimated by Kaplan-Meier
+        (``analytics.survival``) so that completers and transfers before day t leave the
+        denominator. The cohort is the participants enrolled in the reporting period when
+        their day t is known for everyone, else in the latest window of the same length
+        whose day t is known (``retention_window``): someone who goes quiet is only known
+        to have left once inactivity_days have passed, so day t is known for enrollees at
+        least t + inactivity_days days before the data cutoff. Counting the others would
+        overstate recent retention (on the 100k synthetic store by 1-2 points), and a
+        blank card would tell a director nothing. The window is shown with the value.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ from analytics.store import Store
 
 __all__ = ["DEFINITIONS", "KPI_KEYS", "LABELS", "RETENTION_DAYS", "TREND_COLUMNS", "TREND_DEFINITION",
            "Kpi", "Overview", "Period", "active_sql", "adherence_sql", "default_period", "km_from_counts",
-           "overview", "retention_counts", "settled_retention", "weekly_trends"]
+           "overview", "retention_counts", "retention_window", "settled_retention", "weekly_trends"]
 
 RETENTION_DAYS = (30, 90)
 
@@ -69,18 +71,20 @@ DEFINITIONS = {
                   "exit before its Sunday."),
     "mentoring_coverage": ("Mentoring coverage: share of active participants with at least one "
                            "mentoring session in the period."),
-    "retention_30": ("30-day retention: share of the participants enrolled in the period who were still in "
-                     "the program 30 days after enrolling (Kaplan-Meier). Leaving = a recorded drop-out, or "
-                     "no engagement for {inactivity} days (dated at the last engagement); other exits "
-                     "(completed, transferred, ...) are censored, not counted as leaving. Only participants "
-                     "enrolled at least 30 + {inactivity} days before the data cutoff count, because "
-                     "silent leaving is known only after {inactivity} days; blank until someone qualifies."),
-    "retention_90": ("90-day retention: share of the participants enrolled in the period who were still in "
-                     "the program 90 days after enrolling (Kaplan-Meier). Leaving = a recorded drop-out, or "
-                     "no engagement for {inactivity} days (dated at the last engagement); other exits "
-                     "(completed, transferred, ...) are censored, not counted as leaving. Only participants "
-                     "enrolled at least 90 + {inactivity} days before the data cutoff count, because "
-                     "silent leaving is known only after {inactivity} days; blank until someone qualifies."),
+    "retention_30": ("30-day retention: share of a cohort of new enrollees still in the program 30 days "
+                     "after enrolling (Kaplan-Meier). Leaving = a recorded drop-out, or no engagement for "
+                     "{inactivity} days (dated at the last engagement); other exits (completed, transferred, "
+                     "...) are censored, not counted as leaving. The cohort is the participants enrolled in "
+                     "the reporting period if it ended at least 30 + {inactivity} days before the data "
+                     "cutoff, else in the latest window of the same length that did: silent leaving is "
+                     "known only after {inactivity} days, so more recent enrollees cannot be counted yet."),
+    "retention_90": ("90-day retention: share of a cohort of new enrollees still in the program 90 days "
+                     "after enrolling (Kaplan-Meier). Leaving = a recorded drop-out, or no engagement for "
+                     "{inactivity} days (dated at the last engagement); other exits (completed, transferred, "
+                     "...) are censored, not counted as leaving. The cohort is the participants enrolled in "
+                     "the reporting period if it ended at least 90 + {inactivity} days before the data "
+                     "cutoff, else in the latest window of the same length that did: silent leaving is "
+                     "known only after {inactivity} days, so more recent enrollees cannot be counted yet."),
 }
 LABELS = {
     "active": "Active participants", "new_enrollments": "New enrollments",
@@ -224,8 +228,10 @@ class Kpi:
     current_n / previous_n: what a share is computed over (active participants, participant-
         weeks, or for retention the participants whose status at that day is known); for
         counts, None.
-    current_of / previous_of: retention only: everyone enrolled in the period (current_n of
+    current_of / previous_of: retention only: everyone enrolled in the window (current_n of
         current_of have been followed long enough to count).
+    window / previous_window: retention only: the enrollment windows the cohorts come from
+        (the period and the previous one, or earlier windows: see retention_window).
     """
 
     key: str
@@ -238,6 +244,8 @@ class Kpi:
     definition: str = ""
     current_of: int | None = None
     previous_of: int | None = None
+    window: Period | None = None
+    previous_window: Period | None = None
 
     @property
     def change(self) -> float | None:
@@ -272,7 +280,10 @@ class Overview:
                 "current": [k.current for k in ks], "previous": [k.previous for k in ks],
                 "change": [k.change for k in ks], "current_n": [k.current_n for k in ks],
                 "previous_n": [k.previous_n for k in ks], "current_of": [k.current_of for k in ks],
-                "previous_of": [k.previous_of for k in ks], "definition": [k.definition for k in ks]}
+                "previous_of": [k.previous_of for k in ks],
+                "window": [k.window.describe() if k.window else None for k in ks],
+                "previous_window": [k.previous_window.describe() if k.previous_window else None for k in ks],
+                "definition": [k.definition for k in ks]}
         return pd.DataFrame({name: pd.Series(values, dtype=object) for name, values in cols.items()})
 
     def describe(self) -> str:
@@ -351,6 +362,13 @@ def settled_retention(counts: pd.DataFrame, t: int, inactivity_days: int) -> tup
     return km_from_counts(sub).at(t), n
 
 
+def retention_window(period: Period, cutoff: dt.date, t: int, inactivity_days: int) -> Period:
+    """The enrollment window for t-day retention: `period` if everyone enrolled in it is
+    known at day t by `cutoff`, else the latest window of the same length that is."""
+    latest = cutoff - dt.timedelta(days=t + inactivity_days)
+    return period if period.end <= latest else Period.last_days(latest, period.days)
+
+
 def overview(store: Store, filters: Filters, period: Period,
              settings: OutcomeSettings = OutcomeSettings()) -> Overview:
     """The Overview KPIs for `period` and the previous period of the same length.
@@ -362,10 +380,12 @@ def overview(store: Store, filters: Filters, period: Period,
     prev = period.previous()
     cutoff = resolve_cutoff(store, settings)
     cur_c, prev_c = _period_counts(store, filters, period), _period_counts(store, filters, prev)
-    lo, hi = min(prev.start, period.start), max(prev.end, period.end)
-    counts = retention_counts(store, _narrow(filters, lo, hi), settings,
-                              "CASE WHEN enrolled_on >= $current_start::DATE THEN 'current' ELSE 'previous' END",
-                              {"current_start": period.start})
+    windows = {t: retention_window(period, cutoff, t, settings.inactivity_days) for t in RETENTION_DAYS}
+    lo = min(w.previous().start for w in windows.values())
+    hi = max(w.end for w in windows.values())
+    counts = retention_counts(store, _narrow(filters, lo, hi), settings, "enrolled_on")
+    enrolled = pd.to_datetime(counts.grp).dt.date
+
     def kpi(key: str, kind: str, cur, prv, cur_n=None, prv_n=None, of=(None, None)) -> Kpi:
         return Kpi(key, LABELS[key], kind, cur, prv, cur_n, prv_n, DEFINITIONS[key].format(
             inactivity=settings.inactivity_days), *of)
@@ -380,13 +400,15 @@ def overview(store: Store, filters: Filters, period: Period,
                                   _share(prev_c["mentored"], prev_c["active"]), cur_c["active"],
                                   prev_c["active"]),
     }
-    for t in RETENTION_DAYS:
-        got = {}
-        for name in ("current", "previous"):
-            sub = counts[counts.grp == name]
-            got[name] = (*settled_retention(sub, t, settings.inactivity_days), int(sub.n.sum()))
-        (cur_v, cur_n, cur_of), (prev_v, prev_n, prev_of) = got["current"], got["previous"]
-        kpis[f"retention_{t}"] = kpi(f"retention_{t}", "share", cur_v, prev_v, cur_n, prev_n, (cur_of, prev_of))
+    for t, window in windows.items():
+        got = []
+        for w in (window, window.previous()):
+            sub = counts[(enrolled >= w.start) & (enrolled <= w.end)]
+            got.append((*settled_retention(sub, t, settings.inactivity_days), int(sub.n.sum())))
+        (cur_v, cur_n, cur_of), (prev_v, prev_n, prev_of) = got
+        kpis[f"retention_{t}"] = replace(
+            kpi(f"retention_{t}", "share", cur_v, prev_v, cur_n, prev_n, (cur_of, prev_of)),
+            window=window, previous_window=window.previous())
     return Overview(period, prev, cutoff, filters, settings, kpis)
 
 

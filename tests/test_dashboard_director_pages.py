@@ -137,11 +137,11 @@ def test_overview_metrics_equal_the_kpis_and_follow_the_filters(app: AppTest, st
         assert metric(app, k.label) == shown(k), k.key
     active = everyone.kpis["active"]
     assert next(m.delta for m in app.metric if m.label == active.label).startswith(f"{active.change:+,}")
-    # retention is not known for the last 28 days: the page says so, with the denominators
+    # retention of the last 28 days is not known yet: the page shows the latest known cohort and says which
     r30 = everyone.kpis["retention_30"]
-    assert r30.current is None and metric(app, "30-day retention") == "not known yet"
-    assert any(f"{r30.current_n:,} of the {r30.current_of:,} enrolled in the period have been followed 30 + 30 days"
-               in c.value for c in app.caption)
+    assert r30.current is not None and r30.window.end == everyone.cutoff - dt.timedelta(days=60)
+    assert any(f"Of {r30.current_n:,} enrolled {r30.window.start} to {r30.window.end}, the latest 28 days whose "
+               f"day 30 is known" in c.value for c in app.caption)
     assert figure(app, "weekly_trends")["layout"]["template"]["layout"]["paper_bgcolor"] == "white"
 
     app.sidebar.multiselect(key="program").select("Recovery Mentoring").run()

@@ -56,16 +56,21 @@ def test_overview_by_hand(hand: Store):
     assert (ov.kpis["adherence"].current_n, ov.kpis["adherence"].previous_n) == (13, 9)
     assert got["mentoring_coverage"] == (pytest.approx(3 / 5), pytest.approx(1 / 3))
     # retention, cutoff 2025-09-30, inactivity 30 days:
+    # 30 days: the period ended 06-29, before 09-30 - 60 days: its enrollees are all known.
     # current enrollees A3 (drop-out day 18), B2 (silent since 07-10: left day 24), C1 (in, 120 days)
-    # 30 days: all three known (enrolled 60+ days before the cutoff): KM (2/3)(1/2) = 1/3
-    # 90 days: B2 enrolled only 106 days before the cutoff (< 120): A3 and C1 -> 1/2
-    # previous enrollees A2 (silent since 05-21: left day 1), B3 (transferred day 36: censored)
-    # 30 days: 1/2; 90 days: nobody followed to day 90 and the curve is not 0 -> None
+    # KM (2/3)(1/2) = 1/3. previous enrollees A2 (silent since 05-21: left day 1), B3
+    # (transferred day 36: censored): 1/2
     assert got["retention_30"] == (pytest.approx(1 / 3), pytest.approx(1 / 2))
-    assert got["retention_90"] == (pytest.approx(1 / 2), None)
     r30, r90 = ov.kpis["retention_30"], ov.kpis["retention_90"]
+    assert (r30.window, r30.previous_window) == (CUR, PREV)
     assert (r30.current_n, r30.current_of, r30.previous_n, r30.previous_of) == (3, 3, 2, 2)
-    assert (r90.current_n, r90.current_of) == (2, 3)
+    # 90 days: known only for enrollees up to 09-30 - 120 days = 06-02, so the 28 days to 06-02:
+    # A2 (left day 1), A3 (day 18), C1 (in): KM (2/3)(1/2) = 1/3; before it (04-08 to 05-05)
+    # only B3, censored on day 36: not known at day 90 -> None
+    assert r90.window == Period(D(2025, 5, 6), D(2025, 6, 2))
+    assert r90.previous_window == Period(D(2025, 4, 8), D(2025, 5, 5))
+    assert got["retention_90"] == (pytest.approx(1 / 3), None)
+    assert (r90.current_n, r90.current_of, r90.previous_n, r90.previous_of) == (3, 3, 1, 1)
     assert r30.change == pytest.approx(1 / 3 - 1 / 2) and r90.change is None
     assert ov.kpis["active"].change == 2 and ov.kpis["active"].relative_change == pytest.approx(2 / 3)
     assert ov.kpis["adherence"].relative_change is None
@@ -171,11 +176,27 @@ def test_sample_retention_matches_durations_and_km(sample: Store):
     enrolled = pd.to_datetime(d.enrolled_on).dt.date
     in_period = d[(enrolled >= period.start) & (enrolled <= period.end)]
     for t in (30, 90):
+        assert ov.kpis[f"retention_{t}"].window == period  # long enough ago
         known = in_period[(pd.Timestamp(ov.cutoff) - pd.to_datetime(in_period.enrolled_on)).dt.days >= t + 30]
         km = kaplan_meier(known.days.to_numpy(), known.event.to_numpy())
         kpi = ov.kpis[f"retention_{t}"]
         assert kpi.current == pytest.approx(km.at(t))
         assert kpi.current_n == len(known) and kpi.current_of == len(in_period)
+
+
+def test_recent_period_takes_the_latest_known_cohort(sample: Store):
+    """For the default (latest) period, retention comes from the latest enrollment window
+    whose day t is known, and equals KM over exactly those enrollees."""
+    period = kpis.default_period(sample, 28)
+    ov = kpis.overview(sample, Filters(), period)
+    d = durations(sample, "retention", OutcomeSettings()).frame
+    enrolled = pd.to_datetime(d.enrolled_on).dt.date
+    for t in (30, 90):
+        k = ov.kpis[f"retention_{t}"]
+        assert k.window == Period.last_days(ov.cutoff - pd.Timedelta(days=t + 30).to_pytimedelta(), 28)
+        cohort = d[(enrolled >= k.window.start) & (enrolled <= k.window.end)]
+        assert k.current == pytest.approx(kaplan_meier(cohort.days.to_numpy(), cohort.event.to_numpy()).at(t))
+        assert k.current_n == k.current_of == len(cohort) > 20
 
 
 def test_default_period(sample: Store):

@@ -54,11 +54,12 @@ def show(col, k: Kpi) -> None:
         value = _pct(k.current) if k.current is not None else "not known yet"
         if k.change is not None:
             delta = f"{k.change * 100:+.1f} pp"
-
         prev = _pct(k.previous) if k.previous is not None else "not known yet"
-        note = (f"{k.current_n:,} of the {k.current_of:,} enrolled in the period have been followed {days} + "
-                f"{ov.settings.inactivity_days} days, long enough to count. Previous period: {prev} "
-                f"({k.previous_n:,} of {k.previous_of:,} followed long enough).")
+        whose = ("enrolled in the period" if k.window == period else
+                 f"enrolled {k.window.start} to {k.window.end}, the latest {period.days} days whose "
+                 f"day {days} is known")
+        note = (f"Of {k.current_n:,} {whose}. Before: {prev} of {k.previous_n:,} enrolled "
+                f"{k.previous_window.start} to {k.previous_window.end}.")
     else:
         unit = "participant-weeks" if k.key == "adherence" else "active participants"
         value = _pct(k.current) if k.current is not None else "no whole week"
@@ -99,9 +100,12 @@ with st.expander("All KPIs as a table, with their definitions"):
                        f"{k.change:+,}" if k.kind == "count" else f"{k.change * 100:+.1f} pp"),
             "computed over (this / previous)": ("" if k.current_n is None else
                                                 f"{k.current_n:,} / {k.previous_n:,}"),
+            "enrolled (this / previous)": ("" if k.window is None else
+                                           f"{k.window.describe()} / {k.previous_window.describe()}"),
             "definition": k.definition,
         })
     st.dataframe(rows, hide_index=True, width="stretch", key="kpi_table")
     st.caption(f"Shares are computed over participant-weeks (adherence), active participants (mentoring "
-               f"coverage) or participants enrolled in the period and followed long enough (retention). "
+               f"coverage) or participants enrolled in the window shown (retention: the reporting period, or the "
+               f"latest window of its length whose day 30 or 90 is known). "
                f"{ov.describe()}.")
