@@ -106,6 +106,27 @@ def cmd_engagement(args: argparse.Namespace) -> int:
     return _print_analysis(args, analyse_engagement, format_text, adjust=args.adjust, landmarks=args.landmark)
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from analytics.exports import TooFew
+    from analytics.kpis import Period
+    from analytics.report import write_report
+
+    if args.date_from > args.date_to:
+        print(f"error: --from {args.date_from} is after --to {args.date_to}", file=sys.stderr)
+        return 2
+    settings = OutcomeSettings(inactivity_days=args.inactivity_days)
+    filters = Filters(programs=tuple(args.program or ()), sites=tuple(args.site or ()))
+    with Store.open(args.db) as store:  # writable: the report is recorded in the audit log
+        try:
+            data = write_report(store, Period(args.date_from, args.date_to), args.out, filters,
+                                threshold=args.threshold, settings=settings, progress=_say)
+        except TooFew as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+    print(f"wrote {args.out} ({len(data) / 1024:,.0f} KB)")
+    return 0
+
+
 def _json_default(value: object) -> object:
     if isinstance(value, (np.floating, np.integer)):
         return value.item()
@@ -167,6 +188,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="adjust for these columns (default program)")
     add_filter_options(p)
     p.set_defaults(func=cmd_engagement)
+
+    p = with_db(sub.add_parser("report", help="the outcome report for funders as a PDF (small numbers suppressed)"))
+    p.add_argument("--from", dest="date_from", required=True, type=_date, metavar="DATE",
+                   help="first day of the reporting period")
+    p.add_argument("--to", dest="date_to", required=True, type=_date, metavar="DATE",
+                   help="last day of the reporting period")
+    p.add_argument("--program", action="append", metavar="P", help="only this program (repeatable)")
+    p.add_argument("--site", action="append", metavar="S", help="only this site (repeatable)")
+    p.add_argument("--out", required=True, metavar="FILE.pdf", help="where to write the PDF")
+    p.add_argument("--threshold", type=int, default=11, metavar="N",
+                   help="counts from 1 to N-1 are suppressed (default 11; lower values are refused)")
+    p.add_argument("--inactivity-days", type=int, default=30, metavar="N",
+                   help="days without engagement after which a participant has left (default 30)")
+    p.set_defaults(func=cmd_report)
     return parser
 
 

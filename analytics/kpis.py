@@ -54,7 +54,7 @@ from analytics.outcomes import OutcomeSettings, durations_sql, resolve_cutoff
 from analytics.store import Store
 
 __all__ = ["DEFINITIONS", "KPI_KEYS", "LABELS", "RETENTION_DAYS", "TREND_COLUMNS", "TREND_DEFINITION",
-           "Kpi", "Overview", "Period", "active_sql", "adherence_sql", "default_period", "km_from_counts",
+           "BY_PROGRAM_DEFINITION", "Kpi", "Overview", "Period", "active_sql", "by_program", "adherence_sql", "default_period", "km_from_counts",
            "overview", "retention_counts", "retention_window", "settled_retention", "weekly_trends"]
 
 RETENTION_DAYS = (30, 90)
@@ -456,3 +456,44 @@ def weekly_trends(store: Store, filters: Filters, period: Period) -> pd.DataFram
     frame.insert(4, "days", [(b - a).days + 1 for a, b in zip(frame.first_day, frame.last_day)])
     frame.insert(5, "partial", frame["days"] < 7)
     return frame
+
+
+# --- per program (the outcome report) -----------------------------------------------
+
+_BY_PROGRAM = """
+WITH a AS ({active}),
+progs AS (SELECT DISTINCT p.program FROM participants p WHERE {where}),
+act AS (SELECT program, count(*) AS active, sum(meetings) AS meetings, sum(checkins) AS checkins,
+               sum(mentoring) AS mentoring_sessions, count(*) FILTER (WHERE mentoring > 0) AS mentored
+        FROM a GROUP BY program),
+new AS (SELECT p.program, count(*) AS new_enrollments FROM participants p
+        WHERE {where} AND p.enrolled_on BETWEEN $period_start::DATE AND $period_end::DATE GROUP BY 1),
+chk AS (SELECT a.program, count(DISTINCT c.participant_id) AS checked_in,
+               count(*) FILTER (WHERE c.used) AS checkins_reporting_use,
+               avg(c.craving) AS mean_craving, avg(c.mood) AS mean_mood
+        FROM checkins c JOIN a USING (participant_id)
+        WHERE c.checked_in_on BETWEEN $period_start::DATE AND $period_end::DATE GROUP BY 1)
+SELECT progs.program, coalesce(new.new_enrollments, 0)::INTEGER AS new_enrollments,
+       coalesce(act.active, 0)::INTEGER AS active, coalesce(act.meetings, 0)::INTEGER AS meetings,
+       coalesce(act.checkins, 0)::INTEGER AS checkins,
+       coalesce(act.mentoring_sessions, 0)::INTEGER AS mentoring_sessions,
+       coalesce(act.mentored, 0)::INTEGER AS mentored, coalesce(chk.checked_in, 0)::INTEGER AS checked_in,
+       coalesce(chk.checkins_reporting_use, 0)::INTEGER AS checkins_reporting_use,
+       chk.mean_craving, chk.mean_mood
+FROM progs LEFT JOIN act USING (program) LEFT JOIN new USING (program) LEFT JOIN chk USING (program)
+ORDER BY progs.program"""
+
+BY_PROGRAM_DEFINITION = (
+    "Per program, for the reporting period: new enrollments; active participants, meetings attended, "
+    "check-ins and mentoring sessions as in the Overview (activity of active participants in the "
+    "period); mentored = active participants with at least one session; checked in = active "
+    "participants with at least one check-in; check-ins reporting use, and mean craving (0-10) and "
+    "mood (1-5) over those check-ins.")
+
+
+def by_program(store: Store, filters: Filters, period: Period) -> pd.DataFrame:
+    """People served, engagement dose and check-in outcomes per program (BY_PROGRAM_DEFINITION).
+    The counts add up over programs to the Overview's (a participant is in one program)."""
+    active, params = active_sql(filters, period)
+    where, _ = filters.where("p")
+    return store.df(_BY_PROGRAM.format(active=active, where=where), params)

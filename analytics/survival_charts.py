@@ -24,7 +24,7 @@ from analytics.charts import MUTED, WIDTH, add_message, add_note, color, format_
 from analytics.survival import KaplanMeier
 from analytics.survival_analysis import ALL, SurvivalAnalysis
 
-__all__ = ["cox_figure", "forest_figure", "incidence_figure", "km_figure"]
+__all__ = ["cox_figure", "forest_figure", "incidence_figure", "km_figure", "km_title"]
 
 CI_NOTE = "95% CI, log-log"
 BAND_ALPHA = 0.15
@@ -49,7 +49,7 @@ def _esc(text: str) -> str:
     return html.escape(str(text)).replace("%{", "%&#123;")
 
 
-def _title(analysis: SurvivalAnalysis) -> str:
+def km_title(analysis: SurvivalAnalysis) -> str:
     base = OUTCOME_TEXT.get(analysis.outcome, (analysis.outcome,))[0]
     return f"{base}, by {analysis.by.replace('_', ' ')}" if analysis.by else base
 
@@ -64,7 +64,12 @@ def _logrank_text(analysis: SurvivalAnalysis) -> str:
 
 def _left_out_text(analysis: SurvivalAnalysis) -> str:
     left = analysis.durations.left_out
-    return ("Left out: " + "; ".join(f"{n:,} {why}" for why, n in left.items()) + ".") if left else ""
+    return ("Left out: " + "; ".join(f"{_count(n)} {why}" for why, n in left.items()) + ".") if left else ""
+
+
+def _count(v: Any) -> str:
+    """A count as text; exports pass counts already hidden as "<11" or "*" (analytics.privacy)."""
+    return v if isinstance(v, str) else f"{int(v):,}"
 
 
 def km_note(analysis: SurvivalAnalysis) -> str:
@@ -151,7 +156,7 @@ def _add_risk_table(fig: go.Figure, risk: pd.DataFrame, hues: dict[str, str]) ->
     for g, col, row in rows:
         sub = risk[risk.group == g]
         fig.add_trace(go.Scatter(
-            x=sub.time, y=[row] * len(sub), text=[f"{int(v):,}" for v in sub[col]], mode="text",
+            x=sub.time, y=[row] * len(sub), text=[_count(v) for v in sub[col]], mode="text",
             textfont=dict(color=hues[g], size=12), xaxis="x2", yaxis="y2", showlegend=False,
             hoverinfo="skip", name=f"{g} {labels[col].lower()}",
             meta={"role": "risk", "group": g, "column": col}))
@@ -190,7 +195,7 @@ def km_figure(analysis: SurvivalAnalysis) -> go.Figure:
     fig.add_annotation(text="Numbers at risk (and events, censored so far)", xref="paper", yref="paper",
                        x=0, y=table_px / inner, yshift=6, xanchor="left", yanchor="bottom",
                        showarrow=False, font=dict(size=13))
-    new_figure(_title(analysis), fig=fig, height=inner + 125)
+    new_figure(km_title(analysis), fig=fig, height=inner + 125)
     add_note(fig, km_note(analysis), below_px=15)
     if not drawn:
         add_message(fig, "No one to show: no follow-up in any group.")

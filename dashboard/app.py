@@ -19,6 +19,7 @@ PAGES = [
     st.Page("views/cohorts.py", title="Cohorts", icon=":material/grid_on:"),
     st.Page("views/survival.py", title="Sobriety and retention", icon=":material/timeline:"),
     st.Page("views/engagement_retention.py", title="Engagement and retention", icon=":material/insights:"),
+    st.Page("views/reports.py", title="Reports", icon=":material/description:"),
     st.Page("views/data.py", title="Data", icon=":material/database:"),
 ]
 

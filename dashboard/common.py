@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import datetime as dt
 import importlib
+from collections.abc import Callable
 from typing import Any
 
 import streamlit as st
 
+from analytics import chart_export
 from analytics.bootstrap import ensure_store
+from analytics.exports import MIME, ChartExport
 from analytics.filters import Filters
 from analytics.outcomes import latest_date
 from analytics.store import Store, resolve_path
+
 
 @st.cache_resource(show_spinner="Opening the store (built from the bundled sample on first start)...")
 def _open(path: str) -> Store:
@@ -66,3 +70,28 @@ def sidebar_filters() -> Filters:
                                     key="enrolled_to", bind="query-params")
     filters = Filters(tuple(chosen_programs), tuple(chosen_sites), enrolled_from, enrolled_to)
     return filters
+
+
+DOWNLOAD_LABELS = {"png": "PNG image", "svg": "SVG (vector)", "pdf": "PDF", "csv": "Table (CSV)",
+                   "xlsx": "Table (Excel)"}
+
+
+def downloads(title: str, build: Callable[[], ChartExport], *, key: str, filters: Filters | None = None,
+              formats: tuple[str, ...] = ("png", "svg", "pdf", "csv", "xlsx")) -> None:
+    """A "Download" menu under a chart: the chart as PNG/SVG/PDF and its table as CSV/XLSX.
+
+    Files are built only on click, from protected numbers (analytics.exports: small counts
+    hidden), and each download is recorded in the audit log. `build` must not call
+    Streamlit: it runs outside the script run.
+    """
+    store = get_store()
+    stem = chart_export.filename(title, "png").removesuffix(".png")
+
+    def make(fmt: str) -> Callable[[], bytes]:
+        return lambda: build().save(store, fmt, filters=filters)
+
+    with st.popover("Download", icon=":material/download:", key=f"{key}_downloads"):
+        st.caption("Small counts are hidden in every file (counts of 1-10 shown as <11).")
+        for fmt in formats:
+            st.download_button(DOWNLOAD_LABELS[fmt], data=make(fmt), file_name=f"{stem}.{fmt}", mime=MIME[fmt],
+                               key=f"{key}_{fmt}", on_click="ignore", width="stretch")

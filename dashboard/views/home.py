@@ -19,6 +19,21 @@ if summary.empty:
     st.warning("The store is empty. Import files with `python -m analytics import FOLDER`.")
     st.stop()
 
+st.subheader("Where to look")
+QUESTIONS = [
+    ("views/engagement.py", "Who has gone quiet? The outreach list on **Engagement**", ":material/groups:"),
+    ("views/overview.py", "How did this month go? The KPIs on **Overview**", ":material/dashboard:"),
+    ("views/cohorts.py", "Which cohort kept people longest? The retention table on **Cohorts**", ":material/grid_on:"),
+    ("views/survival.py", "How long do people stay sober, and in the program? **Sobriety and retention**",
+     ":material/timeline:"),
+    ("views/engagement_retention.py", "Does engagement go with staying? **Engagement and retention**",
+     ":material/insights:"),
+    ("views/reports.py", "A report for a funder? **Reports** (small numbers hidden)", ":material/description:"),
+]
+for page, label, icon in QUESTIONS:
+    st.page_link(page, label=label, icon=icon)
+
+st.subheader("What the store holds")
 cols = st.columns(4)
 labels = {"participants": "Participants", "attendance": "Meetings attended",
           "checkins": "Check-ins", "mentoring": "Mentoring sessions"}

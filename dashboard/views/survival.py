@@ -2,10 +2,10 @@
 
 import streamlit as st
 
-from analytics import survival_charts
+from analytics import exports, survival_charts
 from analytics.outcomes import GROUP_COLUMNS
 from analytics.survival_analysis import NoData, analyse
-from dashboard.common import cached, sidebar_filters
+from dashboard.common import cached, downloads, sidebar_filters
 
 LABELS = {"sobriety": "Sobriety", "retention": "Retention"}
 
@@ -35,6 +35,7 @@ c.metric("Left out (no follow-up)", f"{sum(d.left_out.values()):,}",
 st.caption(d.describe())
 
 st.plotly_chart(survival_charts.km_figure(analysis), theme=None, key="km")
+downloads(survival_charts.km_title(analysis), lambda: exports.km_export(analysis), key="km", filters=filters)
 st.dataframe(analysis.summary_table(), hide_index=True, width="stretch",
              column_config={"median_days": "median (days)", "median_lower": "95% CI from",
                             "median_upper": "95% CI to",
@@ -57,4 +58,6 @@ for warning in analysis.warnings:
 if analysis.incidence is not None:
     st.subheader("Dropping out vs completing")
     st.plotly_chart(survival_charts.incidence_figure(analysis), theme=None, key="incidence")
+    downloads("Dropping out vs completing", lambda: exports.incidence_export(analysis), key="incidence",
+              filters=filters)
 st.caption("Associations are not proof of cause.")
