@@ -10,12 +10,14 @@ note the builder put there, with the bottom margin grown so nothing is clipped. 
 that leaves the app must say what it counts and as of when.
 
 The browser. kaleido 1.x draws with a Chromium driven by choreographer; starting one costs
-about 3 s, drawing one image about 0.2-0.4 s. So one browser is kept per process, started
-on the first export, shared by all Streamlit sessions (threads) behind a lock, and closed
-by `shutdown()` (registered with atexit). It runs on a private asyncio loop in a daemon
-thread; every wait has a timeout, so a browser that cannot start or hangs raises
-`ExportError` instead of blocking a page. (kaleido's own `start_sync_server` is not used:
-its calls wait without a timeout, and if the browser fails to start they block forever.)
+about 2-3 s, drawing one image about 0.2-0.4 s. So one browser is kept per process, started
+on the first export, shared by all Streamlit sessions (threads) behind a lock, replaced if
+it dies or hangs, and closed by `shutdown()` (registered with atexit), which waits until no
+process of the browser's process group is left (and kills the group if one lingers). It
+runs on a private asyncio loop in a daemon thread; every wait has a timeout, so a browser
+that cannot start or hangs raises `ExportError` instead of blocking a page. (kaleido's own
+`start_sync_server` is not used: its calls wait without a timeout, and if the browser fails
+to start they block forever.)
 
 - Which browser: $BROWSER_PATH if set; otherwise Debian's /usr/bin/chromium, which is then
   written to BROWSER_PATH for other users of choreographer in this process. The path is
@@ -29,6 +31,9 @@ its calls wait without a timeout, and if the browser fails to start they block f
 
 Errors: ExportError(RuntimeError) for "no browser", "browser did not start", "drawing
 failed or timed out"; ValueError for an unknown format.
+
+Text in the PDF is real text, but chromium writes typographic ligatures: pdftotext gives
+"cutoﬀ" for "cutoff" (normalise with NFKC before searching it).
 """
 
 from __future__ import annotations
@@ -259,6 +264,7 @@ class _Browser:
     def __init__(self) -> None:
         self.path = _browser_path()
         self.kaleido: Any = None
+        self.hung = False  # a render failed for a reason other than the figure
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="chart-export-browser", daemon=True)
         self.thread.start()
@@ -302,11 +308,19 @@ class _Browser:
 
     def alive(self) -> bool:
         proc = getattr(self.kaleido, "subprocess", None)
-        return self.thread.is_alive() and proc is not None and proc.poll() is None
+        return not self.hung and self.thread.is_alive() and proc is not None and proc.poll() is None
 
     def render(self, spec: dict, opts: dict) -> bytes:
-        return self._call(self.kaleido.calc_fig(spec, opts=opts), RENDER_TIMEOUT + 5,
-                          f"draw the chart as {opts['format'].upper()}")
+        try:
+            return self._call(self.kaleido.calc_fig(spec, opts=opts), RENDER_TIMEOUT + 5,
+                              f"draw the chart as {opts['format'].upper()}")
+        except ExportError as e:
+            from kaleido.errors import JavascriptError, KaleidoError
+
+            # Only an error about the figure itself leaves the browser usable. After a timeout,
+            # choreographer's channel is closed ("Executor is closed"): never reuse it.
+            self.hung = not isinstance(e.__cause__, (JavascriptError, KaleidoError))
+            raise
 
     def close(self, *, graceful: bool = True) -> None:
         """Close the browser, then stop the loop. A browser that failed or hangs (graceful=False) or
@@ -444,6 +458,7 @@ def export(fig: go.Figure, fmt: str, meta: ChartMeta | None = None, *, width: in
     SVG and PDF are vector and drawn at scale 1 (a PDF page is width x height px).
     Raises ValueError for another format, ExportError when the browser fails.
     """
+    global _browser
     fmt = _check_format(fmt)
     out = prepare(fig, meta, width=width, height=height) if meta is not None else _styled(fig, width, height)
     opts = {"format": fmt, "width": out.layout.width, "height": out.layout.height,
@@ -455,8 +470,7 @@ def export(fig: go.Figure, fmt: str, meta: ChartMeta | None = None, *, width: in
             return browser.render(spec, opts)
         except ExportError:
             if not browser.alive():  # it died or hung: start afresh next time
-                global _browser
-                browser.close()
+                browser.close(graceful=not browser.hung)
                 _browser = None
             raise
 
