@@ -205,6 +205,12 @@ def protect_cohorts(r: CohortRetention,
     counts = ["n", *at_risk.columns]
     p = privacy.protect(table, counts=counts, threshold=threshold,
                         derived={m: ["n", f"at_risk_{m.split('_')[1]}"] for m in months})
+    # Like a curve, a cohort's row stops where fewer than `threshold` remain followed: a later
+    # 0% after hidden cells would tell that the last few all left.
+    few = (table[at_risk.columns] < threshold).to_numpy() & table[months].notna().to_numpy()
+    derived = p.derived.copy()
+    derived[months] = derived[months].to_numpy() | few
+    p = dataclasses.replace(p, derived=derived, values=p.values.mask(derived))
     keep = ~p.suppressed["n"].to_numpy()
     shares = r.shares[keep].copy()
     shares = shares.where(~p.suppressed[months].to_numpy()[keep])
