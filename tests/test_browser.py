@@ -268,8 +268,14 @@ def _data(page: Page, ref: Store) -> None:
 
 
 # url_path is the file's stem (st.Page infers it); the default page (home) is at the root.
+def _reports(page: Page, ref: Store) -> None:
+    expect(page.get_by_role("heading", name="Reports", level=1)).to_be_visible()
+    expect(page.get_by_role("button", name="Build the report")).to_be_visible()
+
+
 PAGES = {"": _home, "overview": _overview, "engagement": _engagement, "cohorts": _cohorts,
-         "survival": _survival, "engagement_retention": _engagement_retention, "data": _data}
+         "survival": _survival, "engagement_retention": _engagement_retention, "reports": _reports,
+         "data": _data}
 
 
 @pytest.mark.parametrize("path", list(PAGES), ids=[p or "home" for p in PAGES])
@@ -377,3 +383,42 @@ def test_outreach_download_equals_the_analytics(tab: Page, server: Server, ref: 
     assert len(got) - 1 == len(expected) > 0
     assert [r[1] for r in got[1:]] == expected.participant_id.tolist()  # same people, same order
     assert_no_exception(tab)
+
+
+# --- exports --------------------------------------------------------------------------
+
+def test_download_a_chart_as_png(tab: Page, server: Server, ref: Store):
+    """The Kaplan-Meier chart's Download menu gives a PNG drawn by kaleido, in our colours."""
+    import numpy as np
+    from PIL import Image
+
+    open_page(tab, server, "survival")
+    charts_drawn(tab)
+    tab.get_by_role("button", name="Download").first.click()
+    with tab.expect_download() as info:
+        tab.get_by_role("button", name="PNG image").first.click()
+    download = info.value
+    assert re.fullmatch(r"staying-in-the-program-time-to-dropping-out-\d{4}-\d{2}-\d{2}\.png",
+                        download.suggested_filename)
+    image = Image.open(download.path()).convert("RGB")
+    assert image.width >= 1000
+    pixels = np.asarray(image).reshape(-1, 3).astype(int)
+    blue = (np.abs(pixels - [0x00, 0x72, 0xB2]).sum(axis=1) < 60).sum()
+    assert blue > 500  # the curve's Okabe-Ito blue, not a grey placeholder
+    assert_no_exception(tab)
+
+
+def test_build_and_download_the_report(tab: Page, server: Server, ref: Store):
+    open_page(tab, server, "reports")
+    tab.get_by_role("button", name="Build the report").click()
+    expect(tab.get_by_text("The report is ready")).to_be_visible()
+    with tab.expect_download() as info:
+        tab.get_by_role("button", name="Download the report (PDF)").click()
+    download = info.value
+    assert download.suggested_filename.startswith("outcome-report-") and download.suggested_filename.endswith(".pdf")
+    text = subprocess.run(["pdftotext", download.path(), "-"], capture_output=True, text=True, check=True).stdout
+    for title in ("People served", "Engagement dose", "Retention", "Sobriety", "Cohort comparison",
+                  "Outcomes by program", "Methods"):
+        assert title in text
+    assert_no_exception(tab)
+    screenshot(tab, "reports-ready")
