@@ -394,9 +394,12 @@ def test_download_a_chart_as_png(tab: Page, server: Server, ref: Store):
 
     open_page(tab, server, "survival")
     charts_drawn(tab)
-    tab.get_by_role("button", name="Download").first.click()
+    idle(tab)
+    tab.locator('[data-testid="stPopover"]').first.locator("button").first.click()
+    png = tab.get_by_role("button", name="PNG image")
+    expect(png).to_be_visible()
     with tab.expect_download() as info:
-        tab.get_by_role("button", name="PNG image").first.click()
+        png.click()
     download = info.value
     assert re.fullmatch(r"staying-in-the-program-time-to-dropping-out-\d{4}-\d{2}-\d{2}\.png",
                         download.suggested_filename)
