@@ -64,7 +64,23 @@ def _v3(db: Session) -> None:
         )""")
 
 
-MIGRATIONS: list[tuple[int, Callable[[Session], None]]] = [(1, _v1), (2, _v2), (3, _v3)]
+def _v4(db: Session) -> None:
+    """Accounts for signing in to the dashboard (analytics.users): a role each, an argon2
+    password hash (never the password), and the state of failed sign-ins and lock-out."""
+    db.execute("""
+        CREATE TABLE users (
+            user_name VARCHAR PRIMARY KEY,
+            role VARCHAR NOT NULL CHECK (role IN ('admin', 'director', 'clinician', 'grant_writer')),
+            password_hash VARCHAR,
+            disabled BOOLEAN NOT NULL DEFAULT false,
+            created_at TIMESTAMP NOT NULL,
+            failed_sign_ins INTEGER NOT NULL DEFAULT 0,
+            locked_until TIMESTAMP,
+            last_sign_in TIMESTAMP
+        )""")
+
+
+MIGRATIONS: list[tuple[int, Callable[[Session], None]]] = [(1, _v1), (2, _v2), (3, _v3), (4, _v4)]
 CURRENT_VERSION = MIGRATIONS[-1][0]
 
 

@@ -1,0 +1,124 @@
+"""Who may see what: roles, the permissions they carry, and the check data functions run.
+
+Why a check inside analytics/: hiding a page is layout; the data must refuse too. A
+function that returns participant-level rows declares what it needs with
+``@requires(PARTICIPANT_LEVEL)``; when the dashboard runs it as a signed-in user
+(``acting_as``), a user without that permission gets ``AccessDenied`` instead of rows.
+The dashboard also calls ``check`` before a cached lookup, because a cache hit never runs
+the function.
+
+Outside the dashboard (command line, notebooks) nobody is "acting": whoever can read the
+store file can read everything anyway. The dashboard turns ``enforce()`` on, after which a
+call with no user is refused too (a download built on another thread must carry its user).
+
+Roles (DESIGN: admin, director, clinician, grant_writer):
+    admin         everything: users, imports, the audit log, every page
+    director      every analytics page, the outreach list, data quality
+    clinician     every analytics page and the outreach list
+    grant_writer  published (suppressed) charts and the report only: no participant IDs,
+                  no unsuppressed number
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+__all__ = ["ANALYTICS", "DATA_QUALITY", "IMPORT", "PARTICIPANT_LEVEL", "PERMISSIONS", "PUBLISHED", "ROLES",
+           "USERS", "AccessDenied", "User", "acting_as", "allowed", "check", "current_user", "enforce",
+           "requires"]
+
+ROLES = ("admin", "director", "clinician", "grant_writer")
+PARTICIPANT_LEVEL = "participant_level"  # rows about one participant (outreach list, IDs)
+ANALYTICS = "analytics"  # unsuppressed aggregate numbers on the analytics pages
+DATA_QUALITY = "data_quality"
+PUBLISHED = "published"  # suppressed charts, tables and the report
+IMPORT = "import"
+USERS = "users"  # accounts and the audit log
+PERMISSIONS: dict[str, frozenset[str]] = {
+    "admin": frozenset({PARTICIPANT_LEVEL, ANALYTICS, DATA_QUALITY, PUBLISHED, IMPORT, USERS}),
+    "director": frozenset({PARTICIPANT_LEVEL, ANALYTICS, DATA_QUALITY, PUBLISHED}),
+    "clinician": frozenset({PARTICIPANT_LEVEL, ANALYTICS, PUBLISHED}),
+    "grant_writer": frozenset({PUBLISHED}),
+}
+
+
+class AccessDenied(PermissionError):
+    """The signed-in user's role does not carry the permission the data needs."""
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    role: str
+
+    def __post_init__(self) -> None:
+        if self.role not in ROLES:
+            raise ValueError(f"unknown role {self.role!r}; roles: {', '.join(ROLES)}")
+
+    def may(self, permission: str) -> bool:
+        return permission in PERMISSIONS[self.role]
+
+
+_current: contextvars.ContextVar[User | None] = contextvars.ContextVar("outcomes_user", default=None)
+_enforced = False
+
+
+def enforce(on: bool = True) -> None:
+    """From now on a protected call with no user acting is refused (the dashboard sets it)."""
+    global _enforced
+    _enforced = on
+
+
+def current_user() -> User | None:
+    return _current.get()
+
+
+@contextmanager
+def acting_as(user: User | None) -> Iterator[None]:
+    """Run the block as `user`: protected functions check this user's role."""
+    token = _current.set(user)
+    try:
+        yield
+    finally:
+        _current.reset(token)
+
+
+def allowed(user: User | None, permission: str) -> bool:
+    if user is None:
+        return not _enforced
+    return user.may(permission)
+
+
+def check(permission: str | None, user: User | None = None) -> None:
+    """Raise AccessDenied unless `user` (default: the one acting) has `permission`."""
+    if permission is None:
+        return
+    user = user if user is not None else current_user()
+    if not allowed(user, permission):
+        who = f"{user.name} ({user.role})" if user else "nobody signed in"
+        raise AccessDenied(f"{who} may not see {permission.replace('_', '-')} data")
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def requires(permission: str) -> Callable[[F], F]:
+    """Declare (and check on every call) the permission a data function needs."""
+    def wrap(func: F) -> F:
+        @functools.wraps(func)
+        def checked(*args: Any, **kwargs: Any) -> Any:
+            check(permission)
+            return func(*args, **kwargs)
+        checked.permission = permission  # type: ignore[attr-defined]
+        return checked  # type: ignore[return-value]
+    return wrap
+
+
+def permission_of(func: Callable) -> str | None:
+    """The permission a function declared with @requires (None: anyone)."""
+    return getattr(func, "permission", None)
