@@ -8,8 +8,8 @@ The dashboard also calls ``check`` before a cached lookup, because a cache hit n
 the function.
 
 Outside the dashboard (command line, notebooks) nobody is "acting": whoever can read the
-store file can read everything anyway. The dashboard turns ``enforce()`` on, after which a
-call with no user is refused too (a download built on another thread must carry its user).
+store file can read everything anyway. Each dashboard page run turns ``enforce()`` on for its
+own thread, after which a call with no user is refused too.
 
 Roles (DESIGN: admin, director, clinician, grant_writer):
     admin         everything: users, imports, the audit log, every page
@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 __all__ = ["ANALYTICS", "DATA_QUALITY", "IMPORT", "PARTICIPANT_LEVEL", "PERMISSIONS", "PUBLISHED", "ROLES",
-           "USERS", "AccessDenied", "User", "acting_as", "allowed", "check", "current_user", "enforce",
-           "requires"]
+           "SYSTEM", "USERS", "AccessDenied", "User", "acting_as", "allowed", "check", "current_user", "enforce",
+           "requires", "set_user"]
 
 ROLES = ("admin", "director", "clinician", "grant_writer")
 PARTICIPANT_LEVEL = "participant_level"  # rows about one participant (outreach list, IDs)
@@ -64,18 +64,25 @@ class User:
         return permission in PERMISSIONS[self.role]
 
 
+SYSTEM = User("system", "admin")  # our own code reading data to publish it protected (the report)
+
 _current: contextvars.ContextVar[User | None] = contextvars.ContextVar("outcomes_user", default=None)
-_enforced = False
+_enforced: contextvars.ContextVar[bool] = contextvars.ContextVar("outcomes_enforced", default=False)
 
 
 def enforce(on: bool = True) -> None:
-    """From now on a protected call with no user acting is refused (the dashboard sets it)."""
-    global _enforced
-    _enforced = on
+    """From now on, in this thread's context, a protected call with no user acting is refused
+    (each dashboard page run sets it; other threads and the command line are unaffected)."""
+    _enforced.set(on)
 
 
 def current_user() -> User | None:
     return _current.get()
+
+
+def set_user(user: User | None) -> None:
+    """Make `user` the one acting for the rest of this thread's work (a dashboard page run)."""
+    _current.set(user)
 
 
 @contextmanager
@@ -90,7 +97,7 @@ def acting_as(user: User | None) -> Iterator[None]:
 
 def allowed(user: User | None, permission: str) -> bool:
     if user is None:
-        return not _enforced
+        return not _enforced.get()
     return user.may(permission)
 
 

@@ -17,9 +17,11 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from analytics.access import ANALYTICS, PARTICIPANT_LEVEL, requires
 from analytics.filters import Filters
 from analytics.kpis import Period, adherence_sql
 from analytics.outcomes import OutcomeSettings, resolve_cutoff
+from analytics.spreadsheets import neutralise_frame
 from analytics.store import Store
 
 __all__ = ["ADHERENCE_BANDS", "DEFINITIONS", "FREQUENCIES", "MONTH_DAYS", "OUTREACH_COLUMNS", "RiskWeights",
@@ -72,6 +74,7 @@ WHERE a.attended_on BETWEEN $period_start::DATE AND $period_end::DATE
 GROUP BY ALL ORDER BY bucket, meeting_type, modality"""
 
 
+@requires(ANALYTICS)
 def attendance_over_time(store: Store, filters: Filters, period: Period, freq: str = "week") -> pd.DataFrame:
     """Meetings attended per week (Monday-Sunday) or calendar month, by meeting type and modality.
 
@@ -124,6 +127,7 @@ SELECT d.weekday, d.day_name, d.days_in_period::INTEGER AS days_in_period,
 FROM days d LEFT JOIN counts c USING (weekday) ORDER BY d.weekday"""
 
 
+@requires(ANALYTICS)
 def weekday_pattern(store: Store, filters: Filters, period: Period) -> pd.DataFrame:
     """Activity by day of the week (1 = Monday ... 7 = Sunday) in the period.
 
@@ -147,6 +151,7 @@ def weekday_pattern(store: Store, filters: Filters, period: Period) -> pd.DataFr
 ADHERENCE_BANDS = ("0%", "1-24%", "25-49%", "50-74%", "75-99%", "100%")
 
 
+@requires(PARTICIPANT_LEVEL)
 def adherence_by_participant(store: Store, filters: Filters, period: Period) -> pd.DataFrame:
     """One row per active participant with at least one eligible week in the period.
 
@@ -169,6 +174,7 @@ _BAND_SQL = ("CASE WHEN weeks_with_checkin = 0 THEN '0%' "
              "WHEN weeks_with_checkin / weeks < 0.75 THEN '50-74%' ELSE '75-99%' END")
 
 
+@requires(ANALYTICS)
 def adherence_distribution(store: Store, filters: Filters, period: Period) -> pd.DataFrame:
     """How many active participants fall in each adherence band (ADHERENCE_BANDS, in order).
 
@@ -205,6 +211,7 @@ SELECT mentor_id, count(*)::INTEGER AS active_mentees, sum(sessions)::INTEGER AS
 FROM s GROUP BY mentor_id ORDER BY active_mentees DESC, sessions DESC, mentor_id"""
 
 
+@requires(ANALYTICS)
 def mentor_caseloads(store: Store, filters: Filters, period: Period) -> pd.DataFrame:
     """One row per mentor with at least one session in the period, largest caseload first.
 
@@ -323,6 +330,7 @@ FROM (SELECT * EXCLUDE (engagement_points, silence_points, use_points),
 ORDER BY rank"""
 
 
+@requires(PARTICIPANT_LEVEL)
 def outreach_list(store: Store, filters: Filters, no_contact_days: int, as_of: dt.date | None = None,
                   weights: RiskWeights = RiskWeights()) -> pd.DataFrame:
     """Participants to reach out to: no contact for at least `no_contact_days` days, highest risk first.
@@ -362,5 +370,6 @@ def outreach_csv(frame: pd.DataFrame) -> bytes:
     It lists pseudonymous IDs only; it is for the program's own outreach, not for release.
     """
     buf = io.StringIO()
-    frame.to_csv(buf, index=False, date_format="%Y-%m-%d", float_format="%.1f", lineterminator="\n")
+    neutralise_frame(frame).to_csv(buf, index=False, date_format="%Y-%m-%d", float_format="%.1f",
+                                   lineterminator="\n")
     return buf.getvalue().encode("utf-8")

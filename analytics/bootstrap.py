@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from analytics import importer
+from analytics import access, importer
 from analytics.store import REPO_ROOT, Store, resolve_path
 
 SAMPLE_DIR = REPO_ROOT / "data" / "sample"
@@ -27,7 +27,7 @@ def ensure_store(path: str | os.PathLike | None = None, sample_dir: Path = SAMPL
     target.parent.mkdir(parents=True, exist_ok=True)
     building = target.with_name(target.name + f".building-{os.getpid()}")
     building.unlink(missing_ok=True)
-    with Store.open(building) as store:
+    with Store.open(building) as store, access.acting_as(access.SYSTEM):
         result = importer.import_files(store, [sample_dir], source="sample")
     if not result.ok:
         building.unlink(missing_ok=True)

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from analytics.access import ANALYTICS, requires
 from analytics.filters import Filters
 from analytics.kpis import km_from_counts, retention_counts
 from analytics.outcomes import OutcomeSettings, resolve_cutoff
@@ -115,6 +116,7 @@ class CohortRetention:
                 f"cohorts; data to {self.cutoff}; {self.filters.describe()}")
 
 
+@requires(ANALYTICS)
 def cohort_retention(store: Store, filters: Filters = Filters(), by: str = "month",
                      max_months: int | None = None,
                      settings: OutcomeSettings = OutcomeSettings()) -> CohortRetention:
@@ -182,6 +184,7 @@ FROM per JOIN sizes s USING (cohort)
 GROUP BY per.cohort, per.month ORDER BY per.cohort, per.month"""
 
 
+@requires(ANALYTICS)
 def cohort_trends(store: Store, filters: Filters = Filters(), by: str = "month",
                   settings: OutcomeSettings = OutcomeSettings()) -> pd.DataFrame:
     """Reported use, craving and mood by enrollment cohort and month since enrollment.

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from analytics import audit
+from analytics.access import IMPORT, requires
 from analytics.importformat import (
     ACTIVITY_TABLES,
     CODE_PATTERN,
@@ -668,6 +669,7 @@ def log_batch(db: Session, files: list[SourceFile], counts: dict[str, TableCount
 
 # ----------------------------------------------------------------- main ---
 
+@requires(IMPORT)
 def import_files(store: Store, paths: Iterable[str | Path], *, dry_run: bool = False,
                  today: dt.date | None = None, source: str = "user",
                  progress: Progress | None = None, user: str | None = None) -> ImportResult:

@@ -49,6 +49,7 @@ import numpy as np
 import pandas as pd
 
 from analytics import survival
+from analytics.access import ANALYTICS, requires
 from analytics.filters import Filters
 from analytics.outcomes import OutcomeSettings, durations_sql, resolve_cutoff
 from analytics.store import Store
@@ -369,6 +370,7 @@ def retention_window(period: Period, cutoff: dt.date, t: int, inactivity_days: i
     return period if period.end <= latest else Period.last_days(latest, period.days)
 
 
+@requires(ANALYTICS)
 def overview(store: Store, filters: Filters, period: Period,
              settings: OutcomeSettings = OutcomeSettings()) -> Overview:
     """The Overview KPIs for `period` and the previous period of the same length.
@@ -440,6 +442,7 @@ ORDER BY w.monday"""
 TREND_COLUMNS = ("active", "meetings", "checkins", "mentoring", "new_enrollments")
 
 
+@requires(ANALYTICS)
 def weekly_trends(store: Store, filters: Filters, period: Period) -> pd.DataFrame:
     """One row per ISO week (Monday-Sunday) overlapping `period`, oldest first.
 
@@ -491,6 +494,7 @@ BY_PROGRAM_DEFINITION = (
     "mood (1-5) over those check-ins.")
 
 
+@requires(ANALYTICS)
 def by_program(store: Store, filters: Filters, period: Period) -> pd.DataFrame:
     """People served, engagement dose and check-in outcomes per program (BY_PROGRAM_DEFINITION).
     The counts add up over programs to the Overview's (a participant is in one program)."""

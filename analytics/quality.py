@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from analytics.access import DATA_QUALITY, PARTICIPANT_LEVEL, requires
 from analytics.filters import Filters
 from analytics.importformat import TABLES
 from analytics.outcomes import OutcomeSettings, resolve_cutoff
@@ -21,6 +22,7 @@ __all__ = ["checkin_coverage", "import_history", "last_activity_by_program", "mi
            "participants_without_checkins"]
 
 
+@requires(DATA_QUALITY)
 def missing_values(store: Store, filters: Filters = Filters()) -> pd.DataFrame:
     """Missing (blank) values per column of each import table.
 
@@ -61,6 +63,7 @@ WHERE {where} AND p.enrolled_on <= $cutoff::DATE
 ORDER BY p.program, p.site, p.enrolled_on, p.participant_id"""
 
 
+@requires(PARTICIPANT_LEVEL)
 def participants_without_checkins(store: Store, filters: Filters = Filters(),
                                   settings: OutcomeSettings = OutcomeSettings()) -> pd.DataFrame:
     """Participants (matching the filters, enrolled on or before the cutoff) with no check-in
@@ -74,6 +77,7 @@ def participants_without_checkins(store: Store, filters: Filters = Filters(),
     return frame
 
 
+@requires(DATA_QUALITY)
 def checkin_coverage(store: Store, filters: Filters = Filters(),
                      settings: OutcomeSettings = OutcomeSettings()) -> pd.DataFrame:
     """Per program: participants (enrolled on or before the cutoff), without_checkins (no
@@ -103,6 +107,7 @@ FROM p LEFT JOIN a USING (participant_id) LEFT JOIN c USING (participant_id) LEF
 GROUP BY p.program ORDER BY p.program"""
 
 
+@requires(DATA_QUALITY)
 def last_activity_by_program(store: Store, filters: Filters = Filters()) -> pd.DataFrame:
     """Per program: participants, last_enrollment, last_attendance, last_checkin,
     last_mentoring (None when the program has none), last_activity (latest of the three

@@ -26,7 +26,7 @@ from importlib import metadata
 import pandas as pd
 import plotly.graph_objects as go
 
-from analytics import audit, cohorts, exports, kpis, privacy
+from analytics import access, audit, cohorts, exports, kpis, privacy
 from analytics.chart_export import ChartMeta
 from analytics.charts import color, new_figure
 from analytics.director_charts import cohort_heatmap, weekly_trends_figure
@@ -269,7 +269,13 @@ def build(store: Store, period: kpis.Period, filters: Filters = Filters(), *,
           threshold: int = privacy.DEFAULT_THRESHOLD, settings: OutcomeSettings = OutcomeSettings(),
           progress: Progress | None = None) -> Report:
     """Every section's numbers, protected, with its chart and table."""
-    say = progress or (lambda _msg: None)
+    access.check(access.PUBLISHED)  # then reads what it needs itself and publishes it protected
+    with access.acting_as(access.SYSTEM):
+        return _build(store, period, filters, threshold, settings, progress or (lambda _msg: None))
+
+
+def _build(store: Store, period: kpis.Period, filters: Filters, threshold: int, settings: OutcomeSettings,
+           say: Progress) -> Report:
     privacy.check_threshold(threshold)
     report = Report(period, filters, resolve_cutoff(store, settings), threshold, dt.datetime.now())
     say("counting people served and engagement")

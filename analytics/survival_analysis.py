@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from analytics import competing, survival
+from analytics.access import ANALYTICS, requires
 from analytics.filters import Filters
 from analytics.outcomes import GROUP_COLUMNS, Durations, OutcomeSettings, durations
 from analytics.store import Store
@@ -86,6 +87,7 @@ def risk_times(max_days: float, step: int = 90) -> list[int]:
     return list(range(0, int(max(max_days, 365)) + 1, step))
 
 
+@requires(ANALYTICS)
 def analyse(store: Store, outcome: str, *, by: str | None = None, adjust: Sequence[str] = (),
             strata: str | None = None, settings: OutcomeSettings = OutcomeSettings(),
             filters: Filters = Filters(), times: tuple[int, ...] = survival.TIMES,

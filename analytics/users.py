@@ -28,7 +28,7 @@ from analytics.access import ROLES, User
 from analytics.store import Session, Store
 
 __all__ = ["MIN_PASSWORD", "SignInError", "SignInPolicy", "add_user", "authenticate", "disable_user",
-           "has_users", "list_users", "set_role"]
+           "has_users", "list_users", "session_ended", "set_role", "sign_in_required"]
 
 MIN_PASSWORD = 12
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{1,63}$")
@@ -72,6 +72,22 @@ def _check_password(password: str) -> str:
     if len(password or "") < MIN_PASSWORD:
         raise ValueError(f"a password has at least {MIN_PASSWORD} characters")
     return password
+
+
+def sign_in_required(store: Store) -> bool:
+    """True once the store holds anything besides the bundled synthetic sample."""
+    return bool(store.scalar("SELECT count(*) FROM import_batches WHERE source IS DISTINCT FROM 'sample'"))
+
+
+def session_ended(signed_in_at: dt.datetime, last_seen: dt.datetime, now: dt.datetime,
+                  policy: SignInPolicy | None = None) -> str | None:
+    """Why a dashboard session has ended ('idle' or 'expired'), or None while it is valid."""
+    policy = policy or SignInPolicy()
+    if now - signed_in_at > dt.timedelta(hours=policy.session_hours):
+        return "expired"
+    if now - last_seen > dt.timedelta(minutes=policy.idle_minutes):
+        return "idle"
+    return None
 
 
 def has_users(store: Store) -> bool:

@@ -1,6 +1,8 @@
 """Streamlit entry point: `streamlit run dashboard/app.py`.
 
-Pages only gather filters, call analytics/, and lay out the result.
+Pages only gather filters, call analytics/, and lay out the result. Each role sees only
+the pages it may open (analytics.access); a page left out of the navigation cannot be
+opened by its URL, and every page checks again (dashboard.auth.guard).
 """
 
 import sys
@@ -10,17 +12,31 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # so `analytics
 
 import streamlit as st  # noqa: E402
 
+from analytics import access  # noqa: E402
+from dashboard import auth  # noqa: E402
+
 st.set_page_config(page_title="Recovery outcomes", page_icon=":material/monitoring:", layout="wide")
 
+# page file, title, icon, the permission it needs
 PAGES = [
-    st.Page("views/home.py", title="Home", icon=":material/home:", default=True),
-    st.Page("views/overview.py", title="Overview", icon=":material/dashboard:"),
-    st.Page("views/engagement.py", title="Engagement", icon=":material/groups:"),
-    st.Page("views/cohorts.py", title="Cohorts", icon=":material/grid_on:"),
-    st.Page("views/survival.py", title="Sobriety and retention", icon=":material/timeline:"),
-    st.Page("views/engagement_retention.py", title="Engagement and retention", icon=":material/insights:"),
-    st.Page("views/reports.py", title="Reports", icon=":material/description:"),
-    st.Page("views/data.py", title="Data", icon=":material/database:"),
+    ("views/home.py", "Home", ":material/home:", access.ANALYTICS),
+    ("views/overview.py", "Overview", ":material/dashboard:", access.ANALYTICS),
+    ("views/engagement.py", "Engagement", ":material/groups:", access.PARTICIPANT_LEVEL),
+    ("views/cohorts.py", "Cohorts", ":material/grid_on:", access.ANALYTICS),
+    ("views/survival.py", "Sobriety and retention", ":material/timeline:", access.ANALYTICS),
+    ("views/engagement_retention.py", "Engagement and retention", ":material/insights:", access.ANALYTICS),
+    ("views/published.py", "Published charts", ":material/verified_user:", access.PUBLISHED),
+    ("views/reports.py", "Reports", ":material/description:", access.PUBLISHED),
+    ("views/data.py", "Data", ":material/database:", access.DATA_QUALITY),
+    ("views/admin.py", "Users and audit log", ":material/admin_panel_settings:", access.USERS),
 ]
 
-st.navigation(PAGES).run()
+access.enforce()
+user = auth.current()
+if user is None:
+    st.navigation([st.Page(auth.sign_in_form, title="Sign in", icon=":material/login:")]).run()
+    st.stop()
+allowed = [(path, title, icon) for path, title, icon, permission in PAGES if user.may(permission)]
+auth.sign_out_button(user)
+st.navigation([st.Page(path, title=title, icon=icon, default=i == 0)
+               for i, (path, title, icon) in enumerate(allowed)]).run()

@@ -13,7 +13,7 @@ from typing import Any
 
 import streamlit as st
 
-from analytics import chart_export
+from analytics import access, chart_export
 from analytics.bootstrap import ensure_store
 from analytics.exports import MIME, ChartExport
 from analytics.filters import Filters
@@ -40,6 +40,7 @@ def _call(name: str, version: tuple, path: str, args: tuple, kwargs: dict) -> An
 def cached(func, *args, **kwargs) -> Any:
     """func(store, *args, **kwargs), cached per store file, per arguments (the filters) and
     per the store's last import, so a new import shows at once."""
+    access.check(access.permission_of(func))  # before the lookup: a cache hit never runs func's own check
     store = get_store()
     return _call(f"{func.__module__}.{func.__qualname__}", store.data_version(), str(store.path), args, kwargs)
 
@@ -86,9 +87,11 @@ def downloads(title: str, build: Callable[[], ChartExport], *, key: str, filters
     """
     store = get_store()
     stem = chart_export.filename(title, "png").removesuffix(".png")
+    user = access.current_user()
+    name = user.name if user else None
 
     def make(fmt: str) -> Callable[[], bytes]:
-        return lambda: build().save(store, fmt, filters=filters)
+        return lambda: build().save(store, fmt, user=name, filters=filters)
 
     with st.popover("Download", icon=":material/download:", key=f"{key}_downloads"):
         st.caption("Small counts are hidden in every file (counts of 1-10 shown as <11).")

@@ -8,11 +8,20 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from analytics import synthetic
+from analytics import access, synthetic
 from analytics.importformat import TABLES
 from analytics.store import Store
 
 TODAY = dt.date(2026, 11, 27)  # fixed "today" so date rules do not move under the tests
+
+
+@pytest.fixture(autouse=True)
+def _dashboard_access_off():
+    """An AppTest runs the app in this process and turns access enforcement on; library
+    tests after it run as the command line does (no user acting, nothing enforced)."""
+    yield
+    access.enforce(False)
+    access.set_user(None)
 
 
 @pytest.fixture(scope="session")

@@ -18,6 +18,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from analytics import activity
+from analytics.access import User
 from analytics.bootstrap import ensure_store
 from analytics.cohorts import cohort_retention
 from analytics.filters import Filters
@@ -174,7 +175,7 @@ def test_outreach_list_equals_the_analytics_and_follows_days_and_filters(app: Ap
     assert shown_list.participant_id.tolist() == expected.participant_id.tolist()
     assert shown_list.risk_score.tolist() == expected.risk_score.tolist()
     assert metric(app, "Participants to reach out to") == f"{len(expected):,}"
-    button = app.download_button[0]
+    button = app.download_button(key="outreach_download")
     assert button.label == "Download outreach list (CSV)"
 
     app.number_input(key="no_contact_days").set_value(60).run()
@@ -279,6 +280,13 @@ def test_data_page_imports_a_good_file_and_every_page_sees_it(copy: Path):
                                    ("attendance.csv", NEW_ATTENDANCE, "text/csv")]).run()
     at.button(key="import").click().run()
     assert not at.exception
+    # the store now holds more than the sample: the demo is over, everyone signs in
+    assert any("users add NAME --role admin" in w.value for w in at.warning)
+    now = dt.datetime.now()
+    at.session_state["user"] = User("root", "admin")  # as if signed in (tests/test_auth.py signs in for real)
+    at.session_state["signed_in_at"] = at.session_state["last_seen"] = now
+    at.run()
+    at.switch_page("views/data.py").run()
     assert any("Imported batch 2" in s.value for s in at.success)
     counts = table(at, "import_counts").set_index("table")
     assert counts.loc["participants", "new"] == 1 and counts.loc["attendance", "new"] == 1

@@ -4,10 +4,17 @@ by month since enrollment."""
 import pandas as pd
 import streamlit as st
 
+from analytics import access, page_exports
 from analytics.cohorts import COHORT_UNITS, cohort_retention, cohort_trends
-from analytics.director_charts import TREND_MEASURES, cohort_heatmap, cohort_trend_figure
-from dashboard.common import cached, sidebar_filters
+from analytics.director_charts import (
+    TREND_MEASURES,
+    cohort_heatmap,
+    cohort_trend_figure,
+)
+from dashboard.auth import guard
+from dashboard.common import cached, downloads, sidebar_filters
 
+user = guard(access.ANALYTICS)
 filters = sidebar_filters()
 st.title("Cohorts")
 by = st.segmented_control(
@@ -23,6 +30,8 @@ if retention.empty:
     st.warning("Nothing to show: no participant matches the filters. Widen the filters in the sidebar.")
     st.stop()
 st.plotly_chart(cohort_heatmap(retention), theme=None, key="cohort_heatmap")
+downloads(f"Retention by enrollment {by}", lambda: page_exports.cohort_heatmap_export(retention), key="cohort_heatmap",
+          filters=filters)
 
 table = retention.table()
 months = [c for c in table.columns if c.startswith("month_")]
@@ -51,5 +60,8 @@ if trends.empty:
     st.info("No check-ins for participants matching the filters.")
 else:
     st.plotly_chart(cohort_trend_figure(trends, measure, by, filters), theme=None, key="cohort_trends")
+    downloads(f"{TREND_MEASURES[measure][0]} by cohort",
+              lambda: page_exports.cohort_trends_export(trends, measure, by, filters, retention.cutoff),
+              key="cohort_trends", filters=filters)
     st.caption("Click a cohort in the legend to hide it, double-click to show it alone. With cohorts by month "
                "there are many lines: quarters are easier to compare.")

@@ -12,16 +12,18 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from analytics import quality
+from analytics import access, quality
 from analytics.importer import ImportResult, import_files, problems_csv
 from analytics.store import Store
 from analytics.summary import import_history
+from dashboard.auth import guard
 from dashboard.common import cached, get_store, sidebar_filters
 
 PROBLEM_COLUMNS = ["file", "row", "column", "value", "problem"]
 
 
-def import_uploads(store: Store, files: Iterable[tuple[str, bytes]], *, dry_run: bool = False) -> ImportResult:
+def import_uploads(store: Store, files: Iterable[tuple[str, bytes]], *, dry_run: bool = False,
+                   user: str | None = None) -> ImportResult:
     """Save uploaded (name, content) pairs in a temporary folder under their own file names
     (the importer tells the tables apart by name or header) and import them into `store`.
     All or nothing: on any problem nothing is written (see analytics.importer)."""
@@ -31,7 +33,7 @@ def import_uploads(store: Store, files: Iterable[tuple[str, bytes]], *, dry_run:
             path = Path(tmp) / Path(name).name  # the base name only: never a path from the browser
             path.write_bytes(content)
             paths.append(path)
-        return import_files(store, paths, dry_run=dry_run, source="user")
+        return import_files(store, paths, dry_run=dry_run, source="user", user=user)
 
 
 def duplicate_names(names: Iterable[str]) -> list[str]:
@@ -98,40 +100,50 @@ def show_outcome(done: dict) -> None:
         st.warning("Skipped (not .csv or .xlsx): " + ", ".join(done["skipped"]))
 
 
+user = guard(access.DATA_QUALITY)
 filters = sidebar_filters()
 store = get_store()
 st.title("Data")
 
 # --- import ---------------------------------------------------------------------------
-st.subheader("Import files")
-st.markdown(
-    "CSV (UTF-8, ISO dates YYYY-MM-DD) or Excel files in the import format: `participants`, `attendance`, "
-    "`checkins`, `mentoring` (named so, or recognised by their columns). Every row is checked first; if "
-    "anything is wrong, **nothing** is imported and you get the full list of problems. Rows already in the "
-    "store are matched by their keys: importing a file again changes nothing, a changed row is updated. "
-    "Only pseudonymous records: columns such as name, email or date of birth are refused.")
-if "uploader" not in st.session_state:
-    st.session_state.uploader = 0
-uploads = st.file_uploader("Files to import", type=["csv", "xlsx"], accept_multiple_files=True,
-                           key=f"uploads_{st.session_state.uploader}")
-check_only = st.checkbox("Only check the files (dry run: nothing is written)", key="dry_run")
-dupes = duplicate_names(u.name for u in uploads)
-if dupes:
-    st.warning(f"Two files share the name {', '.join(dupes)}: rename one, or import them one at a time.")
-if store.read_only:
-    st.warning("The store is open read-only in this dashboard: files can only be checked, not imported.")
-clicked = st.button("Check" if check_only else "Import", type="primary", key="import",
-                    disabled=not uploads or bool(dupes), icon=":material/upload:")
-if clicked:
-    with st.spinner(f"{'Checking' if check_only else 'Checking and importing'} {len(uploads)} file(s)..."):
-        result = import_uploads(store, [(u.name, u.getvalue()) for u in uploads],
-                                dry_run=check_only or store.read_only)
-    st.session_state.import_outcome = outcome(result)
-    if result.ok and not result.dry_run:
-        st.session_state.uploader += 1  # empty the uploader: these files are in
-        st.rerun()  # redraw everything, the sidebar's programs and sites included, from the new data
-if "import_outcome" in st.session_state:
-    show_outcome(st.session_state.import_outcome)
+def import_section(user_name: str) -> None:
+    """Upload, check and import (admins only: analytics.importer refuses others too)."""
+    st.subheader("Import files")
+    st.markdown(
+        "CSV (UTF-8, ISO dates YYYY-MM-DD) or Excel files in the import format: `participants`, `attendance`, "
+        "`checkins`, `mentoring` (named so, or recognised by their columns). Every row is checked first; if "
+        "anything is wrong, **nothing** is imported and you get the full list of problems. Rows already in the "
+        "store are matched by their keys: importing a file again changes nothing, a changed row is updated. "
+        "Only pseudonymous records: columns such as name, email or date of birth are refused.")
+    if "uploader" not in st.session_state:
+        st.session_state.uploader = 0
+    uploads = st.file_uploader("Files to import", type=["csv", "xlsx"], accept_multiple_files=True,
+                               key=f"uploads_{st.session_state.uploader}")
+    check_only = st.checkbox("Only check the files (dry run: nothing is written)", key="dry_run")
+    dupes = duplicate_names(u.name for u in uploads)
+    if dupes:
+        st.warning(f"Two files share the name {', '.join(dupes)}: rename one, or import them one at a time.")
+    if store.read_only:
+        st.warning("The store is open read-only in this dashboard: files can only be checked, not imported.")
+    clicked = st.button("Check" if check_only else "Import", type="primary", key="import",
+                        disabled=not uploads or bool(dupes), icon=":material/upload:")
+    if clicked:
+        with st.spinner(f"{'Checking' if check_only else 'Checking and importing'} {len(uploads)} file(s)..."):
+            result = import_uploads(store, [(u.name, u.getvalue()) for u in uploads],
+                                    dry_run=check_only or store.read_only, user=user_name)
+        st.session_state.import_outcome = outcome(result)
+        if result.ok and not result.dry_run:
+            st.session_state.uploader += 1  # empty the uploader: these files are in
+            st.rerun()  # redraw everything, the sidebar's programs and sites included, from the new data
+    if "import_outcome" in st.session_state:
+        show_outcome(st.session_state.import_outcome)
+
+
+if user.may(access.IMPORT):
+    import_section(user.name)
+else:
+    st.subheader("Import files")
+    st.info("Only an admin can import files.")
 
 # --- import history -------------------------------------------------------------------
 st.subheader("Import history")

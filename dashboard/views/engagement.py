@@ -3,11 +3,29 @@ caseloads, and the outreach list of participants with no recent contact."""
 
 import streamlit as st
 
-from analytics import activity
-from analytics.director_charts import adherence_figure, attendance_figure, caseload_figure, weekday_figure
+from analytics import access, activity, audit, page_exports
+from analytics.director_charts import (
+    adherence_figure,
+    attendance_figure,
+    caseload_figure,
+    weekday_figure,
+)
 from analytics.kpis import Period, default_period
 from analytics.outcomes import OutcomeSettings, resolve_cutoff
-from dashboard.common import cached, sidebar_filters
+from dashboard.auth import guard, log_view
+from dashboard.common import cached, downloads, get_store, sidebar_filters
+
+user = guard(access.PARTICIPANT_LEVEL)
+store = get_store()
+
+
+def audited_outreach_csv(frame, user_name: str) -> bytes:
+    """The list as CSV, recorded in the audit log (participant-level data leaving the app)."""
+    data = activity.outreach_csv(frame)
+    audit.record(store, "export", f"outreach-{as_of}.csv", user=user_name, participants=len(frame),
+                 days=int(days), filters=filters)
+    return data
+
 
 filters = sidebar_filters()
 st.title("Engagement")
@@ -41,6 +59,9 @@ if attendance.empty:
 else:
     st.plotly_chart(attendance_figure(attendance, period, filters, by=split, freq=freq), theme=None,
                     key="attendance")
+    downloads(f"Meetings attended per {freq}",
+              lambda: page_exports.attendance_export(attendance, period, filters, default.end, by=split, freq=freq),
+              key="attendance", filters=filters)
 
 # --- weekday pattern ------------------------------------------------------------------
 st.subheader("When do participants engage?")
@@ -50,6 +71,8 @@ if not weekday[["meetings", "checkins", "mentoring"]].to_numpy().any():
     st.info("No meetings, check-ins or mentoring sessions in this period for participants matching the filters.")
 else:
     st.plotly_chart(weekday_figure(weekday, period, filters), theme=None, key="weekday")
+    downloads("Activity by day of the week", lambda: page_exports.weekday_export(weekday, period, filters, default.end),
+              key="weekday", filters=filters)
 
 # --- check-in adherence ---------------------------------------------------------------
 st.subheader("Who keeps checking in?")
@@ -62,6 +85,8 @@ if not adherence.participants.any():
                "this period has no whole Monday-Sunday week. Pick a period of at least one whole week."))
 else:
     st.plotly_chart(adherence_figure(adherence, period, filters), theme=None, key="adherence")
+    downloads("Check-in adherence", lambda: page_exports.adherence_export(adherence, period, filters, default.end),
+              key="adherence", filters=filters)
 
 # --- mentor caseloads -----------------------------------------------------------------
 st.subheader("How large are mentor caseloads?")
@@ -71,6 +96,8 @@ if caseloads.empty:
     st.info("No mentoring sessions in this period for participants matching the filters.")
 else:
     st.plotly_chart(caseload_figure(caseloads, period, filters), theme=None, key="caseloads")
+    downloads("Mentor caseloads", lambda: page_exports.caseload_export(caseloads, period, filters, default.end),
+              key="caseloads", filters=filters)
     with st.expander(f"Caseload per mentor ({len(caseloads):,} mentors)"):
         st.dataframe(caseloads, hide_index=True, width="stretch", key="caseload_table", column_config={
             "mentor_id": "Mentor", "active_mentees": "Active mentees", "sessions": "Sessions",
@@ -97,6 +124,7 @@ st.caption(f"As of **{as_of}** (the last date in the data); {filters.describe()}
 if outreach.empty:
     st.info(f"No participant matching the filters has gone {int(days)} days or more without contact.")
 else:
+    log_view(user, "outreach list", days=int(days), filters=filters)
     st.metric("Participants to reach out to", f"{len(outreach):,}")
     st.dataframe(
         outreach, hide_index=True, width="stretch", key="outreach_table", placeholder="—",
@@ -111,7 +139,7 @@ else:
             "mentoring_4w": "Mentoring (4 wk)", "used_4w": "Reported use (4 wk)",
             "risk_score": st.column_config.ProgressColumn("Risk score", format="%.1f", min_value=0,
                                                           max_value=100)})
-    st.download_button("Download outreach list (CSV)", data=lambda: activity.outreach_csv(outreach),
+    st.download_button("Download outreach list (CSV)", data=lambda: audited_outreach_csv(outreach, user.name),
                        file_name=f"outreach-{as_of}.csv", mime="text/csv", key="outreach_download",
                        on_click="ignore", icon=":material/download:",
                        help="All columns, including the parts of the risk score. For the program's own "

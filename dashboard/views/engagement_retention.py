@@ -2,11 +2,14 @@
 
 import streamlit as st
 
-from analytics import engagement_charts
+from analytics import access, engagement_charts, page_exports
 from analytics.engagement import EXPLANATION, analyse_engagement
+from analytics.outcomes import OutcomeSettings, resolve_cutoff
 from analytics.survival_analysis import NoData
-from dashboard.common import cached, sidebar_filters
+from dashboard.auth import guard
+from dashboard.common import cached, downloads, sidebar_filters
 
+user = guard(access.ANALYTICS)
 filters = sidebar_filters()
 st.title("Engagement and retention")
 st.caption("Does engagement go with staying in the program, and with staying sober? "
@@ -24,6 +27,7 @@ except NoData as exc:
     st.warning(f"Nothing to show: {exc}. Widen the filters in the sidebar.")
     st.stop()
 
+cutoff = cached(resolve_cutoff, OutcomeSettings())  # the data cutoff the analysis ran to, for the files
 a, b, c = st.columns(3)
 a.metric("Participants", f"{analysis.n:,}")
 b.metric("Events", f"{analysis.events:,}")
@@ -31,15 +35,23 @@ c.metric("Person-weeks", f"{analysis.person_weeks:,}")
 
 st.subheader("Week by week: last week's engagement and this week's risk")
 st.plotly_chart(engagement_charts.hazard_ratio_figure(analysis), theme=None, key="hr")
+downloads("Engagement hazard ratios", lambda: page_exports.hazard_ratio_export(analysis, filters, cutoff), key="hr",
+          filters=filters)
 st.subheader("The naive answer, and why it misleads")
 st.info(EXPLANATION, icon=":material/lightbulb:")
 st.plotly_chart(engagement_charts.naive_vs_correct_figure(analysis), theme=None, key="naive")
+downloads("Naive and corrected hazard ratios", lambda: page_exports.naive_vs_correct_export(analysis, filters, cutoff),
+          key="naive", filters=filters)
 st.subheader(f"Landmark at day {day}: engagement before it, staying after it")
 if any(lm.day == day for lm in analysis.landmarks):
     st.plotly_chart(engagement_charts.landmark_km_figure(analysis, day), theme=None, key="landmark_km")
+    downloads(f"Landmark at day {day}", lambda: page_exports.landmark_km_export(analysis, day, filters, cutoff),
+              key="landmark_km", filters=filters)
 else:
     st.info(f"Nobody left to analyse at day {day} with these filters.")
 st.plotly_chart(engagement_charts.dose_response_figure(analysis), theme=None, key="dose")
+downloads("Dose-response", lambda: page_exports.dose_response_export(analysis, filters, cutoff), key="dose",
+          filters=filters)
 if analysis.gee:
     st.subheader("Repeated measures: reported use and craving")
     st.dataframe(analysis.gee_table(), hide_index=True, width="stretch",

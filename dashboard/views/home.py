@@ -2,9 +2,12 @@
 
 import streamlit as st
 
+from analytics import access
 from analytics.summary import store_summary
+from dashboard.auth import guard
 from dashboard.common import get_store, sidebar_filters
 
+guard(access.ANALYTICS)
 sidebar_filters()  # not used here; shown so the choices carry over to the other pages
 store = get_store()
 summary = store_summary(store)

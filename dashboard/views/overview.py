@@ -2,10 +2,13 @@
 
 import streamlit as st
 
+from analytics import access, page_exports
 from analytics.director_charts import weekly_trends_figure
 from analytics.kpis import Kpi, Period, default_period, overview, weekly_trends
-from dashboard.common import cached, sidebar_filters
+from dashboard.auth import guard
+from dashboard.common import cached, downloads, sidebar_filters
 
+user = guard(access.ANALYTICS)
 filters = sidebar_filters()
 st.title("Overview")
 
@@ -87,6 +90,7 @@ st.caption("The question mark next to each label gives its exact definition. pp 
 with st.spinner("Counting week by week..."):
     trends = cached(weekly_trends, filters, period)
 st.plotly_chart(weekly_trends_figure(trends, period, filters), theme=None, key="weekly_trends")
+downloads("Weekly trends", lambda: page_exports.weekly_trends_export(trends, ov), key="weekly_trends", filters=filters)
 
 with st.expander("All KPIs as a table, with their definitions"):
     rows = []

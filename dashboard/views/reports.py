@@ -4,12 +4,14 @@ import datetime as dt
 
 import streamlit as st
 
-from analytics import privacy
+from analytics import access, privacy
 from analytics.exports import TooFew
 from analytics.kpis import Period, default_period
 from analytics.report import write_report
+from dashboard.auth import guard
 from dashboard.common import cached, get_store, sidebar_filters
 
+user = guard(access.PUBLISHED)
 filters = sidebar_filters()
 st.title("Reports")
 st.write("An outcome report for funders: people served, engagement dose, retention at 30/90/180 days, "
@@ -33,7 +35,7 @@ period = Period(*picked)
 if st.button("Build the report", type="primary", key="build_report"):
     with st.status("Building the report...", expanded=True) as status:
         try:
-            pdf = write_report(get_store(), period, None, filters, threshold=int(threshold),
+            pdf = write_report(get_store(), period, None, filters, threshold=int(threshold), user=user.name,
                                progress=lambda msg: st.write(msg.capitalize() + "..."))
         except TooFew as exc:
             status.update(label="Nothing to report", state="error")

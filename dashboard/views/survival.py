@@ -2,13 +2,15 @@
 
 import streamlit as st
 
-from analytics import exports, survival_charts
+from analytics import access, exports, page_exports, survival_charts
 from analytics.outcomes import GROUP_COLUMNS
 from analytics.survival_analysis import NoData, analyse
+from dashboard.auth import guard
 from dashboard.common import cached, downloads, sidebar_filters
 
 LABELS = {"sobriety": "Sobriety", "retention": "Retention"}
 
+user = guard(access.ANALYTICS)
 filters = sidebar_filters()
 st.title("Sobriety and retention")
 left, middle, right = st.columns(3)
@@ -53,6 +55,7 @@ if analysis.pairwise:
 if analysis.cox is not None:
     st.subheader("Hazard ratios (Cox model)")
     st.plotly_chart(survival_charts.cox_figure(analysis), theme=None, key="cox")
+    downloads("Hazard ratios (Cox model)", lambda: page_exports.cox_export(analysis), key="cox", filters=filters)
 for warning in analysis.warnings:
     st.warning(warning)
 if analysis.incidence is not None:

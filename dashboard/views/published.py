@@ -1,0 +1,45 @@
+"""Published charts (grant writers): the report's charts and tables, every small number hidden."""
+
+import streamlit as st
+
+from analytics import access, privacy
+from analytics.exports import TooFew
+from analytics.kpis import Period, default_period
+from analytics.report import build
+from dashboard.auth import guard
+from dashboard.common import cached, downloads, sidebar_filters
+
+guard(access.PUBLISHED)
+filters = sidebar_filters()
+st.title("Published charts")
+st.write("The charts and tables of the outcome report, ready for a funder: every count below "
+         f"{privacy.DEFAULT_THRESHOLD} is hidden, in the page and in every download.")
+st.caption(privacy.method_statement())
+
+last = cached(default_period).end
+year = Period.last_days(last, 365)
+picked = st.date_input("Reporting period", value=(year.start, year.end), max_value=last, key="report_period",
+                       bind="query-params", format="YYYY-MM-DD", width=320,
+                       help="Both days included. Default: the 365 days up to the last date in the data.")
+if len(picked) != 2:
+    st.info("Pick the last day of the reporting period too.")
+    st.stop()
+period = Period(*picked)
+
+try:
+    with st.spinner("Counting and protecting the numbers..."):
+        report = cached(build, period, filters)
+except TooFew as exc:
+    st.warning(f"Nothing to show: {exc}. Widen the filters or pick another period.")
+    st.stop()
+
+for s, section in enumerate(report.sections):
+    st.header(section.title)
+    st.write(section.text)
+    for e, export in enumerate(section.exports):
+        key = f"published_{s}_{e}"
+        if export.figure is not None:
+            st.plotly_chart(export.figure, theme=None, key=key)
+        st.dataframe(export.table.display(), width="stretch", key=f"{key}_table")
+        st.caption(" ".join(export.meta.caption_lines()))
+        downloads(export.meta.title, lambda export=export: export, key=key, filters=filters)

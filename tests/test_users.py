@@ -1,0 +1,169 @@
+"""Accounts, sign-in, lock-out, timeouts, roles and the data-access checks in analytics/."""
+
+from __future__ import annotations
+
+import datetime as dt
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from analytics import access, activity, audit, report, users
+from analytics.access import AccessDenied, User
+from analytics.filters import Filters
+from analytics.importer import import_files
+from analytics.kpis import Period, overview
+from analytics.store import Store
+from tests.conftest import TODAY
+
+ROOT = Path(__file__).resolve().parent.parent
+PASSWORD = "correct horse battery staple"
+POLICY = users.SignInPolicy(max_failures=3, lockout_minutes=15, idle_minutes=30, session_hours=12)
+NOW = dt.datetime(2026, 11, 27, 9, 0)
+
+
+@pytest.fixture
+def accounts(store: Store) -> Store:
+    users.add_user(store, "amira", "director", PASSWORD)
+    users.add_user(store, "gw", "grant_writer", PASSWORD)
+    return store
+
+
+def test_password_is_hashed_with_argon2(accounts: Store):
+    stored = accounts.scalar("SELECT password_hash FROM users WHERE user_name = 'amira'")
+    assert stored.startswith("$argon2id$") and PASSWORD not in stored
+
+
+def test_sign_in(accounts: Store):
+    assert users.authenticate(accounts, "amira", PASSWORD, policy=POLICY, now=NOW) == User("amira", "director")
+    entry = audit.entries(accounts).iloc[0]
+    assert (entry.action, entry.user_name) == ("sign_in", "amira")
+
+
+@pytest.mark.parametrize(("name", "password"), [("amira", "wrong password!"), ("nobody", PASSWORD), ("", ""),
+                                                 ("amira' OR '1'='1", "x' OR '1'='1")])
+def test_wrong_name_or_password_is_refused_the_same_way(accounts: Store, name: str, password: str):
+    with pytest.raises(users.SignInError, match="wrong user name or password"):
+        users.authenticate(accounts, name, password, policy=POLICY, now=NOW)
+    assert audit.entries(accounts).iloc[0].action == "sign_in_failed"
+
+
+def test_lock_out_after_repeated_failures_then_unlock(accounts: Store):
+    for _ in range(POLICY.max_failures):
+        with pytest.raises(users.SignInError):
+            users.authenticate(accounts, "amira", "wrong password!", policy=POLICY, now=NOW)
+    assert audit.entries(accounts, action="lock_out").what.tolist() == ["amira"]
+    with pytest.raises(users.SignInError, match="locked until 09:15"):  # even with the right password
+        users.authenticate(accounts, "amira", PASSWORD, policy=POLICY, now=NOW + dt.timedelta(minutes=5))
+    later = NOW + dt.timedelta(minutes=16)
+    assert users.authenticate(accounts, "amira", PASSWORD, policy=POLICY, now=later).role == "director"
+
+
+def test_a_success_resets_the_failure_count(accounts: Store):
+    for _ in range(POLICY.max_failures - 1):
+        with pytest.raises(users.SignInError):
+            users.authenticate(accounts, "amira", "wrong password!", policy=POLICY, now=NOW)
+    users.authenticate(accounts, "amira", PASSWORD, policy=POLICY, now=NOW)
+    with pytest.raises(users.SignInError, match="wrong user name"):  # one more failure does not lock
+        users.authenticate(accounts, "amira", "wrong password!", policy=POLICY, now=NOW)
+
+
+def test_disable_and_set_role(accounts: Store):
+    users.set_role(accounts, "amira", "clinician", by="admin1")
+    assert users.authenticate(accounts, "amira", PASSWORD, policy=POLICY, now=NOW).role == "clinician"
+    users.disable_user(accounts, "amira", by="admin1")
+    with pytest.raises(users.SignInError):
+        users.authenticate(accounts, "amira", PASSWORD, policy=POLICY, now=NOW)
+    changes = audit.entries(accounts, action="user_change")
+    assert changes.user_name.tolist()[:2] == ["admin1", "admin1"]
+    with pytest.raises(ValueError, match="no user"):
+        users.disable_user(accounts, "ghost")
+    with pytest.raises(ValueError, match="unknown role"):
+        users.set_role(accounts, "gw", "boss")
+
+
+@pytest.mark.parametrize(("name", "role", "password", "message"), [
+    ("amira", "director", PASSWORD, "already exists"), ("AMIRA", "director", PASSWORD, "already exists"),
+    ("x", "director", PASSWORD, "user name"), ("bo b", "director", PASSWORD, "user name"),
+    ("bob", "boss", PASSWORD, "unknown role"), ("bob", "director", "short", "at least 12")])
+def test_bad_accounts_are_refused(accounts: Store, name, role, password, message):
+    with pytest.raises(ValueError, match=message):
+        users.add_user(accounts, name, role, password)
+
+
+def test_session_timeouts():
+    start = NOW
+    assert users.session_ended(start, start + dt.timedelta(minutes=29), start + dt.timedelta(minutes=30),
+                               POLICY) is None
+    assert users.session_ended(start, start, start + dt.timedelta(minutes=31), POLICY) == "idle"
+    assert users.session_ended(start, start + dt.timedelta(hours=12, minutes=1), start + dt.timedelta(
+        hours=12, minutes=1), POLICY) == "expired"
+
+
+def test_sign_in_is_required_once_real_data_lands(store: Store, valid_dir: Path):
+    assert not users.sign_in_required(store)  # empty
+    import_files(store, [valid_dir], today=TODAY, source="sample")
+    assert not users.sign_in_required(store)  # the bundled sample only
+    (valid_dir / "participants.csv").write_text((valid_dir / "participants.csv").read_text())
+    import_files(store, [valid_dir], today=TODAY)  # the user's own files (nothing changed, still a batch)
+    assert users.sign_in_required(store) == bool(store.scalar(
+        "SELECT count(*) FROM import_batches WHERE source = 'user'"))
+
+
+# --- roles and data access -------------------------------------------------------------------
+
+def test_role_permissions():
+    may = {role: access.PERMISSIONS[role] for role in access.ROLES}
+    assert access.PARTICIPANT_LEVEL in may["director"] and access.PARTICIPANT_LEVEL in may["clinician"]
+    assert may["grant_writer"] == {access.PUBLISHED}
+    assert access.USERS in may["admin"] and access.IMPORT in may["admin"]
+    assert not {access.USERS, access.IMPORT} & (may["director"] | may["clinician"])
+
+
+def test_data_functions_check_the_acting_user(sample):  # noqa: F811
+    period = Period(dt.date(2026, 9, 1), dt.date(2026, 9, 30))
+    with access.acting_as(User("gw", "grant_writer")):
+        with pytest.raises(AccessDenied, match="participant-level"):
+            activity.outreach_list(sample, Filters(), 14)
+        with pytest.raises(AccessDenied, match="analytics"):
+            overview(sample, Filters(), period)
+        assert report.build(sample, period).sections  # the published, suppressed numbers are allowed
+    with access.acting_as(User("cli", "clinician")):
+        assert not activity.outreach_list(sample, Filters(), 14).empty
+    assert not activity.outreach_list(sample, Filters(), 14).empty  # command line: nobody acting
+    access.enforce()
+    with pytest.raises(AccessDenied, match="nobody signed in"):
+        activity.outreach_list(sample, Filters(), 14)
+
+
+def test_imports_need_the_admin_role(store: Store, valid_dir: Path):
+    with access.acting_as(User("amira", "director")), pytest.raises(AccessDenied):
+        import_files(store, [valid_dir], today=TODAY)
+    with access.acting_as(User("root", "admin")):
+        assert import_files(store, [valid_dir], today=TODAY).ok
+
+
+# --- command line ----------------------------------------------------------------------------
+
+def cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "analytics", *args], input=stdin, capture_output=True, text=True,
+                          cwd=ROOT)
+
+
+def test_cli_users(tmp_path: Path):
+    db = str(tmp_path / "u.duckdb")
+    added = cli("users", "add", "amira", "--role", "director", "--password-stdin", "--db", db, stdin=PASSWORD + "\n")
+    assert added.returncode == 0, added.stderr
+    assert cli("users", "add", "bo", "--role", "clinician", "--password-stdin", "--db", db,
+               stdin="short\n").returncode == 2
+    assert cli("users", "set-role", "amira", "admin", "--db", db).returncode == 0
+    assert cli("users", "disable", "ghost", "--db", db).returncode == 2
+    listed = cli("users", "list", "--db", db)
+    assert "amira" in listed.stdout and "admin" in listed.stdout and PASSWORD not in listed.stdout
+    assert cli("users", "add", "x1", "--role", "boss", "--db", db).returncode == 2
+    with Store.open(db, read_only=True) as s:
+        assert users.authenticate.__module__ and s.scalar("SELECT role FROM users WHERE user_name = 'amira'") == "admin"
+
+
+from director_data import sample  # noqa: E402, F401
