@@ -28,7 +28,7 @@ from analytics.survival import TIMES, KaplanMeier
 from analytics.survival_analysis import SurvivalAnalysis
 
 __all__ = ["FORMATS", "MIME", "ChartExport", "TooFew", "incidence_export", "km_export", "protect_cohorts",
-           "protect_survival", "survival_meta", "survival_table", "table_export"]
+           "protect_survival", "refusal", "survival_meta", "survival_table", "table_export"]
 
 FORMATS = ("png", "svg", "pdf", "csv", "xlsx")
 MIME = {**chart_export.MIME, "csv": "text/csv",
@@ -246,3 +246,15 @@ def incidence_export(a: SurvivalAnalysis, threshold: int = privacy.DEFAULT_THRES
                          "kind of exit, per group.")
     return ChartExport(f"{a.outcome}-incidence", meta, privacy.protect(at, counts=[], threshold=threshold),
                        incidence_figure(safe))
+
+
+def refusal(fmt: str, title: str, reason: str) -> bytes:
+    """A file in the asked format that says why there is nothing in it (too few people),
+    so a download never fails silently or hands over a broken file."""
+    from analytics.charts import add_message, new_figure
+
+    if fmt == "csv":
+        return spreadsheets.csv_bytes(pd.DataFrame({"message": [reason]}))
+    if fmt == "xlsx":
+        return spreadsheets.xlsx_bytes({title: pd.DataFrame({"message": [reason]})})
+    return chart_export.export(add_message(new_figure(title), reason), fmt)

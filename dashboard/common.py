@@ -15,7 +15,7 @@ import streamlit as st
 
 from analytics import access, chart_export
 from analytics.bootstrap import ensure_store
-from analytics.exports import MIME, ChartExport
+from analytics.exports import MIME, ChartExport, TooFew, refusal
 from analytics.filters import Filters
 from analytics.outcomes import latest_date
 from analytics.store import Store, resolve_path
@@ -91,7 +91,12 @@ def downloads(title: str, build: Callable[[], ChartExport], *, key: str, filters
     name = user.name if user else None
 
     def make(fmt: str) -> Callable[[], bytes]:
-        return lambda: build().save(store, fmt, user=name, filters=filters)
+        def data() -> bytes:
+            try:
+                return build().save(store, fmt, user=name, filters=filters)
+            except TooFew as exc:
+                return refusal(fmt, title, f"Nothing to export: {exc}.")
+        return data
 
     with st.popover("Download", icon=":material/download:", key=f"{key}_downloads"):
         st.caption("Small counts are hidden in every file (counts of 1-10 shown as <11).")

@@ -102,3 +102,10 @@ def test_risk_table_hides_small_events(sample):  # noqa: F811
     assert west.loc[90, "events"] == "<11" and west.loc[90, "censored"] == "*"
     raw = a.risk[a.risk.group == "Westfield"].set_index("time")
     assert 0 < raw.loc[90, "events"] < 11
+
+
+def test_a_refused_export_still_gives_a_file_that_says_why():
+    text = exports.refusal("csv", "Retention", "Nothing to export: fewer than 11 participants").decode("utf-8-sig")
+    assert "fewer than 11 participants" in text
+    book = load_workbook(io.BytesIO(exports.refusal("xlsx", "Retention", "Nothing to export")))
+    assert book.worksheets[0]["A2"].value == "Nothing to export"
