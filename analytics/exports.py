@@ -13,6 +13,7 @@ remain at risk, and hiding the small events/censored counts under the curve.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -28,7 +29,7 @@ from analytics.survival import TIMES, KaplanMeier
 from analytics.survival_analysis import SurvivalAnalysis
 
 __all__ = ["FORMATS", "MIME", "ChartExport", "TooFew", "incidence_export", "km_export", "protect_cohorts",
-           "protect_survival", "refusal", "survival_meta", "survival_table", "table_export"]
+           "hide_small_in_text", "protect_survival", "refusal", "survival_meta", "survival_table", "table_export"]
 
 FORMATS = ("png", "svg", "pdf", "csv", "xlsx")
 MIME = {**chart_export.MIME, "csv": "text/csv",
@@ -82,6 +83,26 @@ class ChartExport:
         audit.record(store, "export", self.filename(fmt), user=user, chart=self.name, format=fmt,
                      filters=filters, period=self.meta.period)
         return data
+
+
+_COUNT_IN_TEXT = re.compile(r"\b(n|events|weeks)=(\d[\d,]*)")
+
+
+def hide_small_in_text(fig: go.Figure, threshold: int) -> go.Figure:
+    """Counts of 1..threshold-1 written into titles, notes and legend names ("n=7", "events=3",
+    "person-weeks=9") become "<11"."""
+    def fix(text: str | None) -> str | None:
+        if not text:
+            return text
+        return _COUNT_IN_TEXT.sub(lambda m: f"{m[1]}=&lt;{threshold}" if 0 < int(m[2].replace(",", "")) < threshold
+                                  else m[0], text)
+
+    for a in fig.layout.annotations:
+        a.text = fix(a.text)
+    for trace in fig.data:
+        trace.name = fix(trace.name)
+    fig.layout.title.text = fix(fig.layout.title.text)
+    return fig
 
 
 def _short_method(threshold: int) -> str:
@@ -233,7 +254,7 @@ def km_export(a: SurvivalAnalysis, threshold: int = privacy.DEFAULT_THRESHOLD) -
     safe, table = protect_survival(a, threshold)
     meta = survival_meta(a, km_title(a), a.durations.describe().split(";")[0] + ". Kaplan-Meier, 95% CI "
                          "(log-log).")
-    return ChartExport(f"{a.outcome}-km", meta, table, km_figure(safe))
+    return ChartExport(f"{a.outcome}-km", meta, table, hide_small_in_text(km_figure(safe), threshold))
 
 
 def incidence_export(a: SurvivalAnalysis, threshold: int = privacy.DEFAULT_THRESHOLD) -> ChartExport:
@@ -245,7 +266,7 @@ def incidence_export(a: SurvivalAnalysis, threshold: int = privacy.DEFAULT_THRES
     meta = survival_meta(a, "Dropping out vs completing", "Cumulative incidence (Aalen-Johansen) of each "
                          "kind of exit, per group.")
     return ChartExport(f"{a.outcome}-incidence", meta, privacy.protect(at, counts=[], threshold=threshold),
-                       incidence_figure(safe))
+                       hide_small_in_text(incidence_figure(safe), threshold))
 
 
 def refusal(fmt: str, title: str, reason: str) -> bytes:

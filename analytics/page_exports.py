@@ -50,6 +50,7 @@ from analytics.exports import (
     ALL_ROW,
     ChartExport,
     TooFew,
+    hide_small_in_text,
     protect_cohorts,
     protect_survival,
     survival_meta,
@@ -66,9 +67,6 @@ __all__ = ["adherence_export", "attendance_export", "caseload_export", "cohort_h
            "landmark_km_export", "naive_vs_correct_export", "weekday_export", "weekly_trends_export"]
 
 ESTIMATE = ["hr", "ci_lower", "ci_upper", "p"]
-_COUNT_IN_TEXT = re.compile(r"\b(n|events|weeks)=(\d[\d,]*)")
-
-
 # --- helpers ------------------------------------------------------------------------------
 
 def _shown(count: float | None, threshold: int) -> str:
@@ -106,23 +104,6 @@ def _renote(fig: go.Figure, pattern: str, repl: str) -> go.Figure:
     fig.layout.annotations = [a for a in fig.layout.annotations if a.name != "note"]
     fig.update_layout(height=fig.layout.height - (NOTE_SIZE + 6) * lines)  # add_note adds that much per line
     return add_note(fig, text, below_px=-int(note.yshift or 0))
-
-
-def _hide_small_in_text(fig: go.Figure, threshold: int) -> go.Figure:
-    """Counts of 1..threshold-1 written into titles, notes and legend names ("n=7", "events=3",
-    "person-weeks=9") become "<11"."""
-    def fix(text: str | None) -> str | None:
-        if not text:
-            return text
-        return _COUNT_IN_TEXT.sub(lambda m: f"{m[1]}=&lt;{threshold}" if 0 < int(m[2].replace(",", "")) < threshold
-                                  else m[0], text)
-
-    for a in fig.layout.annotations:
-        a.text = fix(a.text)
-    for trace in fig.data:
-        trace.name = fix(trace.name)
-    fig.layout.title.text = fix(fig.layout.title.text)
-    return fig
 
 
 def _message(fig: go.Figure, text: str) -> go.Figure:
@@ -384,7 +365,7 @@ def cox_export(analysis: SurvivalAnalysis, threshold: int = DEFAULT_THRESHOLD) -
     p = _stack(parts, "covariate", _empty_estimates(["n"], threshold))
     kept = [t for t in terms if not p.suppressed["hr"].get((t.term, t.level), True)]
     safe = analysis if cox is None else dataclasses.replace(analysis, cox=dataclasses.replace(cox, terms=kept))
-    fig = _hide_small_in_text(cox_figure(safe), threshold)
+    fig = hide_small_in_text(cox_figure(safe), threshold)
     if terms and not kept:
         fig = _message(fig, _all_hidden(threshold))
     meta = survival_meta(analysis, _title(fig), "Cox proportional-hazards model (Efron ties): hazard ratio of each "
@@ -424,7 +405,7 @@ def hazard_ratio_export(analysis: EngagementAnalysis, filters: Filters, cutoff: 
                          columns=["engagement", "n", "events", "person_weeks", *ESTIMATE, "per"])
     p = _protect_estimates(table.set_index("engagement"), ["n", "events", "person_weeks"], threshold)
     kept = [t for t, hidden in zip(analysis.time_varying, p.suppressed["hr"]) if not hidden]
-    fig = _hide_small_in_text(hazard_ratio_figure(dataclasses.replace(analysis, time_varying=kept)), threshold)
+    fig = hide_small_in_text(hazard_ratio_figure(dataclasses.replace(analysis, time_varying=kept)), threshold)
     if analysis.time_varying and not kept:
         fig = _message(fig, _all_hidden(threshold))
     meta = _engagement_meta(analysis, fig, "Time-varying Cox model (Efron ties) on the person-week table: hazard "
@@ -445,7 +426,7 @@ def naive_vs_correct_export(analysis: EngagementAnalysis, filters: Filters, cuto
     k = len(analysis.naive)
     safe = dataclasses.replace(analysis, naive=[t for t, h in zip(analysis.naive, hidden[:k]) if not h],
                                time_varying=[t for t, h in zip(analysis.time_varying, hidden[k:]) if not h])
-    fig = _hide_small_in_text(naive_vs_correct_figure(safe), threshold)
+    fig = hide_small_in_text(naive_vs_correct_figure(safe), threshold)
     if (analysis.naive or analysis.time_varying) and not (safe.naive or safe.time_varying):
         fig = _message(fig, _all_hidden(threshold))
     meta = _engagement_meta(analysis, fig, "Cox models: the naive hazard ratio per meeting (check-in, session) in "
@@ -485,7 +466,7 @@ def dose_response_export(analysis: EngagementAnalysis, filters: Filters, cutoff:
     safe = dataclasses.replace(analysis, landmarks=[dataclasses.replace(lm, tiers=[
         t for t in lm.tiers if not p.suppressed["hr"].get((f"day {lm.day}", t.term.split(" vs ", 1)[0]), True)])
         for lm in analysis.landmarks])
-    fig = _hide_small_in_text(dose_response_figure(safe), threshold)
+    fig = hide_small_in_text(dose_response_figure(safe), threshold)
     if any(lm.tiers for lm in analysis.landmarks) and not any(lm.tiers for lm in safe.landmarks):
         fig = _message(fig, _all_hidden(threshold))
     meta = _engagement_meta(analysis, fig, "Landmark Cox models: among those still in on the landmark day, hazard "
@@ -540,7 +521,7 @@ def landmark_km_export(analysis: EngagementAnalysis, day: int, filters: Filters,
     outcome = OUTCOME_TEXT.get(analysis.outcome, (analysis.outcome,))[0].split(":")[0]
     fig.update_layout(title_text=f"{outcome} after day {day}, by meetings in the first {day} days")
     fig.update_xaxes(title_text=f"Days after day {day} (the landmark)", selector={"anchor": "y"})
-    fig = _hide_small_in_text(fig if safe.curves else _message(fig, _all_hidden(threshold)), threshold)
+    fig = hide_small_in_text(fig if safe.curves else _message(fig, _all_hidden(threshold)), threshold)
     meta = ChartMeta(_title(fig), f"Landmark at day {day}: participants still in on day {day}, grouped by the meetings "
                      f"they attended before it, followed from day {day}. Kaplan-Meier, 95% CI (log-log); not adjusted.",
                      f"n = {_shown(lm.n, threshold)} participants, {_shown(lm.events, threshold)} events after day {day}",

@@ -164,7 +164,8 @@ def survival_section(report: Report, store: Store, outcome: str, times: tuple[in
             f"{', '.join(map(str, times))} days after the start, the median (days until half have had the "
             "event; blank when not reached) and the number still followed at each time. "
             "Blank: not known yet (too few followed that long).")
-    return Section(title, text, [ChartExport(f"{outcome}-survival", meta, p, km_figure(safe))]), a
+    return Section(title, text, [ChartExport(f"{outcome}-survival", meta, p,
+                                           exports.hide_small_in_text(km_figure(safe), report.threshold))]), a
 
 
 def _columns(p: privacy.Protected, keep: list[str]) -> privacy.Protected:
