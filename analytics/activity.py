@@ -289,7 +289,8 @@ last AS (
 quiet AS (
     SELECT p.*, l.last_day, ($as_of::DATE - coalesce(l.last_day, p.enrolled_on))::INTEGER AS days_since
     FROM p LEFT JOIN last l USING (participant_id)
-    WHERE $as_of::DATE - coalesce(l.last_day, p.enrolled_on) >= $min_days),
+    WHERE $as_of::DATE - coalesce(l.last_day, p.enrolled_on) >= $min_days
+      AND ($max_days IS NULL OR $as_of::DATE - coalesce(l.last_day, p.enrolled_on) <= $max_days)),
 recent AS (
     SELECT participant_id, sum(m)::INTEGER AS m, sum(c)::INTEGER AS c, sum(s)::INTEGER AS s,
            coalesce(bool_or(used), false) AS used,
@@ -332,13 +333,15 @@ ORDER BY rank"""
 
 @requires(PARTICIPANT_LEVEL)
 def outreach_list(store: Store, filters: Filters, no_contact_days: int, as_of: dt.date | None = None,
-                  weights: RiskWeights = RiskWeights()) -> pd.DataFrame:
+                  weights: RiskWeights = RiskWeights(), max_days: int | None = None) -> pd.DataFrame:
     """Participants to reach out to: no contact for at least `no_contact_days` days, highest risk first.
 
     Who: participants matching `filters`, enrolled on or before `as_of`, with no exit
     recorded on or before `as_of`, whose last contact (meeting attended, check-in or
     mentoring session on or before `as_of`; their enrollment day if they never had one)
-    is at least `no_contact_days` days before `as_of`. `as_of` defaults to the cutoff
+    is at least `no_contact_days` days before `as_of` and, with `max_days`, at most that many
+    (people silent for months have, by the retention definition, already left: a separate
+    question from who is slipping away now). `as_of` defaults to the cutoff
     (the latest date in the store).
 
     Columns (OUTREACH_COLUMNS): rank (1 = highest risk), participant_id (pseudonymous),
@@ -353,10 +356,13 @@ def outreach_list(store: Store, filters: Filters, no_contact_days: int, as_of: d
     """
     if no_contact_days < 0:
         raise ValueError("no_contact_days must be 0 or more")
+    if max_days is not None and max_days < no_contact_days:
+        raise ValueError("max_days must be at least no_contact_days")
     as_of = as_of or resolve_cutoff(store, OutcomeSettings())
     where, params = filters.where("p")
     sql = _OUTREACH.format(where=where)
     frame = store.df(sql, {**params, **weights.params(), "as_of": as_of, "min_days": int(no_contact_days),
+                               "max_days": None if max_days is None else int(max_days),
                                "window": RECENT_DAYS - 1})
     frame = _frame_dates(frame, "enrolled_on", "last_contact")
     frame["last_contact"] = [None if pd.isna(d) else d for d in frame["last_contact"]]

@@ -138,6 +138,11 @@ def test_outreach_threshold_as_of_and_filters(hand: Store):
     assert list(activity.outreach_list(hand, Filters(programs=("B",)), 30).participant_id) == ["D2", "B2"]
     with pytest.raises(ValueError):
         activity.outreach_list(hand, Filters(), -1)
+    # at most 90 days: A2 (132 days) has, by the retention definition, already left
+    assert list(activity.outreach_list(hand, Filters(), 30, max_days=90).participant_id) == ["D2", "B2", "D1"]
+    assert list(activity.outreach_list(hand, Filters(), 30, max_days=132).participant_id) == ["A2", "D2", "B2", "D1"]
+    with pytest.raises(ValueError, match="max_days"):
+        activity.outreach_list(hand, Filters(), 30, max_days=10)
 
 
 def test_outreach_weights_are_a_setting(hand: Store):

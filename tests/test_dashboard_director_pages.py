@@ -123,7 +123,7 @@ def test_an_empty_selection_says_so(app: AppTest, page: str):
     if page == "engagement":  # each section says it has nothing, rather than drawing empty charts
         assert not app.get("plotly_chart")
         assert any("No meetings attended" in m for m in messages)
-        assert any("has gone 14 days or more without contact" in m for m in messages)
+        assert any("has gone 14 to 90 days without contact" in m for m in messages)
     else:
         assert any("Nothing to show" in m for m in messages)
 
@@ -170,22 +170,29 @@ def test_overview_period_is_chosen_on_the_page(app: AppTest, store: Store):
 def test_outreach_list_equals_the_analytics_and_follows_days_and_filters(app: AppTest, store: Store):
     app.switch_page("views/engagement.py").run()
     assert not app.exception
-    expected = activity.outreach_list(store, Filters(), 14)
+    expected = activity.outreach_list(store, Filters(), 14, max_days=90)
     shown_list = table(app, "outreach_table")
     assert shown_list.participant_id.tolist() == expected.participant_id.tolist()
     assert shown_list.risk_score.tolist() == expected.risk_score.tolist()
     assert metric(app, "Participants to reach out to") == f"{len(expected):,}"
     button = app.download_button(key="outreach_download")
     assert button.label == "Download outreach list (CSV)"
+    lost = activity.outreach_list(store, Filters(), 91)  # silent longer: counted under the list, not ranked
+    assert len(lost) > 0 and not set(lost.participant_id) & set(expected.participant_id)
+    assert any(f"Not in the list: {len(lost):,} participants" in c.value for c in app.caption)
 
     app.number_input(key="no_contact_days").set_value(60).run()
-    longer = activity.outreach_list(store, Filters(), 60)
+    longer = activity.outreach_list(store, Filters(), 60, max_days=90)
     assert table(app, "outreach_table").participant_id.tolist() == longer.participant_id.tolist()
     assert len(longer) < len(expected)
+    app.number_input(key="max_contact_days").set_value(3650).run()
+    everyone_silent = activity.outreach_list(store, Filters(), 60, max_days=3650)
+    assert table(app, "outreach_table").participant_id.tolist() == everyone_silent.participant_id.tolist()
+    assert len(everyone_silent) > len(longer)
 
     app.sidebar.multiselect(key="program").select("Recovery Mentoring").run()
     assert not app.exception
-    mentoring = activity.outreach_list(store, MENTORING, 60)
+    mentoring = activity.outreach_list(store, MENTORING, 60, max_days=3650)
     assert table(app, "outreach_table").participant_id.tolist() == mentoring.participant_id.tolist()
     assert set(mentoring.program) == {"Recovery Mentoring"}
 

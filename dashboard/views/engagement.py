@@ -110,19 +110,25 @@ else:
 # --- outreach list --------------------------------------------------------------------
 st.subheader("Who is slipping away? The outreach list")
 as_of = cached(resolve_cutoff, OutcomeSettings())
-days = st.number_input("No contact for at least N days", min_value=0, max_value=3650, value=14, step=1,
-                       key="no_contact_days", bind="query-params", width=320,
-                       help="Lists participants whose last meeting, check-in or mentoring session (or their "
-                            "enrollment, if they never had one) is at least this many days before "
-                            f"{as_of}, the last date in the data.")
+left, right = st.columns(2)
+days = left.number_input("No contact for at least N days", min_value=0, max_value=3650, value=14, step=1,
+                         key="no_contact_days", bind="query-params",
+                         help="Lists participants whose last meeting, check-in or mentoring session (or their "
+                              "enrollment, if they never had one) is at least this many days before "
+                              f"{as_of}, the last date in the data.")
+most = right.number_input("and at most M days", min_value=int(days), max_value=3650, value=max(90, int(days)),
+                          step=1, key="max_contact_days", bind="query-params",
+                          help="People silent for longer have, by the retention definition, already left: "
+                               "they are counted below the list, not ranked in it.")
 with st.spinner("Finding participants with no recent contact..."):
-    outreach = cached(activity.outreach_list, filters, int(days), as_of=as_of)
+    outreach = cached(activity.outreach_list, filters, int(days), as_of=as_of, max_days=int(most))
+    lost = cached(activity.outreach_list, filters, int(most) + 1, as_of=as_of)
 st.caption(f"As of **{as_of}** (the last date in the data); {filters.describe()}. "
            f"{activity.DEFINITIONS['outreach']} Highest risk first: the risk score (0-100) adds points for little "
            "engagement in those 4 weeks (up to 60), for a long silence (up to 25, full at 90 days) and for "
            "reported substance use (15). IDs are pseudonymous: look them up in your own records.")
 if outreach.empty:
-    st.info(f"No participant matching the filters has gone {int(days)} days or more without contact.")
+    st.info(f"No participant matching the filters has gone {int(days)} to {int(most)} days without contact.")
 else:
     log_view(user, "outreach list", days=int(days), filters=filters)
     st.metric("Participants to reach out to", f"{len(outreach):,}")
@@ -144,3 +150,7 @@ else:
                        on_click="ignore", icon=":material/download:",
                        help="All columns, including the parts of the risk score. For the program's own "
                             "outreach only: not for release.")
+if not lost.empty:
+    st.caption(f"Not in the list: {len(lost):,} participants without contact for more than {int(most)} days and "
+               "no recorded exit. By the retention definition they have left; record their exits, or raise M "
+               "to include them.")
