@@ -73,13 +73,14 @@ def wrap(text: str, width: int = NOTE_WIDTH) -> list[str]:
     return [line for part in text.split("\n") for line in (textwrap.wrap(part, width) or [""])]
 
 
-def add_note(fig: go.Figure, text: str, *, below_px: int = 60) -> go.Figure:
+def add_note(fig: go.Figure, text: str, *, below_px: int = 60, width: int = NOTE_WIDTH) -> go.Figure:
     """Put plain `text` (definition, n, period, method) under the plot area, growing the bottom margin.
 
     A chart that leaves the app must carry what it counts; the note travels with the image.
-    `below_px` leaves room for the x-axis tick labels and title.
+    `below_px` leaves room for the x-axis tick labels and title; `width` (characters per line)
+    is smaller for a chart whose plot area starts far right (long y labels, a colour bar).
     """
-    lines = [html.escape(line, quote=False) for line in wrap(text)]  # plain text, not markup
+    lines = [html.escape(line, quote=False) for line in wrap(text, width)]  # plain text, not markup
     line_px = NOTE_SIZE + 6
     fig.add_annotation(text="<br>".join(lines), name="note", xref="paper", yref="paper", x=0, y=0,
                        xanchor="left", yanchor="top", yshift=-below_px, showarrow=False, align="left",

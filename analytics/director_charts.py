@@ -18,7 +18,14 @@ from plotly.colors import sample_colorscale
 from plotly.subplots import make_subplots
 
 from analytics import activity, kpis
-from analytics.charts import PALETTE, TEMPLATE_NAME, add_message, color, new_figure
+from analytics.charts import (
+    PALETTE,
+    TEMPLATE_NAME,
+    add_message,
+    add_note,
+    color,
+    new_figure,
+)
 from analytics.cohorts import TRENDS_DEFINITION, CohortRetention
 from analytics.filters import Filters
 from analytics.kpis import Period
@@ -176,8 +183,9 @@ def cohort_heatmap(retention: CohortRetention) -> go.Figure:
     yet known are blank (no colour, no text), never 0."""
     note = retention.describe()
     unit = "quarter" if retention.by == "quarter" else "month"
-    fig = new_figure(f"Retention by enrollment {unit}: % still in the program", note,
+    fig = new_figure(f"Retention by enrollment {unit}: % still in the program",
                      height=max(600, 26 * len(retention.n) + 260))
+    add_note(fig, note, width=105)  # the plot starts after the cohort labels and ends before the colour bar
     if retention.empty:
         return _empty(fig)
     shares = retention.shares
