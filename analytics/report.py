@@ -127,9 +127,7 @@ def _dose_figure(values: pd.DataFrame, title: str) -> go.Figure:
     labels = {"meetings_per_active": "Meetings", "checkins_per_active": "Check-ins",
               "mentoring_sessions_per_active": "Mentoring sessions"}
     for i, (col, label) in enumerate(labels.items()):
-        y = values[col].astype(object).where(values[col].notna(), None)  # hidden: no bar
-        fig.add_trace(go.Bar(x=[str(x) for x in values.index], y=y, name=label,
-                             marker_color=color(i), texttemplate="%{y:.1f}", textposition="outside"))
+        fig.add_trace(_bars(values, col, label, color(i), "{:.1f}"))
     fig.update_layout(barmode="group", yaxis_title="Per active participant in the period",
                       legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0))
     return fig
@@ -150,7 +148,9 @@ def survival_section(report: Report, store: Store, outcome: str, times: tuple[in
     try:
         a = analyse(store, outcome, by="program", filters=_enrolled(report), settings=settings, times=times)
         safe, p = exports.protect_survival(a, report.threshold, times)
-    except (NoData, TooFew) as exc:
+    except NoData:  # its message counts who was left out, which may be a small number
+        return Section(title, "Not reported: nobody in this selection has follow-up for this outcome."), None
+    except TooFew as exc:
         return Section(title, f"Not reported: {exc}."), None
     keep = ["n", "events", "median_days", "median_lower", "median_upper",
             *(f"{k}_{t}" for t in times for k in ("survival", "at_risk"))]
@@ -190,7 +190,8 @@ def cohort_section(report: Report, store: Store, settings: OutcomeSettings) -> S
                  f"Enrolled up to {hi}; {f.describe()}")
     text = ("Share still in the program 1, 3, 6 and 12 months after enrolling, per enrollment quarter. "
             "Blank: not followed that long yet (not lost). Quarters with fewer participants than the "
-            "threshold are left out.")
+            f"threshold show n as \"{privacy.small_marker(report.threshold)}\" in the table and are left "
+            "out of the chart.")
     return Section("Cohort comparison", text, [ChartExport("cohorts", meta, p, cohort_heatmap(safe))])
 
 
@@ -220,14 +221,19 @@ def outcomes_by_program(report: Report, table: pd.DataFrame, retention: Survival
                    [ChartExport("outcomes-by-program", meta, p, _use_figure(p.values, meta.title))])
 
 
+def _bars(values: pd.DataFrame, column: str, name: str, hue: str, fmt: str) -> go.Bar:
+    """Bars labelled with their values; a hidden or unknown value has no bar and no label
+    (a bar label template would print a missing value as 0)."""
+    known = values[column].notna()
+    return go.Bar(x=[str(v) for v in values.index], y=values[column].astype(object).where(known, None),
+                  name=name, marker_color=hue, textposition="outside",
+                  text=[fmt.format(v) if ok else "" for v, ok in zip(values[column], known)])
+
+
 def _use_figure(values: pd.DataFrame, title: str) -> go.Figure:
     fig = new_figure(title, height=440)
-    x = [str(v) for v in values.index]
-    values = values.astype(object).where(values.notna(), None)  # hidden or unknown: no bar, no "NaN"
-    fig.add_trace(go.Bar(x=x, y=values.share_reporting_use, name="Check-ins reporting use",
-                         marker_color=color(3), texttemplate="%{y:.0%}", textposition="outside"))
-    fig.add_trace(go.Bar(x=x, y=values.retained_90, name="Retained at 90 days", marker_color=color(0),
-                         texttemplate="%{y:.0%}", textposition="outside"))
+    fig.add_trace(_bars(values, "share_reporting_use", "Check-ins reporting use", color(3), "{:.0%}"))
+    fig.add_trace(_bars(values, "retained_90", "Retained at 90 days", color(0), "{:.0%}"))
     fig.update_layout(barmode="group", yaxis=dict(tickformat=".0%", range=[0, 1.1], title="Share"),
                       legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0))
     return fig

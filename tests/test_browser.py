@@ -273,9 +273,20 @@ def _reports(page: Page, ref: Store) -> None:
     expect(page.get_by_role("button", name="Build the report")).to_be_visible()
 
 
+def _published(page: Page, ref: Store) -> None:
+    expect(page.get_by_role("heading", name="Published charts", level=1)).to_be_visible()
+    expect(page.get_by_role("heading", name="People served", level=2)).to_be_visible()
+    expect(page.locator('[data-testid="stPlotlyChart"]').first).to_be_visible()
+
+
+def _admin(page: Page, ref: Store) -> None:
+    expect(page.get_by_role("heading", name="Users and audit log", level=1)).to_be_visible()
+    expect(page.get_by_role("heading", name="Audit log", exact=True)).to_be_visible()
+
+
 PAGES = {"": _home, "overview": _overview, "engagement": _engagement, "cohorts": _cohorts,
-         "survival": _survival, "engagement_retention": _engagement_retention, "reports": _reports,
-         "data": _data}
+         "survival": _survival, "engagement_retention": _engagement_retention, "published": _published,
+         "reports": _reports, "data": _data, "admin": _admin}
 
 
 @pytest.mark.parametrize("path", list(PAGES), ids=[p or "home" for p in PAGES])

@@ -16,7 +16,7 @@ from analytics import access, quality
 from analytics.importer import ImportResult, import_files, problems_csv
 from analytics.store import Store
 from analytics.summary import import_history
-from dashboard.auth import guard
+from dashboard.auth import DEMO, guard
 from dashboard.common import cached, get_store, sidebar_filters
 
 PROBLEM_COLUMNS = ["file", "row", "column", "value", "problem"]
@@ -140,6 +140,10 @@ def import_section(user_name: str) -> None:
 
 
 if user.may(access.IMPORT):
+    if user is DEMO:
+        st.warning("This is the open demo on the synthetic sample. Importing your own data ends it: from then "
+                   "on everyone signs in. Create an admin account on the server first: "
+                   "`python -m analytics users add NAME --role admin`.", icon=":material/lock:")
     import_section(user.name)
 else:
     st.subheader("Import files")
