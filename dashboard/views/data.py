@@ -16,7 +16,7 @@ from analytics import access, quality
 from analytics.importer import ImportResult, import_files, problems_csv
 from analytics.store import Store
 from analytics.summary import import_history
-from dashboard.auth import DEMO, guard
+from dashboard.auth import DEMO, guard, log_view
 from dashboard.common import cached, get_store, sidebar_filters
 
 PROBLEM_COLUMNS = ["file", "row", "column", "value", "problem"]
@@ -192,6 +192,7 @@ st.dataframe(coverage, hide_index=True, key="checkin_coverage", column_config={
     "program": "Program", "participants": "Participants", "without_checkins": "Without check-ins",
     "share_without": st.column_config.NumberColumn("Share without", format="percent")})
 if not without.empty:
+    log_view(user, "participants without a check-in", filters=filters)
     with st.expander(f"The {len(without):,} participants without a check-in"):
         st.dataframe(without, hide_index=True, width="stretch", key="without_checkins")
 
