@@ -681,3 +681,15 @@ def test_metric_and_dataframe_helpers_see_the_page(shared: Path):
     ids = participant_ids(shared)
     assert leaked_ids(at, ids), "the outreach list shows participant IDs to a director"
     assert isinstance(at.metric[0], Metric)
+
+
+def test_viewing_participant_level_data_is_audited_once_per_selection(fresh: Path):
+    at = as_user(app(), "director", "amira").run()
+    at.switch_page("views/engagement.py").run()
+    assert not at.exception
+    at.run()  # a rerun with the same selection is not a new view
+    views = log(fresh, "view")
+    assert views.what.tolist() == ["outreach list"] and views.user_name.tolist() == ["amira"]
+    at.number_input(key="no_contact_days").set_value(30).run()
+    assert log(fresh, "view").what.tolist() == ["outreach list", "outreach list"]
+    assert json.loads(log(fresh, "view").details.iloc[0])["days"] == 30
