@@ -36,7 +36,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -123,6 +123,17 @@ class EngagementAnalysis:
     naive: list[Term]
     left_out: dict[str, int]
     warnings: list[str] = field(default_factory=list)
+    # the standard deviation of each exposure: {"naive": {term: SD of the totals over participants},
+    # "time_varying": {term: SD of the previous week's count over person-weeks}}
+    exposure_sd: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def per_sd(self, which: str) -> list[Term]:
+        """The naive or time-varying HRs per one standard deviation of their exposure: the two
+        are per different units (a total, a weekly count), so they compare only on this scale."""
+        sds = self.exposure_sd.get(which, {})
+        terms = self.naive if which == "naive" else self.time_varying
+        return [replace(t, estimate=t.estimate ** sds[t.term], ci=(t.ci[0] ** sds[t.term], t.ci[1] ** sds[t.term]),
+                        unit=f"per one SD ({sds[t.term]:.2f})") for t in terms if t.term in sds]
 
     def gee_table(self) -> pd.DataFrame:
         """The repeated-measures results as a table: estimate, 95% CI, p, what it measures."""
@@ -135,6 +146,7 @@ class EngagementAnalysis:
         return {
             "outcome": self.outcome, "n": self.n, "events": self.events, "person_weeks": self.person_weeks,
             "time_varying": [t.to_json() for t in self.time_varying],
+            "exposure_sd": self.exposure_sd,
             "landmark": [lm.to_json() for lm in self.landmarks],
             "gee": [t.to_json() for t in self.gee],
             "naive": [t.to_json() for t in self.naive],
@@ -545,7 +557,19 @@ def analyse_engagement(store: Store, outcome: str, *, adjust: Sequence[str] = ("
     return EngagementAnalysis(
         outcome=outcome, n=pw.participants, events=pw.events, person_weeks=pw.rows, adjusted_for=list(adjust),
         time_varying=main, adjustment_terms=others, landmarks=landmark_results,
-        gee=use.result() + craving.result(), naive=biased.result(), left_out=pw.left_out, warnings=notes)
+        gee=use.result() + craving.result(), naive=biased.result(), left_out=pw.left_out, warnings=notes,
+        exposure_sd=exposure_sds(pw))
+
+
+def exposure_sds(pw: PersonWeeks) -> dict[str, dict[str, float]]:
+    """SD of each engagement total over the participants followed (the naive exposure) and
+    of each previous-week count over the person-weeks (the time-varying exposure)."""
+    followed = pw.weeks_per_person > 0
+    totals = pw.totals[followed].std(axis=0, ddof=1) if followed.sum() > 1 else np.full(3, np.nan)
+    weekly = pw.previous.std(axis=0, ddof=1) if pw.rows > 1 else np.full(3, np.nan)
+    names = list(TERMS.values())
+    return {"naive": {n: float(v) for n, v in zip(names, totals) if np.isfinite(v)},
+            "time_varying": {n: float(v) for n, v in zip(names, weekly) if np.isfinite(v)}}
 
 
 def format_text(a: EngagementAnalysis) -> str:

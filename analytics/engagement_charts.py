@@ -230,41 +230,50 @@ def dose_response_figure(analysis: EngagementAnalysis) -> go.Figure:
 
 def naive_vs_correct_figure(analysis: EngagementAnalysis) -> go.Figure:
     """The naive, biased HR (total engagement against time in the program) beside the
-    corrected time-varying HR (previous week's engagement), per engagement type."""
+    corrected time-varying HR (previous week's engagement), per engagement type, both per
+    one standard deviation of their own exposure: per one meeting they are in different
+    units (a total over months, a weekly count) and cannot be compared by eye."""
     event = _event(analysis.outcome)
-    names = [n for n in ENGAGEMENT_TEXT
-             if any(t.term == n for t in analysis.naive) or any(t.term == n for t in analysis.time_varying)]
-    note = (f"{engagement_note(analysis)} The two estimates are in different units: the naive HR is per one meeting "
-            f"(check-in, session) in total over the whole follow-up, the corrected HR per one meeting (check-in, "
-            f"session) a week, in the previous week. Below 1: {event} later; above 1: sooner. {EXPLANATION} {CAUSE}")
+    naive, corrected = analysis.per_sd("naive"), analysis.per_sd("time_varying")
+    names = [n for n in ENGAGEMENT_TEXT if any(t.term == n for t in naive) or any(t.term == n for t in corrected)]
+    sds = analysis.exposure_sd
+    scale = "; ".join(f"{ENGAGEMENT_TEXT[n][1].lower()}: {sds['naive'][n]:.1f} in total, "
+                      f"{sds['time_varying'][n]:.2f} a week" for n in names if n in sds.get("naive", {})
+                      and n in sds.get("time_varying", {}))
+    note = (f"{engagement_note(analysis)} Both hazard ratios are per one standard deviation (SD) of their own "
+            f"exposure, so that they compare: the naive per SD of the total over the whole follow-up, the corrected "
+            f"per SD of the previous week's count (SD {scale}). Below 1: {event} later; above 1: sooner. "
+            f"{EXPLANATION} {CAUSE}")
     fig = new_figure(f"{_short_title(analysis.outcome)}: the naive answer and the corrected one", note,
                      height=150 + 110 * max(len(names), 3))
     if not names:
         return add_message(fig, "No engagement estimates to show.")
     drawn = []
+    per_unit = {("naive", t.term): t for t in analysis.naive} | {("corrected", t.term): t for t in analysis.time_varying}
     for terms, label, hue, dy, role, symbol, where in (
-            (analysis.naive, NAIVE_LABEL, NAIVE_COLOR, 0.17, "naive", "diamond", "bottom center"),
-            (analysis.time_varying, CORRECTED_LABEL, CORRECTED_COLOR, -0.17, "corrected", "square", "top center")):
+            (naive, NAIVE_LABEL, NAIVE_COLOR, 0.17, "naive", "diamond", "bottom center"),
+            (corrected, CORRECTED_LABEL, CORRECTED_COLOR, -0.17, "corrected", "square", "top center")):
         by_name = {t.term: t for t in terms}
         rows = [(i, by_name[n]) for i, n in enumerate(names) if n in by_name and _estimable(by_name[n])]
         drawn += [v for _, t in rows for v in t.ci]
         unit = "in total" if role == "naive" else "a week (previous week)"
         fig.add_trace(go.Scatter(
             x=[t.estimate for _, t in rows], y=[i + dy for i, _ in rows], mode="markers+text", name=label,
-            text=[f"{t.estimate:.3f}" for _, t in rows], textposition=where, textfont=dict(color=hue, size=12),
+            text=[f"{t.estimate:.2f}" for _, t in rows], textposition=where, textfont=dict(color=hue, size=12),
             marker=dict(symbol=symbol, size=11, color=hue),
             error_x=dict(type="data", symmetric=False, color=hue, thickness=2, width=4,
                          array=[t.ci[1] - t.estimate for _, t in rows],
                          arrayminus=[t.estimate - t.ci[0] for _, t in rows]),
-            customdata=[[t.term, f"per one more {ENGAGEMENT_TEXT[t.term][0]} {unit}", _ratio_text(t)]
-                        for _, t in rows],
+            customdata=[[t.term, t.unit, _ratio_text(t), f"one more {ENGAGEMENT_TEXT[t.term][0]} {unit}",
+                         _ratio_text(per_unit[(role, t.term)])] for _, t in rows],
             meta={"role": role, "terms": [t.term for _, t in rows]},
-            hovertemplate="%{customdata[0]}, %{customdata[1]}: HR %{customdata[2]}<extra>" + role + "</extra>"))
+            hovertemplate=("%{customdata[0]}, %{customdata[1]}: HR %{customdata[2]}<br>"
+                           "per %{customdata[3]}: HR %{customdata[4]}<extra>" + role + "</extra>")))
     fig.add_trace(go.Scatter(x=[1, 1], y=[-0.5, len(names) - 0.5], mode="lines", showlegend=False,
                              line=dict(color=MUTED, width=1.2, dash="dash"), hoverinfo="skip",
                              name="no difference (HR = 1)", meta={"role": "reference_line"}))
     fig.update_layout(
-        xaxis=dict(type="log", range=_log_range(drawn), title="Hazard ratio (log scale)"),
+        xaxis=dict(type="log", range=_log_range(drawn), title="Hazard ratio per one SD of the exposure (log scale)"),
         yaxis=dict(tickvals=list(range(len(names))), ticktext=[ENGAGEMENT_TEXT[n][1] for n in names],
                    range=[len(names) - 0.5, -0.5], showgrid=False),
         legend=dict(orientation="v", x=0, xanchor="left", y=1.0, yanchor="bottom"), margin=dict(t=120))

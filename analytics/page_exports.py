@@ -421,7 +421,15 @@ def naive_vs_correct_export(analysis: EngagementAnalysis, filters: Filters, cuto
     rows = [{"estimate": "naive (biased)", **r} for r in _term_rows(analysis.naive, {**counts, "person_weeks": np.nan})]
     rows += [{"estimate": "corrected", **r} for r in _term_rows(analysis.time_varying, counts)]
     table = pd.DataFrame(rows, columns=["estimate", "engagement", "n", "events", "person_weeks", *ESTIMATE, "per"])
-    p = _protect_estimates(table.set_index(["estimate", "engagement"]), ["n", "events", "person_weeks"], threshold)
+    sds = {"naive (biased)": analysis.exposure_sd.get("naive", {}),
+           "corrected": analysis.exposure_sd.get("time_varying", {})}
+    table["sd"] = [sds[e].get(g, np.nan) for e, g in zip(table.estimate, table.engagement)]
+    for col in ("hr", "ci_lower", "ci_upper"):
+        table[f"{col}_per_sd"] = table[col] ** table["sd"]
+    model_counts = ["n", "events", "person_weeks"]
+    p = privacy.protect(table.set_index(["estimate", "engagement"]), counts=model_counts, threshold=threshold,
+                        derived={c: model_counts for c in [*ESTIMATE, "sd", "hr_per_sd", "ci_lower_per_sd",
+                                                           "ci_upper_per_sd"]})
     hidden = list(p.suppressed["hr"])
     k = len(analysis.naive)
     safe = dataclasses.replace(analysis, naive=[t for t, h in zip(analysis.naive, hidden[:k]) if not h],
@@ -429,9 +437,10 @@ def naive_vs_correct_export(analysis: EngagementAnalysis, filters: Filters, cuto
     fig = hide_small_in_text(naive_vs_correct_figure(safe), threshold)
     if (analysis.naive or analysis.time_varying) and not (safe.naive or safe.time_varying):
         fig = _message(fig, _all_hidden(threshold))
-    meta = _engagement_meta(analysis, fig, "Cox models: the naive hazard ratio per meeting (check-in, session) in "
-                            "total over the whole follow-up, BIASED by immortal time, beside the corrected one per "
-                            "meeting in the previous week, with 95% CI.", filters, cutoff, threshold)
+    meta = _engagement_meta(analysis, fig, "Cox models: the naive hazard ratio for total engagement over the whole "
+                            "follow-up, BIASED by immortal time, beside the corrected one for the previous week's "
+                            "engagement, both per one standard deviation of their exposure (sd), with 95% CI; the "
+                            "table also gives them per one meeting (check-in, session).", filters, cutoff, threshold)
     return ChartExport(f"{analysis.outcome}-naive-vs-corrected", meta, p, fig)
 
 

@@ -207,3 +207,14 @@ def test_gee_table_lists_every_gee_term(sample: Store):
     table = a.gee_table()
     assert table.term.tolist() == [t.term for t in a.gee]
     assert (table.ci_lower <= table.estimate).all() and (table.estimate <= table.ci_upper).all()
+
+
+def test_exposure_sds_are_the_spread_of_totals_and_of_weekly_counts(sample: Store):
+    a = engagement.analyse_engagement(sample, "retention")
+    pw = person_weeks(sample, "retention")
+    followed = pw.weeks_per_person > 0
+    assert a.exposure_sd["naive"]["attendance"] == pytest.approx(pw.totals[followed][:, 0].std(ddof=1))
+    assert a.exposure_sd["time_varying"]["mentoring"] == pytest.approx(pw.previous[:, 2].std(ddof=1))
+    naive = {t.term: t for t in a.per_sd("naive")}
+    raw = {t.term: t for t in a.naive}
+    assert naive["checkins"].estimate == pytest.approx(raw["checkins"].estimate ** a.exposure_sd["naive"]["checkins"])

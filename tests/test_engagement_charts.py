@@ -167,21 +167,23 @@ def test_naive_and_corrected_both_drawn_and_labelled(analysis):
     naive, corrected = one(fig, "naive"), one(fig, "corrected")
     assert naive.name == NAIVE_LABEL == "naive: total engagement vs time in program — BIASED (immortal time)"
     assert corrected.name == CORRECTED_LABEL == "corrected: previous week's engagement"
-    for trace, terms in ((naive, analysis.naive), (corrected, analysis.time_varying)):
+    for trace, terms, which in ((naive, analysis.naive, "naive"), (corrected, analysis.time_varying, "time_varying")):
         assert trace.meta["terms"] == ENGAGEMENT
-        np.testing.assert_allclose(trace.x, [t.estimate for t in terms])
+        sd = analysis.exposure_sd[which]
+        # per one SD of the exposure: HR ** SD (a total over follow-up, a weekly count)
+        np.testing.assert_allclose(trace.x, [t.estimate ** sd[t.term] for t in terms])
         lower, upper = whiskers(trace, "x")
-        np.testing.assert_allclose(lower, [t.ci[0] for t in terms])
-        np.testing.assert_allclose(upper, [t.ci[1] for t in terms])
-        assert list(trace.text) == [f"{t.estimate:.3f}" for t in terms]
+        np.testing.assert_allclose(lower, [t.ci[0] ** sd[t.term] for t in terms])
+        np.testing.assert_allclose(upper, [t.ci[1] ** sd[t.term] for t in terms])
+        assert list(trace.text) == [f"{t.estimate ** sd[t.term]:.2f}" for t in terms]
     # side by side: the same row per engagement type, naive just below the corrected one
     np.testing.assert_allclose(np.round(naive.y), np.round(corrected.y))
     assert all(n > c for n, c in zip(naive.y, corrected.y))
     assert list(fig.layout.yaxis.ticktext) == ["Meetings", "Check-ins", "Mentoring sessions"]
     assert fig.layout.xaxis.type == "log"
     note = assert_common_note(fig, analysis)
-    assert "per one meeting (check-in, session) in total" in note
-    assert "per one meeting (check-in, session) a week" in note
+    assert "per one standard deviation (SD) of their own exposure" in note
+    assert f"{analysis.exposure_sd['naive']['attendance']:.1f} in total" in note
     assert " ".join(EXPLANATION.split()[:40]) in " ".join(note.split())
 
 
