@@ -104,6 +104,7 @@ def _sso(store) -> None:
     user = User(email, match.role.iloc[0])
     audit.record(store, "sign_in", email, user=email, role=user.role, method="single sign-on")
     _start(user)
+    st.rerun()
 
 
 def sign_out_button(user: User) -> None:

@@ -693,3 +693,27 @@ def test_viewing_participant_level_data_is_audited_once_per_selection(fresh: Pat
     at.number_input(key="no_contact_days").set_value(30).run()
     assert log(fresh, "view").what.tolist() == ["outreach list", "outreach list"]
     assert json.loads(log(fresh, "view").details.iloc[0])["days"] == 30
+
+
+def test_single_sign_on_takes_the_role_from_our_user_table(fresh: Path):
+    with cli():
+        users.add_user(open_store(fresh), "amira@clinic.example", "clinician", PASSWORD)
+    at = app()
+    at.secrets["auth"] = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "test"}
+    at.user = {"is_logged_in": True, "email": "amira@clinic.example"}
+    at.run()
+    assert not at.exception
+    assert at.session_state["user"] == User("amira@clinic.example", "clinician")
+    assert titles(at) == ["Recovery outcomes"]  # the role's first page, not the sign-in page
+    entry = log(fresh, "sign_in").iloc[0]
+    assert entry.user_name == "amira@clinic.example" and json.loads(entry.details)["method"] == "single sign-on"
+
+
+def test_single_sign_on_without_an_account_is_refused(fresh: Path):
+    at = app()
+    at.secrets["auth"] = {"redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "test"}
+    at.user = {"is_logged_in": True, "email": "stranger@elsewhere.example"}
+    at.run()
+    assert "user" not in at.session_state
+    assert any("No dashboard account for stranger@elsewhere.example" in e.value for e in at.error)
+    assert log(fresh, "sign_in_failed").user_name.iloc[0] == "stranger@elsewhere.example"
