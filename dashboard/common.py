@@ -9,13 +9,12 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
-from analytics import access, chart_export
+from analytics import access
 from analytics.bootstrap import ensure_store
-from analytics.exports import MIME, ChartExport, TooFew, refusal
 from analytics.filters import Filters
 from analytics.outcomes import latest_date
 from analytics.store import Store, resolve_path
@@ -73,11 +72,14 @@ def sidebar_filters() -> Filters:
     return filters
 
 
+if TYPE_CHECKING:
+    from analytics.exports import ChartExport
+
 DOWNLOAD_LABELS = {"png": "PNG image", "svg": "SVG (vector)", "pdf": "PDF", "csv": "Table (CSV)",
                    "xlsx": "Table (Excel)"}
 
 
-def downloads(title: str, build: Callable[[], ChartExport], *, key: str, filters: Filters | None = None,
+def downloads(title: str, build: Callable[[], "ChartExport"], *, key: str, filters: Filters | None = None,
               formats: tuple[str, ...] = ("png", "svg", "pdf", "csv", "xlsx")) -> None:
     """A "Download" menu under a chart: the chart as PNG/SVG/PDF and its table as CSV/XLSX.
 
@@ -85,6 +87,9 @@ def downloads(title: str, build: Callable[[], ChartExport], *, key: str, filters
     hidden), and each download is recorded in the audit log. `build` must not call
     Streamlit: it runs outside the script run.
     """
+    from analytics import chart_export  # imported on the first page with a chart, not on Home
+    from analytics.exports import MIME, TooFew, refusal
+
     store = get_store()
     stem = chart_export.filename(title, "png").removesuffix(".png")
     user = access.current_user()
