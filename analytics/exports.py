@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -29,7 +28,7 @@ from analytics.survival import TIMES, KaplanMeier
 from analytics.survival_analysis import SurvivalAnalysis
 
 __all__ = ["FORMATS", "MIME", "ChartExport", "TooFew", "incidence_export", "km_export", "protect_cohorts",
-           "hide_small_in_text", "protect_survival", "refusal", "survival_meta", "survival_table", "table_export"]
+           "hide_small_in_text", "protect_survival", "refusal", "survival_meta", "survival_table"]
 
 FORMATS = ("png", "svg", "pdf", "csv", "xlsx")
 MIME = {**chart_export.MIME, "csv": "text/csv",
@@ -108,12 +107,6 @@ def hide_small_in_text(fig: go.Figure, threshold: int) -> go.Figure:
 def _short_method(threshold: int) -> str:
     return (f"Counts of 1-{threshold - 1} shown as {privacy.small_marker(threshold)}; curves stop where "
             f"fewer than {threshold} remain at risk.")
-
-
-def table_export(name: str, meta: ChartMeta, table: Protected,
-                 figure: Callable[[pd.DataFrame], go.Figure] | None = None) -> ChartExport:
-    """An export whose figure is drawn by `figure` from the protected values (NaN = hidden)."""
-    return ChartExport(name, meta, table, figure(table.values) if figure else None)
 
 
 # --- survival -------------------------------------------------------------------------
