@@ -14,7 +14,7 @@ filters = sidebar_filters()
 st.title("Published charts")
 st.write("The charts and tables of the outcome report, ready for a funder: every count below "
          f"{privacy.DEFAULT_THRESHOLD} is hidden, in the page and in every download.")
-st.caption(privacy.method_statement())
+st.caption(privacy.method_statement().replace("*", r"\*"))  # "*" is the marker, not markdown
 
 last = cached(default_period).end
 year = Period.last_days(last, 365)

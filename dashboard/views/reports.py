@@ -26,7 +26,7 @@ picked = st.date_input("Reporting period", value=(year.start, year.end), max_val
 threshold = st.number_input("Hide counts below", min_value=privacy.DEFAULT_THRESHOLD,
                             value=privacy.DEFAULT_THRESHOLD, step=1, key="threshold",
                             help="Counts from 1 to this number minus one are shown as '<N' (never below 11).")
-st.caption(privacy.method_statement(int(threshold)))
+st.caption(privacy.method_statement(int(threshold)).replace("*", r"\*"))  # "*" is the marker, not markdown
 if len(picked) != 2:
     st.info("Pick the last day of the reporting period too.")
     st.stop()
