@@ -22,6 +22,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,24 +82,21 @@ def _wait_until_up(proc: subprocess.Popen, url: str, log: Path, timeout: float =
     pytest.fail(f"streamlit did not answer on {url} within {timeout:.0f} s:\n{log.read_text()[-3000:]}")
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory) -> Server:
-    tmp = tmp_path_factory.mktemp("browser")
-    db = ensure_store(tmp / "s.duckdb")
-    reference = tmp / "reference.duckdb"
-    shutil.copyfile(db, reference)
+@contextmanager
+def running_app(db: Path, log: Path, **env: str) -> Iterator[str]:
+    """`streamlit run dashboard/app.py` on the store `db` (extra environment `env`); yields its
+    URL once it answers, and stops it afterwards."""
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    log = tmp / "streamlit.log"
     cmd = [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.headless", "true",
            "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
            "--server.fileWatcherType", "none"]
     with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, "OUTCOMES_DB": str(db)},
+        proc = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, "OUTCOMES_DB": str(db), **env},
                                 stdout=out, stderr=subprocess.STDOUT)
     try:
         _wait_until_up(proc, url, log)
-        yield Server(url, db, reference, log)
+        yield url
     finally:
         proc.terminate()
         try:
@@ -105,6 +104,17 @@ def server(tmp_path_factory) -> Server:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory) -> Server:
+    tmp = tmp_path_factory.mktemp("browser")
+    db = ensure_store(tmp / "s.duckdb")
+    reference = tmp / "reference.duckdb"
+    shutil.copyfile(db, reference)
+    log = tmp / "streamlit.log"
+    with running_app(db, log) as url:
+        yield Server(url, db, reference, log)
 
 
 @pytest.fixture(scope="module")

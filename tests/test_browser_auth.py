@@ -11,29 +11,23 @@ of a grant writer's Published charts go to test-artifacts/screenshots/.
 from __future__ import annotations
 
 import datetime as dt
-import os
-import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from analytics import access, users
 from analytics.bootstrap import ensure_store
 from analytics.importer import import_files
 from analytics.store import Store
-from tests.test_browser import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
+from tests.test_browser import (  # noqa: F401  (chromium: the shared browser fixture)
     EXCEPTION,
-    REPO,
     TIMEOUT_MS,
     VIEWPORT,
-    _free_port,
-    _wait_until_up,
+    chromium,
     idle,
+    running_app,
     screenshot,
 )
 
@@ -80,43 +74,13 @@ def server(tmp_path_factory) -> Server:
         ids = tuple(r[0] for r in store.rows("SELECT participant_id FROM participants"))
     finally:
         store.close()  # the server's process opens the file: one writer
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
     log = tmp / "streamlit.log"
-    cmd = [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.headless", "true",
-           "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
-           "--server.fileWatcherType", "none"]
-    env = {**os.environ, "OUTCOMES_DB": str(db), "OUTCOMES_IDLE_MINUTES": "0.1",
-           "OUTCOMES_MAX_FAILED_SIGN_INS": "3"}
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        _wait_until_up(proc, url, log)
+    with running_app(db, log, OUTCOMES_IDLE_MINUTES="0.1", OUTCOMES_MAX_FAILED_SIGN_INS="3") as url:
         yield Server(url, log, ids)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Browser:
-    if not Path(CHROMIUM).is_file():
-        pytest.fail(f"Chromium not found at {CHROMIUM}: install Debian's chromium package. "
-                    "Do not run `playwright install`.", pytrace=False)
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 @pytest.fixture
-def tab(chromium: Browser) -> Page:
+def tab(chromium: Browser) -> Page:  # noqa: F811  (the fixture imported above)
     """A fresh browser context (a new Streamlit session) per test; no test may open a
     dialog (an alert from a script value in the data would be one)."""
     context = chromium.new_context(viewport=VIEWPORT)
