@@ -29,14 +29,12 @@ import time
 import warnings
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_survival import build_store
 
-from analytics import engagement
-from analytics.person_weeks import person_weeks
-from analytics.store import Store
+from analytics.analyses import engagement
+from analytics.outcomes.person_weeks import person_weeks
+from analytics.store.connection import Store
 
 R_SCRIPT = """
 suppressMessages(library(survival))

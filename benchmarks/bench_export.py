@@ -1,4 +1,4 @@
-"""Chart file export speed: the kept Chromium of analytics.chart_export.
+"""Chart file export speed: the kept Chromium of analytics.charts.render.
 
     python benchmarks/bench_export.py [--repeat 10] [--out DIR]
 
@@ -20,13 +20,11 @@ from pathlib import Path
 import numpy as np
 import plotly.graph_objects as go
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_survival import timed  # noqa: E402
 
-from analytics import chart_export  # noqa: E402
-from analytics.charts import add_note, color, new_figure, rgba  # noqa: E402
+from analytics.charts import render as chart_export  # noqa: E402
+from analytics.charts.base import add_note, color, new_figure, rgba  # noqa: E402
 
 META = chart_export.ChartMeta(
     title="Staying in the program, by program",

@@ -19,12 +19,12 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import duckdb  # noqa: E402
 
-from analytics import importer, synthetic  # noqa: E402
-from analytics.store import Store  # noqa: E402
+from analytics.ingest import importer  # noqa: E402
+from analytics.ingest import synthetic
+from analytics.store.connection import Store  # noqa: E402
 
 
 def bare_read(csv: Path, db: Path) -> float:

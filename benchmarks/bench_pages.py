@@ -42,8 +42,6 @@ from pathlib import Path
 from typing import Self
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -133,7 +131,7 @@ def visit(page, url: str, last: tuple[str, str]) -> float:
 def bench_browser(rounds: int, work: Path) -> None:
     from playwright.sync_api import sync_playwright
 
-    from analytics.bootstrap import ensure_store
+    from analytics.ingest.bootstrap import ensure_store
 
     if not Path(CHROMIUM).is_file():
         sys.exit(f"Chromium not found at {CHROMIUM}: apt-get install chromium (never `playwright install`)")
@@ -180,14 +178,15 @@ def _ok(seconds: float, target: float) -> str:
 def page_calls(name: str):
     """(label, thunk) pairs: what the page calls through `cached`, with its default arguments
     and the sidebar left empty (Filters()). Read from dashboard/views/*.py; keep in step."""
-    from analytics import activity, quality
-    from analytics.cohorts import cohort_retention, cohort_trends
-    from analytics.engagement import analyse_engagement
-    from analytics.filters import Filters
-    from analytics.kpis import default_period, overview, weekly_trends
-    from analytics.outcomes import OutcomeSettings, latest_date, resolve_cutoff
-    from analytics.summary import import_history, store_summary
-    from analytics.survival_analysis import analyse
+    from analytics.analyses import activity
+    from analytics.analyses import quality
+    from analytics.analyses.cohorts import cohort_retention, cohort_trends
+    from analytics.analyses.engagement import analyse_engagement
+    from analytics.outcomes.filters import Filters
+    from analytics.analyses.kpis import default_period, overview, weekly_trends
+    from analytics.outcomes.definitions import OutcomeSettings, latest_date, resolve_cutoff
+    from analytics.analyses.summary import import_history, store_summary
+    from analytics.analyses.survival import analyse
 
     f = Filters()  # sidebar_filters() with nothing chosen
     got = {}  # results later calls use, as the page passes them on
@@ -238,7 +237,7 @@ def worker(name: str, db: Path) -> None:
     """One page's calls in this (fresh) process; prints JSON."""
     start = time.perf_counter()
     sidebar, calls = page_calls(name)
-    from analytics.store import Store
+    from analytics.store.connection import Store
     imported = time.perf_counter() - start
 
     start = time.perf_counter()

@@ -15,14 +15,14 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import plotly.graph_objects as go  # noqa: E402
 
-from analytics import chart_export, report  # noqa: E402
-from analytics.bootstrap import ensure_store  # noqa: E402
-from analytics.kpis import Period, default_period  # noqa: E402
-from analytics.store import Store  # noqa: E402
+from analytics.charts import render as chart_export  # noqa: E402
+from analytics.publish import report
+from analytics.ingest.bootstrap import ensure_store  # noqa: E402
+from analytics.analyses.kpis import Period, default_period  # noqa: E402
+from analytics.store.connection import Store  # noqa: E402
 from bench_survival import build_store  # noqa: E402
 
 

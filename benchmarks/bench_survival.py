@@ -17,12 +17,13 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from analytics import importer, survival, synthetic  # noqa: E402
-from analytics.cox import fit_cox  # noqa: E402
-from analytics.outcomes import durations  # noqa: E402
-from analytics.store import Store  # noqa: E402
+from analytics.ingest import importer  # noqa: E402
+from analytics.stats import survival
+from analytics.ingest import synthetic
+from analytics.stats.cox import fit_cox  # noqa: E402
+from analytics.outcomes.definitions import durations  # noqa: E402
+from analytics.store.connection import Store  # noqa: E402
 
 COVARIATES = ["program", "age_band", "primary_substance", "cohort_year", "referral_source"]
 

@@ -4,7 +4,7 @@
 
 Builds counting-process person-weeks (the generator of tests/test_tvcox_vs_r.py: last
 week's meetings and check-ins, program dummies, a descriptor; whole-day event times),
-times analytics.tvcox.fit_counting_cox on the expanded table and on the collapsed one
+times analytics.stats.tvcox.fit_counting_cox on the expanded table and on the collapsed one
 (identical rows merged with counts, as DuckDB's GROUP BY would give), then writes the
 expanded table to CSV and times R's coxph(Surv(start, stop, event) ~ ..., ties = "efron")
 on it (median of 3 runs, R re-running the fit each time; reading the CSV is not timed).
@@ -26,7 +26,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
 
-from analytics.tvcox import fit_counting_cox  # noqa: E402
+from analytics.stats.tvcox import fit_counting_cox  # noqa: E402
 from bench_survival import timed  # noqa: E402
 from test_tvcox_vs_r import COVARIATES, collapse, simulate_person_weeks  # noqa: E402
 

@@ -1,19 +1,14 @@
 """Streamlit entry point: `streamlit run dashboard/app.py`.
 
 Pages only gather filters, call analytics/, and lay out the result. Each role sees only
-the pages it may open (analytics.access); a page left out of the navigation cannot be
+the pages it may open (analytics.access.roles); a page left out of the navigation cannot be
 opened by its URL, and every page checks again (dashboard.auth.guard).
 """
 
-import sys
-from pathlib import Path
+import streamlit as st
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # so `analytics` imports
-
-import streamlit as st  # noqa: E402
-
-from analytics import access  # noqa: E402
-from dashboard import auth  # noqa: E402
+from analytics.access import roles as access
+from dashboard import auth
 
 st.set_page_config(page_title="Recovery outcomes", page_icon=":material/monitoring:", layout="wide")
 

@@ -1,7 +1,7 @@
 """Signing in to the dashboard: the form, single sign-on, timeouts, sign-out, page guards.
 
-The decisions live in analytics.users (passwords, lock-out, timeouts) and
-analytics.access (what a role may see); this module only keeps the session's user in
+The decisions live in analytics.access.users (passwords, lock-out, timeouts) and
+analytics.access.roles (what a role may see); this module only keeps the session's user in
 st.session_state and draws the form. On the bundled sample nobody signs in: the demo is
 open and says so.
 """
@@ -12,8 +12,10 @@ import datetime as dt
 
 import streamlit as st
 
-from analytics import access, audit, users
-from analytics.access import User
+from analytics.access import roles as access
+from analytics.access import audit
+from analytics.access import users
+from analytics.access.roles import User
 from dashboard.common import get_store
 
 DEMO = User("demo", "admin")

@@ -13,11 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 
-from analytics import access
-from analytics.bootstrap import ensure_store
-from analytics.filters import Filters
-from analytics.outcomes import latest_date
-from analytics.store import Store, resolve_path
+from analytics.access import roles as access
+from analytics.ingest.bootstrap import ensure_store
+from analytics.outcomes.filters import Filters
+from analytics.outcomes.definitions import latest_date
+from analytics.store.connection import Store, resolve_path
 
 
 @st.cache_resource(show_spinner="Opening the store (built from the bundled sample on first start)...")
@@ -73,7 +73,7 @@ def sidebar_filters() -> Filters:
 
 
 if TYPE_CHECKING:
-    from analytics.exports import ChartExport
+    from analytics.publish.exports import ChartExport
 
 DOWNLOAD_LABELS = {"png": "PNG image", "svg": "SVG (vector)", "pdf": "PDF", "csv": "Table (CSV)",
                    "xlsx": "Table (Excel)"}
@@ -83,12 +83,12 @@ def downloads(title: str, build: Callable[[], "ChartExport"], *, key: str, filte
               formats: tuple[str, ...] = ("png", "svg", "pdf", "csv", "xlsx")) -> None:
     """A "Download" menu under a chart: the chart as PNG/SVG/PDF and its table as CSV/XLSX.
 
-    Files are built only on click, from protected numbers (analytics.exports: small counts
+    Files are built only on click, from protected numbers (analytics.publish.exports: small counts
     hidden), and each download is recorded in the audit log. `build` must not call
     Streamlit: it runs outside the script run.
     """
-    from analytics import chart_export  # imported on the first page with a chart, not on Home
-    from analytics.exports import MIME, TooFew, refusal
+    from analytics.charts import render as chart_export  # imported on the first page with a chart, not on Home
+    from analytics.publish.exports import MIME, TooFew, refusal
 
     store = get_store()
     stem = chart_export.filename(title, "png").removesuffix(".png")

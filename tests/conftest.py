@@ -8,9 +8,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from analytics import access, synthetic
-from analytics.importformat import TABLES
-from analytics.store import Store
+from analytics.access import roles as access
+from analytics.ingest import synthetic
+from analytics.store.schema import TABLES
+from analytics.store.connection import Store
 
 TODAY = dt.date(2026, 11, 27)  # fixed "today" so date rules do not move under the tests
 

@@ -7,10 +7,10 @@ import datetime as dt
 
 import pytest
 
-from analytics import importer
-from analytics.bootstrap import ensure_store
-from analytics.kpis import Period
-from analytics.store import Store
+from analytics.ingest import importer
+from analytics.ingest.bootstrap import ensure_store
+from analytics.analyses.kpis import Period
+from analytics.store.connection import Store
 
 D = dt.date
 CUR = Period(D(2025, 6, 2), D(2025, 6, 29))

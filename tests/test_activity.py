@@ -9,11 +9,13 @@ import math
 import pandas as pd
 import pytest
 
-from analytics import activity, director_charts, kpis
-from analytics.activity import RiskWeights
-from analytics.filters import Filters
-from analytics.kpis import Period
-from analytics.store import Store
+from analytics.analyses import activity
+from analytics.charts import director as director_charts
+from analytics.analyses import kpis
+from analytics.analyses.activity import RiskWeights
+from analytics.outcomes.filters import Filters
+from analytics.analyses.kpis import Period
+from analytics.store.connection import Store
 
 from director_data import ATTENDANCE, CHECKINS, CUR, D, EVIL, MENTORING, PARTICIPANTS, PREV, hand, sample  # noqa: F401
 

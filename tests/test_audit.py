@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from analytics import audit
-from analytics.importer import import_files
+from analytics.access import audit
+from analytics.ingest.importer import import_files
 from tests.conftest import TODAY
 
 

@@ -32,17 +32,21 @@ from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.element_tree import Block, Dataframe, Html, Markdown, Metric
 
 import analytics
-from analytics import access, activity, audit, cohorts, kpis, quality, users
-from analytics.access import AccessDenied, User
-from analytics.bootstrap import ensure_store
-from analytics.filters import Filters
-from analytics.importer import import_files
-from analytics.store import Store
+from analytics.access import roles as access
+from analytics.analyses import activity
+from analytics.access import audit
+from analytics.analyses import cohorts
+from analytics.analyses import kpis
+from analytics.analyses import quality
+from analytics.access import users
+from analytics.access.roles import AccessDenied, User
+from analytics.ingest.bootstrap import ensure_store
+from analytics.outcomes.filters import Filters
+from analytics.ingest.importer import import_files
+from analytics.store.connection import Store
 from tests.conftest import TODAY
 
 REPO = Path(__file__).resolve().parent.parent
-if str(REPO) not in sys.path:  # a page script run on its own imports `dashboard`
-    sys.path.insert(0, str(REPO))
 APP = str(REPO / "dashboard" / "app.py")
 VIEWS = REPO / "dashboard" / "views"
 PASSWORD = "correct horse battery staple"
@@ -272,10 +276,10 @@ def test_a_page_script_run_without_a_user_asks_to_sign_in(shared: Path, stem: st
 def protected_functions() -> list:
     """Every data function in analytics/ that declares a permission (@requires)."""
     found = {}
-    for info in pkgutil.iter_modules(analytics.__path__):
-        if info.name in ("__main__", "cli"):
+    for info in pkgutil.walk_packages(analytics.__path__, "analytics."):
+        if info.name in ("analytics.__main__",) or info.name.startswith("analytics.cli"):
             continue
-        module = importlib.import_module(f"analytics.{info.name}")
+        module = importlib.import_module(info.name)
         for name, obj in vars(module).items():
             if callable(obj) and access.permission_of(obj) and getattr(obj, "__module__", None) == module.__name__:
                 found[f"{module.__name__}.{name}"] = obj
@@ -289,7 +293,7 @@ def test_analytics_refuse_a_role_without_the_permission(shared: Path):
     with access.acting_as(gw), pytest.raises(AccessDenied, match="grant_writer"):
         activity.outreach_list(store, Filters(), 14)
     functions = protected_functions()
-    assert "analytics.activity.outreach_list" in dict(functions)
+    assert "analytics.analyses.activity.outreach_list" in dict(functions)
     for name, func in functions:
         for role in ROLES:
             user = User(role, role)

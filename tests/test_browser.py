@@ -30,14 +30,15 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from analytics import activity, quality
-from analytics.bootstrap import ensure_store
-from analytics.engagement import analyse_engagement
-from analytics.filters import Filters
-from analytics.kpis import default_period, overview
-from analytics.outcomes import OutcomeSettings, resolve_cutoff
-from analytics.store import Store
-from analytics.survival_analysis import analyse
+from analytics.analyses import activity
+from analytics.analyses import quality
+from analytics.ingest.bootstrap import ensure_store
+from analytics.analyses.engagement import analyse_engagement
+from analytics.outcomes.filters import Filters
+from analytics.analyses.kpis import default_period, overview
+from analytics.outcomes.definitions import OutcomeSettings, resolve_cutoff
+from analytics.store.connection import Store
+from analytics.analyses.survival import analyse
 
 REPO = Path(__file__).resolve().parent.parent
 SCREENSHOTS = REPO / "test-artifacts" / "screenshots"

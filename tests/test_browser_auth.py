@@ -17,10 +17,11 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from analytics import access, users
-from analytics.bootstrap import ensure_store
-from analytics.importer import import_files
-from analytics.store import Store
+from analytics.access import roles as access
+from analytics.access import users
+from analytics.ingest.bootstrap import ensure_store
+from analytics.ingest.importer import import_files
+from analytics.store.connection import Store
 from tests.test_browser import (  # noqa: F401  (chromium: the shared browser fixture)
     EXCEPTION,
     TIMEOUT_MS,

@@ -1,4 +1,4 @@
-"""Chart files (analytics.chart_export): PNG, SVG and PDF drawn offline by the kept Chromium.
+"""Chart files (analytics.charts.render): PNG, SVG and PDF drawn offline by the kept Chromium.
 
 Needs Debian's chromium at /usr/bin/chromium (`bash .ci/run` installs it); never run
 kaleido_get_chrome / plotly_get_chrome. The browser starts once for the module and is shut
@@ -27,8 +27,8 @@ import plotly.io as pio
 import pytest
 from PIL import Image
 
-from analytics import chart_export as ce
-from analytics.charts import PALETTE, TEMPLATE_NAME, add_note, color, new_figure, rgba
+from analytics.charts import render as ce
+from analytics.charts.base import PALETTE, TEMPLATE_NAME, add_note, color, new_figure, rgba
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "test-artifacts" / "exports"
@@ -167,7 +167,7 @@ def test_bad_format(fmt: str):
 
 def test_formats_and_mime():
     assert ce.FORMATS == ("png", "svg", "pdf") and set(ce.MIME) == set(ce.FORMATS)
-    assert ce.export.__module__ == "analytics.chart_export" and issubclass(ce.ExportError, RuntimeError)
+    assert ce.export.__module__ == "analytics.charts.render" and issubclass(ce.ExportError, RuntimeError)
 
 
 def test_filename_slug():
@@ -245,7 +245,7 @@ def test_browser_is_kept_between_exports():
 
 
 def test_missing_browser_fails_fast_with_install_hint():
-    code = ("import plotly.graph_objects as go\nfrom analytics import chart_export as ce\n"
+    code = ("import plotly.graph_objects as go\nfrom analytics.charts import render as ce\n"
             "try:\n    ce.export(go.Figure(), 'png')\nexcept ce.ExportError as e:\n    print('ExportError', e)\n")
     env = {**os.environ, "BROWSER_PATH": "/nonexistent/chromium", "PYTHONPATH": str(ROOT)}
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60,
@@ -257,10 +257,10 @@ def test_missing_browser_fails_fast_with_install_hint():
 
 @pytest.fixture(scope="module")
 def km(tmp_path_factory: pytest.TempPathFactory) -> go.Figure:
-    from analytics.bootstrap import ensure_store
-    from analytics.store import Store
-    from analytics.survival_analysis import analyse
-    from analytics.survival_charts import km_figure
+    from analytics.ingest.bootstrap import ensure_store
+    from analytics.store.connection import Store
+    from analytics.analyses.survival import analyse
+    from analytics.charts.survival import km_figure
 
     path = ensure_store(tmp_path_factory.mktemp("export") / "outcomes.duckdb")
     with Store.open(path, read_only=True) as store:
@@ -284,7 +284,7 @@ def test_km_figure_png_and_pdf(km: go.Figure, tmp_path: Path):
 
 
 def test_forest_figure_svg_and_png():
-    from analytics.survival_charts import forest_figure
+    from analytics.charts.survival import forest_figure
 
     terms = [{"term": "program", "level": level, "reference": "Program A", "hr": hr, "ci": ci, "p": p}
              for level, hr, ci, p in (("Program B", 0.82, (0.66, 1.01), 0.06),

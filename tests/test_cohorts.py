@@ -1,6 +1,6 @@
 """Cohort retention table and check-in trends: hand-made records worked out by hand (the
 same records as tests/test_kpis.py, repeated so the file stands alone), then the
-committed sample against analytics.outcomes + analytics.survival."""
+committed sample against analytics.outcomes.definitions + analytics.stats.survival."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analytics import cohorts, director_charts
-from analytics.filters import Filters
-from analytics.outcomes import OutcomeSettings, durations
-from analytics.store import Store
-from analytics.survival import kaplan_meier
+from analytics.analyses import cohorts
+from analytics.charts import director as director_charts
+from analytics.outcomes.filters import Filters
+from analytics.outcomes.definitions import OutcomeSettings, durations
+from analytics.store.connection import Store
+from analytics.stats.survival import kaplan_meier
 
 from director_data import ATTENDANCE, CHECKINS, CUR, D, EVIL, MENTORING, PARTICIPANTS, PREV, hand, sample  # noqa: F401
 

@@ -1,4 +1,4 @@
-"""analytics.cox against R: coxph(ties="efron") and survival 3.x cox.zph, plus a simulation.
+"""analytics.stats.cox against R: coxph(ties="efron") and survival 3.x cox.zph, plus a simulation.
 
 R is required, not optional: CI installs it, and a missing Rscript fails these tests
 rather than skipping them (a skipped comparison would look like a passing one).
@@ -15,10 +15,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analytics import importer
-from analytics.cox import CoxResult, fit_cox
-from analytics.outcomes import durations
-from analytics.store import Store
+from analytics.ingest import importer
+from analytics.stats.cox import CoxResult, fit_cox
+from analytics.outcomes.definitions import durations
+from analytics.store.connection import Store
 from conftest import TODAY
 
 REPO = Path(__file__).resolve().parent.parent

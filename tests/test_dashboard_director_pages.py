@@ -17,14 +17,14 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from analytics import activity
-from analytics.access import User
-from analytics.bootstrap import ensure_store
-from analytics.cohorts import cohort_retention
-from analytics.filters import Filters
-from analytics.importer import import_files
-from analytics.kpis import Period, default_period, overview
-from analytics.store import Store
+from analytics.analyses import activity
+from analytics.access.roles import User
+from analytics.ingest.bootstrap import ensure_store
+from analytics.analyses.cohorts import cohort_retention
+from analytics.outcomes.filters import Filters
+from analytics.ingest.importer import import_files
+from analytics.analyses.kpis import Period, default_period, overview
+from analytics.store.connection import Store
 
 APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
 PAGES = {"overview": "Overview", "engagement": "Engagement", "cohorts": "Cohorts", "data": "Data"}

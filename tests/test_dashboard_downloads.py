@@ -14,8 +14,8 @@ import pytest
 from streamlit.runtime.media_file_manager import MediaFileManager
 from streamlit.testing.v1 import AppTest
 
-from analytics import privacy
-from analytics.bootstrap import ensure_store
+from analytics.publish import privacy
+from analytics.ingest.bootstrap import ensure_store
 from dashboard.common import DOWNLOAD_LABELS
 
 APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from analytics.bootstrap import SAMPLE_DIR, ensure_store
-from analytics.store import Store
-from analytics.summary import store_summary
+from analytics.ingest.bootstrap import SAMPLE_DIR, ensure_store
+from analytics.store.connection import Store
+from analytics.analyses.summary import store_summary
 
 APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from analytics.bootstrap import ensure_store
-from analytics.filters import Filters
-from analytics.store import Store
-from analytics.survival_analysis import analyse
+from analytics.ingest.bootstrap import ensure_store
+from analytics.outcomes.filters import Filters
+from analytics.store.connection import Store
+from analytics.analyses.survival import analyse
 
 APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
 
@@ -64,7 +64,7 @@ def test_survival_page_sobriety_and_empty_filter(app: AppTest):
 
 
 def test_engagement_retention_page_numbers_equal_the_analytics(app: AppTest, db: Path):
-    from analytics.engagement import analyse_engagement
+    from analytics.analyses.engagement import analyse_engagement
     app.switch_page("views/engagement_retention.py").run()
     assert not app.exception
     expected = analyse_engagement(Store.open(db), "retention")

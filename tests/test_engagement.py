@@ -15,12 +15,14 @@ import statsmodels.api as sm
 from conftest import TODAY
 from rsupport import run_r
 
-from analytics import engagement, importer, synthetic
-from analytics.bootstrap import ensure_store
-from analytics.filters import Filters
-from analytics.outcomes import OutcomeSettings
-from analytics.person_weeks import person_weeks
-from analytics.store import Store
+from analytics.analyses import engagement
+from analytics.ingest import importer
+from analytics.ingest import synthetic
+from analytics.ingest.bootstrap import ensure_store
+from analytics.outcomes.filters import Filters
+from analytics.outcomes.definitions import OutcomeSettings
+from analytics.outcomes.person_weeks import person_weeks
+from analytics.store.connection import Store
 
 REPO = Path(__file__).resolve().parent.parent
 START = dt.date(2024, 1, 1)
@@ -188,7 +190,7 @@ def test_cli_json_contract_and_landmarks(sample: Store):
 
 
 def test_landmark_counts_only_those_still_in(sample: Store):
-    from analytics.outcomes import durations
+    from analytics.outcomes.definitions import durations
     frame = durations(sample, "retention").frame
     lm = engagement.landmark(sample, "retention", 60, ["program"], OutcomeSettings(), Filters())
     still_in = ((frame.days > 60) | ((frame.days == 60) & ~frame.event)).sum()
@@ -197,7 +199,7 @@ def test_landmark_counts_only_those_still_in(sample: Store):
 
 
 def test_empty_filter_is_a_clear_error(sample: Store):
-    from analytics.survival_analysis import NoData
+    from analytics.analyses.survival import NoData
     with pytest.raises(NoData, match="no retention events"):
         engagement.analyse_engagement(sample, "retention", filters=Filters(programs=("Nobody",)))
 

@@ -14,12 +14,12 @@ import plotly.graph_objects as go
 import plotly.io as pio
 import pytest
 
-from analytics.bootstrap import ensure_store
-from analytics.charts import PALETTE, TEMPLATE_NAME
-from analytics.engagement import EXPLANATION, TIERS, EngagementAnalysis, analyse_engagement
-from analytics.engagement_charts import (CORRECTED_LABEL, NAIVE_LABEL, dose_response_figure, hazard_ratio_figure,
+from analytics.ingest.bootstrap import ensure_store
+from analytics.charts.base import PALETTE, TEMPLATE_NAME
+from analytics.analyses.engagement import EXPLANATION, TIERS, EngagementAnalysis, analyse_engagement
+from analytics.charts.engagement import (CORRECTED_LABEL, NAIVE_LABEL, dose_response_figure, hazard_ratio_figure,
                                          landmark_km_figure, naive_vs_correct_figure)
-from analytics.store import Store
+from analytics.store.connection import Store
 
 ENGAGEMENT = ["attendance", "checkins", "mentoring"]
 

@@ -17,18 +17,18 @@ import pandas as pd
 import pytest
 import statsmodels.api as sm
 
-from analytics import engagement
-from analytics.bootstrap import ensure_store
-from analytics.filters import Filters
-from analytics.outcomes import (
+from analytics.analyses import engagement
+from analytics.ingest.bootstrap import ensure_store
+from analytics.outcomes.filters import Filters
+from analytics.outcomes.definitions import (
     DESCRIPTORS,
     OutcomeSettings,
     durations_sql,
     resolve_cutoff,
 )
-from analytics.person_weeks import person_weeks, person_weeks_sql
-from analytics.store import Store
-from analytics.tvcox import fit_counting_cox
+from analytics.outcomes.person_weeks import person_weeks, person_weeks_sql
+from analytics.store.connection import Store
+from analytics.stats.tvcox import fit_counting_cox
 
 FILTERS = [Filters(), Filters(programs=("Online Recovery Community",)), Filters(enrolled_from=dt.date(2025, 1, 1))]
 

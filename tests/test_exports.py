@@ -12,9 +12,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from openpyxl import load_workbook
 
-from analytics import cohorts, exports, privacy
-from analytics.filters import Filters
-from analytics.survival_analysis import NoData, analyse
+from analytics.analyses import cohorts
+from analytics.publish import exports
+from analytics.publish import privacy
+from analytics.outcomes.filters import Filters
+from analytics.analyses.survival import NoData, analyse
 
 from director_data import sample  # noqa: F401
 

@@ -25,9 +25,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from analytics import importer, synthetic
-from analytics.importformat import TABLES
-from analytics.store import Store
+from analytics.ingest import importer
+from analytics.ingest import synthetic
+from analytics.store.schema import TABLES
+from analytics.store.connection import Store
 from conftest import assert_same, snapshot
 
 REPO = Path(__file__).resolve().parent.parent

@@ -29,9 +29,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from analytics import importer
-from analytics.importformat import PARTICIPANTS, TABLES, Table
-from analytics.store import Store
+from analytics.ingest import importer
+from analytics.store.schema import PARTICIPANTS, TABLES, Table
+from analytics.store.connection import Store
 from conftest import TODAY, assert_same, snapshot
 
 NAMES = tuple(TABLES)  # participants, attendance, checkins, mentoring

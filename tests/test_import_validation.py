@@ -10,8 +10,8 @@ import openpyxl
 import pandas as pd
 import pytest
 
-from analytics import importer
-from analytics.store import Store
+from analytics.ingest import importer
+from analytics.store.connection import Store
 from conftest import TODAY, assert_same, snapshot
 
 

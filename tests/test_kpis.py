@@ -7,12 +7,13 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from analytics import activity, kpis
-from analytics.filters import Filters
-from analytics.kpis import Period
-from analytics.outcomes import OutcomeSettings, durations
-from analytics.store import Store
-from analytics.survival import kaplan_meier
+from analytics.analyses import activity
+from analytics.analyses import kpis
+from analytics.outcomes.filters import Filters
+from analytics.analyses.kpis import Period
+from analytics.outcomes.definitions import OutcomeSettings, durations
+from analytics.store.connection import Store
+from analytics.stats.survival import kaplan_meier
 
 from director_data import ATTENDANCE, CHECKINS, CUR, D, EVIL, MENTORING, PARTICIPANTS, PREV, hand, sample  # noqa: F401
 
@@ -168,7 +169,7 @@ def test_sample_numbers_agree(sample: Store):
 
 
 def test_sample_retention_matches_durations_and_km(sample: Store):
-    """The KPI equals KM of analytics.survival on analytics.outcomes.durations, over the
+    """The KPI equals KM of analytics.stats.survival on analytics.outcomes.definitions.durations, over the
     participants enrolled in the period and long enough before the cutoff."""
     period = Period(D(2026, 1, 1), D(2026, 3, 31))
     ov = kpis.overview(sample, Filters(), period)
@@ -204,10 +205,10 @@ def test_default_period(sample: Store):
     assert p.end == D(2026, 9, 30) and p.days == 28
 
 
-# --- Data page (analytics.quality) on the same records ----------------------------------
+# --- Data page (analytics.analyses.quality) on the same records ----------------------------------
 
 def test_quality_by_hand(hand: Store):
-    from analytics import quality
+    from analytics.analyses import quality
 
     m = quality.missing_values(hand).set_index(["table", "column"])
     assert (m.loc[("checkins", "craving"), "rows"], m.loc[("checkins", "craving"), "missing"]) == (14, 7)

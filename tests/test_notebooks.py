@@ -14,7 +14,7 @@ import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from analytics.store import DB_ENV, REPO_ROOT
+from analytics.store.connection import DB_ENV, REPO_ROOT
 
 NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("*.ipynb"))
 TIMEOUT_S = 600

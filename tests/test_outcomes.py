@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from analytics import importer
-from analytics.outcomes import OutcomeSettings, durations
-from analytics.store import Store
+from analytics.ingest import importer
+from analytics.outcomes.definitions import OutcomeSettings, durations
+from analytics.store.connection import Store
 
 CUTOFF = dt.date(2025, 6, 30)
 

@@ -1,4 +1,4 @@
-"""Downloads of the page charts (analytics.page_exports) on the hand-made store, where almost
+"""Downloads of the page charts (analytics.publish.page_exports) on the hand-made store, where almost
 every count is 1-10, and on the sample: no file shows a count of 1-10, every file states the
 method, a hidden value is a gap (NaN) in the figure, never a zero."""
 
@@ -15,12 +15,16 @@ import pytest
 from director_data import CUR, hand, sample  # noqa: F401
 from openpyxl import load_workbook
 
-from analytics import activity, cohorts, kpis, page_exports, privacy
-from analytics.engagement import analyse_engagement
-from analytics.exports import ChartExport, TooFew
-from analytics.filters import Filters
-from analytics.store import Store
-from analytics.survival_analysis import analyse
+from analytics.analyses import activity
+from analytics.analyses import cohorts
+from analytics.analyses import kpis
+from analytics.publish import page_exports
+from analytics.publish import privacy
+from analytics.analyses.engagement import analyse_engagement
+from analytics.publish.exports import ChartExport, TooFew
+from analytics.outcomes.filters import Filters
+from analytics.store.connection import Store
+from analytics.analyses.survival import analyse
 
 T = privacy.DEFAULT_THRESHOLD
 EVERYONE = Filters()

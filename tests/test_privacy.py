@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analytics.privacy import (
+from analytics.publish.privacy import (
     COMPLEMENTARY,
     DEFAULT_THRESHOLD,
     check_threshold,

@@ -15,13 +15,16 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from analytics import audit, cohorts, kpis, report
-from analytics.bootstrap import ensure_store
-from analytics.exports import ALL_ROW
-from analytics.filters import Filters
-from analytics.kpis import Period
-from analytics.store import Store
-from analytics.survival_analysis import analyse
+from analytics.access import audit
+from analytics.analyses import cohorts
+from analytics.analyses import kpis
+from analytics.publish import report
+from analytics.ingest.bootstrap import ensure_store
+from analytics.publish.exports import ALL_ROW
+from analytics.outcomes.filters import Filters
+from analytics.analyses.kpis import Period
+from analytics.store.connection import Store
+from analytics.analyses.survival import analyse
 
 ROOT = Path(__file__).resolve().parent.parent
 PERIOD = Period(dt.date(2025, 10, 1), dt.date(2026, 9, 30))

@@ -11,7 +11,7 @@ import openpyxl
 import pandas as pd
 import pytest
 
-from analytics.spreadsheets import (
+from analytics.publish.spreadsheets import (
     ABOUT_SHEET,
     FORMULA_PREFIXES,
     csv_bytes,

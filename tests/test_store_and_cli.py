@@ -11,8 +11,9 @@ import duckdb
 import pandas as pd
 import pytest
 
-from analytics import importer, migrations
-from analytics.store import DB_ENV, Session, Store, StoreError, resolve_path
+from analytics.ingest import importer
+from analytics.store import migrations
+from analytics.store.connection import DB_ENV, Session, Store, StoreError, resolve_path
 from conftest import TODAY, assert_same, snapshot
 
 REPO = Path(__file__).resolve().parent.parent

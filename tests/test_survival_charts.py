@@ -16,12 +16,12 @@ import plotly.graph_objects as go
 import plotly.io as pio
 import pytest
 
-from analytics.bootstrap import ensure_store
-from analytics.charts import PALETTE, TEMPLATE_NAME, template
-from analytics.store import Store
-from analytics.survival import kaplan_meier
-from analytics.survival_analysis import SurvivalAnalysis, analyse
-from analytics.survival_charts import cox_figure, forest_figure, incidence_figure, km_figure
+from analytics.ingest.bootstrap import ensure_store
+from analytics.charts.base import PALETTE, TEMPLATE_NAME, template
+from analytics.store.connection import Store
+from analytics.stats.survival import kaplan_meier
+from analytics.analyses.survival import SurvivalAnalysis, analyse
+from analytics.charts.survival import cox_figure, forest_figure, incidence_figure, km_figure
 
 
 @pytest.fixture(scope="module")

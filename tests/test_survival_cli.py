@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from analytics.bootstrap import ensure_store
-from analytics.filters import Filters
-from analytics.outcomes import OutcomeSettings, durations
-from analytics.store import Store
-from analytics.survival_analysis import NoData, analyse
+from analytics.ingest.bootstrap import ensure_store
+from analytics.outcomes.filters import Filters
+from analytics.outcomes.definitions import OutcomeSettings, durations
+from analytics.store.connection import Store
+from analytics.analyses.survival import NoData, analyse
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -102,7 +102,7 @@ def test_relapse_on_day_zero_is_an_event_at_day_zero(tmp_path: Path):
         "participant_id,program,enrolled_on\nP-1,A,2025-01-01\nP-2,A,2025-01-01\nP-3,A,2025-01-01\n")
     (folder / "checkins.csv").write_text(
         "participant_id,checked_in_on,used\nP-1,2025-01-01,true\nP-2,2025-01-05,false\nP-2,2025-01-09,true\n")
-    from analytics import importer
+    from analytics.ingest import importer
     with Store.open(tmp_path / "s.duckdb") as store:
         assert importer.import_files(store, [folder]).ok
         d = durations(store, "sobriety", OutcomeSettings(cutoff=__import__("datetime").date(2025, 3, 1)))

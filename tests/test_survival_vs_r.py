@@ -9,10 +9,11 @@ import pandas as pd
 import pytest
 from lifelines import KaplanMeierFitter
 
-from analytics import competing, survival
-from analytics.bootstrap import ensure_store
-from analytics.outcomes import durations
-from analytics.store import Store
+from analytics.stats import competing
+from analytics.stats import survival
+from analytics.ingest.bootstrap import ensure_store
+from analytics.outcomes.definitions import durations
+from analytics.store.connection import Store
 from rsupport import run_r
 
 REL = 1e-9

@@ -10,9 +10,10 @@ import pandas as pd
 import pytest
 import statsmodels.api as sm
 
-from analytics import importer, synthetic
-from analytics.bootstrap import SAMPLE_DIR
-from analytics.store import Store
+from analytics.ingest import importer
+from analytics.ingest import synthetic
+from analytics.ingest.bootstrap import SAMPLE_DIR
+from analytics.store.connection import Store
 from conftest import TODAY
 
 

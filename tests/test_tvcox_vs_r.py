@@ -1,4 +1,4 @@
-"""analytics.tvcox against R's coxph(Surv(start, stop, event) ~ ..., ties = "efron").
+"""analytics.stats.tvcox against R's coxph(Surv(start, stop, event) ~ ..., ties = "efron").
 
 Simulated person-weeks in counting-process form: weekly rows (7k, 7k+7], last week's
 meetings and check-ins (Poisson, person-specific rates) as time-varying covariates, a
@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analytics.tvcox import TVCoxResult, fit_counting_cox
+from analytics.stats.tvcox import TVCoxResult, fit_counting_cox
 from rsupport import run_r
 
 COVARIATES = ["meetings_prev", "checkins_prev", "program_b", "program_c", "female"]
@@ -132,7 +132,7 @@ def test_matches_r_efron(weeks, r_fit):
 @pytest.mark.parametrize("path", ["by_group", "by_column"])
 def test_heavy_ties_match_r(path, tmp_path, monkeypatch):
     """Events only at week ends (dozens tied per time), through both ways of summing S2."""
-    from analytics import tvcox
+    from analytics.stats import tvcox
 
     monkeypatch.setattr(tvcox, "_SMALL_GROUPS", 0 if path == "by_group" else 10**9)
     frame = simulate_person_weeks(1500, seed=5, tie_days=7)

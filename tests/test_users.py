@@ -9,12 +9,16 @@ from pathlib import Path
 
 import pytest
 
-from analytics import access, activity, audit, report, users
-from analytics.access import AccessDenied, User
-from analytics.filters import Filters
-from analytics.importer import import_files
-from analytics.kpis import Period, overview
-from analytics.store import Store
+from analytics.access import roles as access
+from analytics.analyses import activity
+from analytics.access import audit
+from analytics.publish import report
+from analytics.access import users
+from analytics.access.roles import AccessDenied, User
+from analytics.outcomes.filters import Filters
+from analytics.ingest.importer import import_files
+from analytics.analyses.kpis import Period, overview
+from analytics.store.connection import Store
 from tests.conftest import TODAY
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -2,7 +2,10 @@
 
 import streamlit as st
 
-from analytics import access, audit, spreadsheets, users
+from analytics.access import roles as access
+from analytics.access import audit
+from analytics.publish import spreadsheets
+from analytics.access import users
 from dashboard.auth import guard
 from dashboard.common import get_store
 

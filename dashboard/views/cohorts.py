@@ -4,9 +4,10 @@ by month since enrollment."""
 import pandas as pd
 import streamlit as st
 
-from analytics import access, page_exports
-from analytics.cohorts import COHORT_UNITS, cohort_retention, cohort_trends
-from analytics.director_charts import (
+from analytics.access import roles as access
+from analytics.publish import page_exports
+from analytics.analyses.cohorts import COHORT_UNITS, cohort_retention, cohort_trends
+from analytics.charts.director import (
     TREND_MEASURES,
     cohort_heatmap,
     cohort_trend_figure,

@@ -12,10 +12,11 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from analytics import access, quality
-from analytics.importer import ImportResult, import_files, problems_csv
-from analytics.store import Store
-from analytics.summary import import_history
+from analytics.access import roles as access
+from analytics.analyses import quality
+from analytics.ingest.importer import ImportResult, import_files, problems_csv
+from analytics.store.connection import Store
+from analytics.analyses.summary import import_history
 from dashboard.auth import DEMO, guard, log_view
 from dashboard.common import cached, get_store, sidebar_filters
 
@@ -26,7 +27,7 @@ def import_uploads(store: Store, files: Iterable[tuple[str, bytes]], *, dry_run:
                    user: str | None = None) -> ImportResult:
     """Save uploaded (name, content) pairs in a temporary folder under their own file names
     (the importer tells the tables apart by name or header) and import them into `store`.
-    All or nothing: on any problem nothing is written (see analytics.importer)."""
+    All or nothing: on any problem nothing is written (see analytics.ingest.importer)."""
     with tempfile.TemporaryDirectory(prefix="outcomes-upload-") as tmp:
         paths = []
         for name, content in files:
@@ -107,7 +108,7 @@ st.title("Data")
 
 # --- import ---------------------------------------------------------------------------
 def import_section(user_name: str) -> None:
-    """Upload, check and import (admins only: analytics.importer refuses others too)."""
+    """Upload, check and import (admins only: analytics.ingest.importer refuses others too)."""
     st.subheader("Import files")
     st.markdown(
         "CSV (UTF-8, ISO dates YYYY-MM-DD) or Excel files in the import format: `participants`, `attendance`, "

@@ -3,15 +3,18 @@ caseloads, and the outreach list of participants with no recent contact."""
 
 import streamlit as st
 
-from analytics import access, activity, audit, page_exports
-from analytics.director_charts import (
+from analytics.access import roles as access
+from analytics.analyses import activity
+from analytics.access import audit
+from analytics.publish import page_exports
+from analytics.charts.director import (
     adherence_figure,
     attendance_figure,
     caseload_figure,
     weekday_figure,
 )
-from analytics.kpis import Period, default_period
-from analytics.outcomes import OutcomeSettings, resolve_cutoff
+from analytics.analyses.kpis import Period, default_period
+from analytics.outcomes.definitions import OutcomeSettings, resolve_cutoff
 from dashboard.auth import guard, log_view
 from dashboard.common import cached, downloads, get_store, sidebar_filters
 

@@ -2,10 +2,12 @@
 
 import streamlit as st
 
-from analytics import access, engagement_charts, page_exports
-from analytics.engagement import EXPLANATION, analyse_engagement
-from analytics.outcomes import OutcomeSettings, resolve_cutoff
-from analytics.survival_analysis import NoData
+from analytics.access import roles as access
+from analytics.charts import engagement as engagement_charts
+from analytics.publish import page_exports
+from analytics.analyses.engagement import EXPLANATION, analyse_engagement
+from analytics.outcomes.definitions import OutcomeSettings, resolve_cutoff
+from analytics.analyses.survival import NoData
 from dashboard.auth import guard
 from dashboard.common import cached, downloads, sidebar_filters
 

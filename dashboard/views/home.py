@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from analytics import access
-from analytics.summary import store_summary
+from analytics.access import roles as access
+from analytics.analyses.summary import store_summary
 from dashboard.auth import guard
 from dashboard.common import get_store, sidebar_filters
 

@@ -2,9 +2,10 @@
 
 import streamlit as st
 
-from analytics import access, page_exports
-from analytics.director_charts import weekly_trends_figure
-from analytics.kpis import Kpi, Period, default_period, overview, weekly_trends
+from analytics.access import roles as access
+from analytics.publish import page_exports
+from analytics.charts.director import weekly_trends_figure
+from analytics.analyses.kpis import Kpi, Period, default_period, overview, weekly_trends
 from dashboard.auth import guard
 from dashboard.common import cached, downloads, sidebar_filters
 

@@ -2,10 +2,11 @@
 
 import streamlit as st
 
-from analytics import access, privacy
-from analytics.exports import TooFew
-from analytics.kpis import Period, default_period
-from analytics.report import build
+from analytics.access import roles as access
+from analytics.publish import privacy
+from analytics.publish.exports import TooFew
+from analytics.analyses.kpis import Period, default_period
+from analytics.publish.report import build
 from dashboard.auth import guard
 from dashboard.common import cached, downloads, sidebar_filters
 

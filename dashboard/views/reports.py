@@ -4,10 +4,11 @@ import datetime as dt
 
 import streamlit as st
 
-from analytics import access, privacy
-from analytics.exports import TooFew
-from analytics.kpis import Period, default_period
-from analytics.report import write_report
+from analytics.access import roles as access
+from analytics.publish import privacy
+from analytics.publish.exports import TooFew
+from analytics.analyses.kpis import Period, default_period
+from analytics.publish.report import write_report
 from dashboard.auth import guard
 from dashboard.common import cached, get_store, sidebar_filters
 

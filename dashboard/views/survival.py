@@ -2,9 +2,12 @@
 
 import streamlit as st
 
-from analytics import access, exports, page_exports, survival_charts
-from analytics.outcomes import GROUP_COLUMNS
-from analytics.survival_analysis import NoData, analyse
+from analytics.access import roles as access
+from analytics.publish import exports
+from analytics.publish import page_exports
+from analytics.charts import survival as survival_charts
+from analytics.outcomes.definitions import GROUP_COLUMNS
+from analytics.analyses.survival import NoData, analyse
 from dashboard.auth import guard
 from dashboard.common import cached, downloads, sidebar_filters
 

@@ -1,0 +1,206 @@
+"""Cohorts page: retention by enrollment cohort, and check-in trends by cohort.
+
+Cohort retention table
+    Rows: enrollment cohorts (calendar month '2026-03' or quarter '2026-Q1' of
+    ``enrolled_on``). Columns: months since enrollment m = 0, 1, ..., where month m means
+    day round(m x 30.44) after enrolling (day 0 for m = 0). Value: the share of the cohort
+    still in the program at that day, by the retention definition of DESIGN.md
+    (``analytics.outcomes.definitions``): a recorded drop-out, or no engagement for
+    ``inactivity_days`` (dated at the last engagement), is leaving; completing,
+    transferring and other exits are censored (they leave the denominator from their exit
+    on, they are never counted as leaving). The share is the Kaplan-Meier estimate
+    (``analytics.stats.survival``) of the cohort's retention curve at that day.
+
+    A cell is missing (NaN), never 0, unless every member of the cohort was enrolled at
+    least that day + ``inactivity_days`` before the cutoff: a participant who stopped
+    engaging counts as having left only once ``inactivity_days`` have passed, so until then
+    their status at that month is not known. With that rule every member's status at the
+    cell's day is known except for those censored by another exit, which KM handles: no
+    one is counted as lost for not having been followed long enough, and no one who has
+    in fact gone quiet is counted as retained.
+
+Check-in trends by cohort
+    Reported use, craving and mood per cohort and month since enrollment (month m = days
+    [m x 30.44, (m+1) x 30.44) after enrolling), averaged first within each participant
+    and then over participants, so frequent check-ins do not weigh more. These are among
+    the participants still checking in: those who left are no longer in later months, so
+    later months describe the people who stayed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from analytics.access.roles import ANALYTICS, requires
+from analytics.outcomes.filters import Filters
+from analytics.analyses.kpis import km_from_counts, retention_counts
+from analytics.outcomes.definitions import OutcomeSettings, resolve_cutoff
+from analytics.store.connection import Store
+
+__all__ = ["COHORT_UNITS", "MONTH_DAYS", "CohortRetention", "cohort_retention", "cohort_trends", "month_day"]
+
+COHORT_UNITS = ("month", "quarter")
+MONTH_DAYS = 365.25 / 12
+# durations_sql output column per cohort unit, and the same label computed on participants p
+_DURATION_COLUMN = {"month": "cohort_month", "quarter": "cohort_quarter"}
+_COHORT_SQL = {"month": "strftime(p.enrolled_on, '%Y-%m')",
+               "quarter": "strftime(p.enrolled_on, '%Y') || '-Q' || quarter(p.enrolled_on)"}
+
+RETENTION_DEFINITION = (
+    "Share of each enrollment cohort still in the program m months (m x 30.44 days) after enrolling: "
+    "Kaplan-Meier; leaving = recorded drop-out or no engagement for {inactivity} days (dated at the last "
+    "engagement); completions and other exits are censored, not counted as leaving. A blank cell: not every "
+    "member has been followed m months + {inactivity} days yet (not known, not lost).")
+TRENDS_DEFINITION = (
+    "Per cohort and month since enrollment (month m = days m x 30.44 to (m+1) x 30.44): used_share = share "
+    "of participants checking in that month who reported any substance use; craving (0-10) and mood (1-5) = "
+    "mean over participants of each one's mean that month. Only participants still checking in are "
+    "counted, so later months describe those who stayed.")
+
+
+def month_day(m: int) -> int:
+    """The day after enrollment that "month m" stands for: round(m x 30.44)."""
+    return int(round(m * MONTH_DAYS))
+
+
+def _check_unit(by: str) -> None:
+    if by not in COHORT_UNITS:
+        raise ValueError(f"cohorts are by {' or '.join(COHORT_UNITS)}, not {by!r}")
+
+
+@dataclass
+class CohortRetention:
+    """The cohort retention table (see the module docstring for the definition).
+
+    shares: index = cohort label, columns = months 0..N (ints); float share or NaN (not
+        followed long enough to be known).
+    at_risk: same shape: participants still followed (in the risk set) at that day; NA
+        where the share is missing.
+    n: participants per cohort (those enrolled on or before the cutoff).
+    complete_to: per cohort, the last month whose cell is known (-1 if none yet).
+    """
+
+    by: str
+    cutoff: dt.date
+    settings: OutcomeSettings
+    filters: Filters
+    shares: pd.DataFrame
+    at_risk: pd.DataFrame
+    n: pd.Series
+    complete_to: pd.Series
+
+    @property
+    def months(self) -> list[int]:
+        return list(self.shares.columns)
+
+    @property
+    def empty(self) -> bool:
+        return self.n.empty
+
+    def table(self) -> pd.DataFrame:
+        """For display and CSV: cohort, n, then one column per month ('month_0', ...)."""
+        out = self.shares.rename(columns=lambda m: f"month_{m}")
+        out.insert(0, "n", self.n)
+        return out.reset_index()
+
+    def definition(self) -> str:
+        return RETENTION_DEFINITION.format(inactivity=self.settings.inactivity_days)
+
+    def describe(self) -> str:
+        return (f"{self.definition()} Cohorts by {self.by}; n={int(self.n.sum()):,} in {len(self.n)} "
+                f"cohorts; data to {self.cutoff}; {self.filters.describe()}")
+
+
+@requires(ANALYTICS)
+def cohort_retention(store: Store, filters: Filters = Filters(), by: str = "month",
+                     max_months: int | None = None,
+                     settings: OutcomeSettings = OutcomeSettings()) -> CohortRetention:
+    """Cohort-by-months-since-enrollment retention table (see the module docstring).
+
+    by: 'month' or 'quarter' of enrollment. max_months: the last column (default: as far
+    as any cohort is known). The durations are counted per cohort and day in DuckDB;
+    Kaplan-Meier runs on those counts.
+    """
+    _check_unit(by)
+    if max_months is not None and max_months < 0:
+        raise ValueError("max_months must be 0 or more")
+    cutoff = resolve_cutoff(store, settings)
+    inactivity = settings.inactivity_days
+    counts = retention_counts(store, filters, settings, _DURATION_COLUMN[by])
+    cohorts = sorted(counts.grp.unique()) if not counts.empty else []
+    n = pd.Series({c: int(counts.n[counts.grp == c].sum()) for c in cohorts}, dtype="int64", name="n")
+    # the latest-enrolled member bounds what is known for the whole cohort
+    followed = {c: int(counts.potential[counts.grp == c].min()) for c in cohorts}
+    complete_to = pd.Series({c: _last_known_month(followed[c], inactivity) for c in cohorts},
+                            dtype="int64", name="complete_to")
+    last = max_months if max_months is not None else max([0, *complete_to.tolist()])
+    months = list(range(0, last + 1))
+    shares = pd.DataFrame(np.nan, index=pd.Index(cohorts, name="cohort"), columns=months, dtype=float)
+    at_risk = pd.DataFrame(pd.NA, index=shares.index, columns=months, dtype="Int64")
+    for c in cohorts:
+        sub = counts[counts.grp == c]
+        km = km_from_counts(sub)
+        for m in months:
+            if m > complete_to[c]:
+                break
+            t = month_day(m)
+            value = km.at(t)
+            shares.loc[c, m] = np.nan if value is None else value
+            at_risk.loc[c, m] = int(sub.n[sub.ndays >= t].sum())
+    return CohortRetention(by, cutoff, settings, filters, shares, at_risk, n, complete_to)
+
+
+def _last_known_month(followed_days: int, inactivity_days: int) -> int:
+    """The largest m with month_day(m) + inactivity_days <= followed_days (-1 if none)."""
+    m = math.floor(max(followed_days - inactivity_days, -1) / MONTH_DAYS) + 1
+    while m >= 0 and month_day(m) + inactivity_days > followed_days:
+        m -= 1
+    return m
+
+
+_TRENDS = """
+WITH p AS (
+    SELECT p.participant_id, p.enrolled_on, {cohort} AS cohort FROM participants p
+    WHERE {where} AND p.enrolled_on <= $cutoff::DATE),
+sizes AS (SELECT cohort, count(*) AS cohort_n, max(enrolled_on) AS last_enrolled FROM p GROUP BY 1),
+per AS (
+    SELECT p.cohort, floor((c.checked_in_on - p.enrolled_on) / $month_days)::INTEGER AS month,
+           c.participant_id, count(*) AS k, bool_or(c.used) AS used, avg(c.craving) AS craving,
+           avg(c.mood) AS mood
+    FROM checkins c JOIN p USING (participant_id)
+    WHERE c.checked_in_on <= $cutoff::DATE AND c.checked_in_on >= p.enrolled_on
+    GROUP BY ALL)
+SELECT per.cohort, per.month, any_value(s.cohort_n)::INTEGER AS cohort_n,
+       count(*)::INTEGER AS participants, sum(per.k)::INTEGER AS checkins,
+       avg(per.used::INTEGER) AS used_share, avg(per.craving) AS craving, avg(per.mood) AS mood,
+       count(per.craving)::INTEGER AS craving_n, count(per.mood)::INTEGER AS mood_n,
+       $cutoff::DATE - any_value(s.last_enrolled) >= (per.month + 1) * $month_days AS complete
+FROM per JOIN sizes s USING (cohort)
+GROUP BY per.cohort, per.month ORDER BY per.cohort, per.month"""
+
+
+@requires(ANALYTICS)
+def cohort_trends(store: Store, filters: Filters = Filters(), by: str = "month",
+                  settings: OutcomeSettings = OutcomeSettings()) -> pd.DataFrame:
+    """Reported use, craving and mood by enrollment cohort and month since enrollment.
+
+    One row per (cohort, month) with at least one check-in (on or before the cutoff):
+    cohort, month (0 = first 30.44 days), cohort_n (cohort size), participants (checking
+    in that month), checkins, used_share (share of those participants reporting any use
+    that month), craving and mood (mean over participants of their monthly mean; NaN if
+    none recorded), craving_n / mood_n (participants with a value), complete (every
+    member of the cohort had been enrolled for the whole month by the cutoff; the last
+    months of recent cohorts are partial). See TRENDS_DEFINITION.
+    """
+    _check_unit(by)
+    cutoff = resolve_cutoff(store, settings)
+    where, params = filters.where("p")
+    frame = store.df(_TRENDS.format(where=where, cohort=_COHORT_SQL[by]),
+                     {**params, "cutoff": cutoff, "month_days": MONTH_DAYS})
+    frame["complete"] = frame["complete"].astype(bool)
+    return frame

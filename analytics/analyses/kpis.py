@@ -1,0 +1,503 @@
+"""Overview KPIs for program directors: a reporting period against the one before it.
+
+Every number on the Overview page comes from here. Each KPI is defined once, in
+``DEFINITIONS``; the same text goes into docstrings, chart notes and the page.
+
+Reporting period
+    ``Period(start, end)``, both days included. The previous period is the same number
+    of days ending the day before ``start``.
+
+Who counts
+    Participants matching the ``Filters`` (program, site, enrollment window). All
+    counting runs as SQL in DuckDB with bound parameters; pandas only receives the
+    few summary rows.
+
+Definitions (``DEFINITIONS`` holds the exact wording shown to users)
+    active participants: enrolled on or before the period's last day, no recorded exit
+        before its first day, and at least one engagement (meeting attended, check-in
+        or mentoring session) dated in the period.
+    new enrollments: participants whose ``enrolled_on`` falls in the period.
+    meetings attended: attendance records dated in the period, of active participants.
+    check-in adherence: of the participant-weeks of active participants in the
+        period, the share with at least one check-in. Weeks are ISO weeks (Monday to
+        Sunday) lying wholly inside the period; a participant's week counts when they
+        were enrolled on or before its Monday and had no recorded exit before its
+        Sunday. A period without a whole week has no adherence (None).
+    mentoring coverage: share of active participants with at least one mentoring
+        session in the period.
+    30- and 90-day retention: the share of a cohort of new enrollees still in the program
+        30 (90) days after enrolling, by the retention definition of DESIGN.md
+        (``analytics.outcomes.definitions``: a recorded ``dropped_out`` exit, or no engagement for
+        ``inactivity_days``, dated at the last engagement, is leaving; other exits are
+        censored, not counted as leaving), estimated by Kaplan-Meier
+        (``analytics.stats.survival``) so that completers and transfers before day t leave the
+        denominator. The cohort is the participants enrolled in the reporting period when
+        their day t is known for everyone, else in the latest window of the same length
+        whose day t is known (``retention_window``): someone who goes quiet is only known
+        to have left once inactivity_days have passed, so day t is known for enrollees at
+        least t + inactivity_days days before the data cutoff. Counting the others would
+        overstate recent retention (on the 100k synthetic store by 1-2 points), and a
+        blank card would tell a director nothing. The window is shown with the value.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pandas as pd
+
+from analytics.stats import survival
+from analytics.access.roles import ANALYTICS, requires
+from analytics.outcomes.filters import Filters
+from analytics.outcomes.definitions import OutcomeSettings, durations_sql, resolve_cutoff
+from analytics.store.connection import Store
+
+__all__ = ["DEFINITIONS", "KPI_KEYS", "LABELS", "RETENTION_DAYS", "TREND_COLUMNS", "TREND_DEFINITION",
+           "BY_PROGRAM_DEFINITION", "Kpi", "Overview", "Period", "active_sql", "by_program", "adherence_sql", "default_period", "km_from_counts",
+           "overview", "retention_counts", "retention_window", "settled_retention", "weekly_trends"]
+
+RETENTION_DAYS = (30, 90)
+
+DEFINITIONS = {
+    "active": ("Active participants: enrolled on or before the period's last day, no recorded exit "
+               "before its first day, and at least one meeting attended, check-in or mentoring "
+               "session in the period."),
+    "new_enrollments": "New enrollments: participants whose enrollment date falls in the period.",
+    "meetings": "Meetings attended: attendance records dated in the period, of active participants.",
+    "adherence": ("Check-in adherence: share of active participants' weeks in the period with at least "
+                  "one check-in. Weeks are Monday-Sunday weeks lying wholly inside the period; a "
+                  "participant's week counts if they were enrolled by its Monday and had no recorded "
+                  "exit before its Sunday."),
+    "mentoring_coverage": ("Mentoring coverage: share of active participants with at least one "
+                           "mentoring session in the period."),
+    "retention_30": ("30-day retention: share of a cohort of new enrollees still in the program 30 days "
+                     "after enrolling (Kaplan-Meier). Leaving = a recorded drop-out, or no engagement for "
+                     "{inactivity} days (dated at the last engagement); other exits (completed, transferred, "
+                     "...) are censored, not counted as leaving. The cohort is the participants enrolled in "
+                     "the reporting period if it ended at least 30 + {inactivity} days before the data "
+                     "cutoff, else in the latest window of the same length that did: silent leaving is "
+                     "known only after {inactivity} days, so more recent enrollees cannot be counted yet."),
+    "retention_90": ("90-day retention: share of a cohort of new enrollees still in the program 90 days "
+                     "after enrolling (Kaplan-Meier). Leaving = a recorded drop-out, or no engagement for "
+                     "{inactivity} days (dated at the last engagement); other exits (completed, transferred, "
+                     "...) are censored, not counted as leaving. The cohort is the participants enrolled in "
+                     "the reporting period if it ended at least 90 + {inactivity} days before the data "
+                     "cutoff, else in the latest window of the same length that did: silent leaving is "
+                     "known only after {inactivity} days, so more recent enrollees cannot be counted yet."),
+}
+LABELS = {
+    "active": "Active participants", "new_enrollments": "New enrollments",
+    "meetings": "Meetings attended", "adherence": "Check-in adherence",
+    "mentoring_coverage": "Mentoring coverage", "retention_30": "30-day retention",
+    "retention_90": "90-day retention",
+}
+KPI_KEYS = tuple(LABELS)
+TREND_DEFINITION = (
+    "Per Monday-Sunday week, counting only days inside the period: active participants (as in the "
+    "Overview, for that week), meetings attended, check-ins and mentoring sessions of those "
+    "participants, and new enrollments. Edge weeks cut by the period are marked partial.")
+
+
+@dataclass(frozen=True)
+class Period:
+    """A reporting period: `start` to `end`, both days included."""
+
+    start: dt.date
+    end: dt.date
+
+    def __post_init__(self) -> None:
+        for name in ("start", "end"):
+            value = getattr(self, name)
+            if isinstance(value, dt.datetime):
+                object.__setattr__(self, name, value.date())
+            elif not isinstance(value, dt.date):
+                raise TypeError(f"Period.{name} must be a date, not {type(value).__name__}")
+        if self.start > self.end:
+            raise ValueError(f"the period starts ({self.start}) after it ends ({self.end})")
+
+    @classmethod
+    def last_days(cls, end: dt.date, days: int = 28) -> Period:
+        """The `days` days ending on `end` (included)."""
+        if days < 1:
+            raise ValueError("a period has at least one day")
+        return cls(end - dt.timedelta(days=days - 1), end)
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days + 1
+
+    def previous(self) -> Period:
+        """The period of the same length just before this one."""
+        return Period(self.start - dt.timedelta(days=self.days), self.start - dt.timedelta(days=1))
+
+    def full_weeks(self) -> list[dt.date]:
+        """Mondays of the ISO weeks (Monday-Sunday) lying wholly inside the period."""
+        first = self.start + dt.timedelta(days=(7 - self.start.weekday()) % 7)
+        out = []
+        while first + dt.timedelta(days=6) <= self.end:
+            out.append(first)
+            first += dt.timedelta(days=7)
+        return out
+
+    def weeks(self) -> list[dt.date]:
+        """Mondays of every ISO week that overlaps the period (edge weeks may be partial)."""
+        monday = self.start - dt.timedelta(days=self.start.weekday())
+        out = []
+        while monday <= self.end:
+            out.append(monday)
+            monday += dt.timedelta(days=7)
+        return out
+
+    def describe(self) -> str:
+        return f"{self.start} to {self.end} ({self.days} days)"
+
+    def params(self) -> dict:
+        return {"period_start": self.start, "period_end": self.end}
+
+
+def default_period(store: Store, days: int = 28, settings: OutcomeSettings = OutcomeSettings()) -> Period:
+    """The `days` days up to the cutoff (default: the latest date in the store)."""
+    return Period.last_days(resolve_cutoff(store, settings), days)
+
+
+# --- shared SQL -------------------------------------------------------------------
+
+# Every contact in the period, one row each: m/c/s flag a meeting, check-in or mentoring session.
+_PERIOD_ACTIVITY = """
+    SELECT participant_id, attended_on AS day, 1 AS m, 0 AS c, 0 AS s FROM attendance
+        WHERE attended_on BETWEEN $period_start::DATE AND $period_end::DATE
+    UNION ALL
+    SELECT participant_id, checked_in_on, 0, 1, 0 FROM checkins
+        WHERE checked_in_on BETWEEN $period_start::DATE AND $period_end::DATE
+    UNION ALL
+    SELECT participant_id, met_on, 0, 0, 1 FROM mentoring
+        WHERE met_on BETWEEN $period_start::DATE AND $period_end::DATE"""
+
+_ACTIVE = """
+    SELECT p.participant_id, p.program, p.site, p.enrolled_on, p.exited_on,
+           sum(a.m)::INTEGER AS meetings, sum(a.c)::INTEGER AS checkins, sum(a.s)::INTEGER AS mentoring,
+           max(a.day) AS last_day
+    FROM (""" + _PERIOD_ACTIVITY + """
+    ) a JOIN participants p USING (participant_id)
+    WHERE {where} AND p.enrolled_on <= $period_end::DATE
+      AND (p.exited_on IS NULL OR p.exited_on >= $period_start::DATE)
+    GROUP BY ALL"""
+
+
+def active_sql(filters: Filters, period: Period) -> tuple[str, dict]:
+    """SQL for the active participants of `period` (see DEFINITIONS['active']), one row each:
+    participant_id, program, site, enrolled_on, exited_on, meetings, checkins, mentoring
+    (counts in the period) and last_day (their last engagement in the period)."""
+    where, params = filters.where("p")
+    return _ACTIVE.format(where=where), {**params, **period.params()}
+
+
+_ADHERENCE = """
+WITH active AS ({active}),
+weeks AS (SELECT unnest($weeks::DATE[]) AS monday),
+eligible AS (
+    SELECT a.participant_id, w.monday FROM active a CROSS JOIN weeks w
+    WHERE a.enrolled_on <= w.monday AND (a.exited_on IS NULL OR a.exited_on >= w.monday + 6)),
+checked AS (
+    SELECT DISTINCT participant_id, date_trunc('week', checked_in_on)::DATE AS monday FROM checkins
+    WHERE checked_in_on BETWEEN $period_start::DATE AND $period_end::DATE),
+per AS (
+    SELECT e.participant_id, count(*)::INTEGER AS weeks, count(c.monday)::INTEGER AS weeks_with_checkin
+    FROM eligible e LEFT JOIN checked c USING (participant_id, monday)
+    GROUP BY ALL)
+SELECT a.*, coalesce(per.weeks, 0) AS weeks, coalesce(per.weeks_with_checkin, 0) AS weeks_with_checkin
+FROM active a LEFT JOIN per USING (participant_id)"""
+
+
+def adherence_sql(filters: Filters, period: Period) -> tuple[str, dict]:
+    """SQL for one row per active participant of `period`: the columns of active_sql plus
+    `weeks` (their eligible whole weeks in the period, see DEFINITIONS['adherence']) and
+    `weeks_with_checkin`."""
+    active, params = active_sql(filters, period)
+    return _ADHERENCE.format(active=active), {**params, "weeks": period.full_weeks()}
+
+
+# --- results ----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Kpi:
+    """One KPI for the period and the previous period.
+
+    kind: "count" (a whole number) or "share" (0..1).
+    current_n / previous_n: what a share is computed over (active participants, participant-
+        weeks, or for retention the participants whose status at that day is known); for
+        counts, None.
+    current_of / previous_of: retention only: everyone enrolled in the window (current_n of
+        current_of have been followed long enough to count).
+    window / previous_window: retention only: the enrollment windows the cohorts come from
+        (the period and the previous one, or earlier windows: see retention_window).
+    """
+
+    key: str
+    label: str
+    kind: str
+    current: float | None
+    previous: float | None
+    current_n: int | None = None
+    previous_n: int | None = None
+    definition: str = ""
+    current_of: int | None = None
+    previous_of: int | None = None
+    window: Period | None = None
+    previous_window: Period | None = None
+
+    @property
+    def change(self) -> float | None:
+        """current - previous (for shares: in proportion points, 0.05 = 5 percentage points)."""
+        if self.current is None or self.previous is None:
+            return None
+        return self.current - self.previous
+
+    @property
+    def relative_change(self) -> float | None:
+        """(current - previous) / previous, for counts; None for shares or a zero previous."""
+        if self.kind != "count" or self.change is None or not self.previous:
+            return None
+        return self.change / self.previous
+
+
+@dataclass
+class Overview:
+    """The Overview KPIs: `kpis[key]` for each key of KPI_KEYS."""
+
+    period: Period
+    previous_period: Period
+    cutoff: dt.date
+    filters: Filters
+    settings: OutcomeSettings
+    kpis: dict[str, Kpi] = field(default_factory=dict)
+
+    def table(self) -> pd.DataFrame:
+        """One row per KPI: label, current, previous, change, denominators, definition."""
+        ks = list(self.kpis.values())
+        cols = {"kpi": [k.key for k in ks], "label": [k.label for k in ks], "kind": [k.kind for k in ks],
+                "current": [k.current for k in ks], "previous": [k.previous for k in ks],
+                "change": [k.change for k in ks], "current_n": [k.current_n for k in ks],
+                "previous_n": [k.previous_n for k in ks], "current_of": [k.current_of for k in ks],
+                "previous_of": [k.previous_of for k in ks],
+                "window": [k.window.describe() if k.window else None for k in ks],
+                "previous_window": [k.previous_window.describe() if k.previous_window else None for k in ks],
+                "definition": [k.definition for k in ks]}
+        return pd.DataFrame({name: pd.Series(values, dtype=object) for name, values in cols.items()})
+
+    def describe(self) -> str:
+        return (f"period {self.period.describe()} against {self.previous_period.describe()}; "
+                f"data to {self.cutoff}; {self.filters.describe()}")
+
+
+def _share(num: int, den: int) -> float | None:
+    return num / den if den else None
+
+
+def _period_counts(store: Store, filters: Filters, period: Period) -> dict:
+    sql, params = adherence_sql(filters, period)
+    active, meetings, mentored, weeks, weeks_checked = store.rows(f"""
+        SELECT count(*), coalesce(sum(meetings), 0), count(*) FILTER (WHERE mentoring > 0),
+               coalesce(sum(weeks), 0), coalesce(sum(weeks_with_checkin), 0)
+        FROM ({sql})""", params)[0]
+    where, fparams = filters.where("p")
+    new = store.scalar(f"""SELECT count(*) FROM participants p WHERE {where}
+                           AND p.enrolled_on BETWEEN $period_start::DATE AND $period_end::DATE""",
+                       {**fparams, **period.params()})
+    return {"active": int(active), "meetings": int(meetings), "mentored": int(mentored),
+            "weeks": int(weeks), "weeks_checked": int(weeks_checked), "new": int(new)}
+
+
+def _narrow(filters: Filters, start: dt.date, end: dt.date) -> Filters:
+    """`filters` with its enrollment window intersected with [start, end]."""
+    lo = max(filters.enrolled_from, start) if filters.enrolled_from else start
+    hi = min(filters.enrolled_to, end) if filters.enrolled_to else end
+    return replace(filters, enrolled_from=lo, enrolled_to=hi)
+
+
+_RETENTION_COUNTS = """
+WITH dur AS ({durations})
+SELECT {group} AS grp, stop - start AS ndays, event, $cutoff::DATE - enrolled_on AS potential,
+       count(*) AS n
+FROM dur WHERE left_out IS NULL GROUP BY ALL"""
+
+
+def retention_counts(store: Store, filters: Filters, settings: OutcomeSettings, group_sql: str,
+                     extra_params: dict | None = None) -> pd.DataFrame:
+    """Retention durations (DESIGN.md definition, analytics.outcomes.definitions) counted in SQL per
+    (grp, ndays, event, potential): grp is `group_sql` evaluated on a durations row,
+    potential = days from enrollment to the cutoff, n = participants. KM curves are built
+    from it with km_from_counts.
+
+    group_sql is a SQL expression written in code (a column of durations_sql, a CASE),
+    never user input; values it needs go in `extra_params` as bound parameters."""
+    cutoff = resolve_cutoff(store, settings)
+    sql, params = durations_sql("retention", cutoff, settings, filters)
+    return store.df(_RETENTION_COUNTS.format(durations=sql, group=group_sql),
+                    {**params, **(extra_params or {})})
+
+
+def km_from_counts(counts: pd.DataFrame) -> survival.KaplanMeier:
+    """Kaplan-Meier (analytics.stats.survival) of the rows of retention_counts given."""
+    days = np.repeat(counts.ndays.to_numpy(float), counts.n.to_numpy(int))
+    event = np.repeat(counts.event.to_numpy(bool), counts.n.to_numpy(int))
+    return survival.kaplan_meier(days, event)
+
+
+def settled_retention(counts: pd.DataFrame, t: int, inactivity_days: int) -> tuple[float | None, int]:
+    """Share still in the program at day `t`, among the participants in `counts` whose
+    status at day t is known, and how many those are.
+
+    Known: enrolled at least t + inactivity_days days before the cutoff. (Someone who stops
+    engaging counts as having left on their last engagement, but only once inactivity_days
+    have passed; before that they look retained, which would bias recent figures upward.)
+    Among them, recorded exits other than dropping out before day t are censored (removed
+    from the risk set, not counted as leaving) by the Kaplan-Meier estimate.
+    """
+    sub = counts[counts.potential >= t + inactivity_days]
+    n = int(sub.n.sum())
+    if n == 0:
+        return None, 0
+    return km_from_counts(sub).at(t), n
+
+
+def retention_window(period: Period, cutoff: dt.date, t: int, inactivity_days: int) -> Period:
+    """The enrollment window for t-day retention: `period` if everyone enrolled in it is
+    known at day t by `cutoff`, else the latest window of the same length that is."""
+    latest = cutoff - dt.timedelta(days=t + inactivity_days)
+    return period if period.end <= latest else Period.last_days(latest, period.days)
+
+
+@requires(ANALYTICS)
+def overview(store: Store, filters: Filters, period: Period,
+             settings: OutcomeSettings = OutcomeSettings()) -> Overview:
+    """The Overview KPIs for `period` and the previous period of the same length.
+
+    See DEFINITIONS for each KPI. Shares are 0..1 (None when their denominator is 0).
+    `settings` gives the cutoff (default: latest date in the store) and the inactivity
+    days of the retention definition.
+    """
+    prev = period.previous()
+    cutoff = resolve_cutoff(store, settings)
+    cur_c, prev_c = _period_counts(store, filters, period), _period_counts(store, filters, prev)
+    windows = {t: retention_window(period, cutoff, t, settings.inactivity_days) for t in RETENTION_DAYS}
+    lo = min(w.previous().start for w in windows.values())
+    hi = max(w.end for w in windows.values())
+    counts = retention_counts(store, _narrow(filters, lo, hi), settings, "enrolled_on")
+    enrolled = pd.to_datetime(counts.grp).dt.date
+
+    def kpi(key: str, kind: str, cur, prv, cur_n=None, prv_n=None, of=(None, None)) -> Kpi:
+        return Kpi(key, LABELS[key], kind, cur, prv, cur_n, prv_n, DEFINITIONS[key].format(
+            inactivity=settings.inactivity_days), *of)
+
+    kpis = {
+        "active": kpi("active", "count", cur_c["active"], prev_c["active"]),
+        "new_enrollments": kpi("new_enrollments", "count", cur_c["new"], prev_c["new"]),
+        "meetings": kpi("meetings", "count", cur_c["meetings"], prev_c["meetings"]),
+        "adherence": kpi("adherence", "share", _share(cur_c["weeks_checked"], cur_c["weeks"]),
+                         _share(prev_c["weeks_checked"], prev_c["weeks"]), cur_c["weeks"], prev_c["weeks"]),
+        "mentoring_coverage": kpi("mentoring_coverage", "share", _share(cur_c["mentored"], cur_c["active"]),
+                                  _share(prev_c["mentored"], prev_c["active"]), cur_c["active"],
+                                  prev_c["active"]),
+    }
+    for t, window in windows.items():
+        got = []
+        for w in (window, window.previous()):
+            sub = counts[(enrolled >= w.start) & (enrolled <= w.end)]
+            got.append((*settled_retention(sub, t, settings.inactivity_days), int(sub.n.sum())))
+        (cur_v, cur_n, cur_of), (prev_v, prev_n, prev_of) = got
+        kpis[f"retention_{t}"] = replace(
+            kpi(f"retention_{t}", "share", cur_v, prev_v, cur_n, prev_n, (cur_of, prev_of)),
+            window=window, previous_window=window.previous())
+    return Overview(period, prev, cutoff, filters, settings, kpis)
+
+
+# --- weekly trends ----------------------------------------------------------------
+
+_TRENDS = """
+WITH p AS (SELECT p.participant_id, p.enrolled_on, p.exited_on FROM participants p WHERE {where}),
+act AS (""" + _PERIOD_ACTIVITY + """),
+per AS (
+    SELECT date_trunc('week', a.day)::DATE AS monday, a.participant_id,
+           sum(a.m) AS m, sum(a.c) AS c, sum(a.s) AS s
+    FROM act a JOIN p USING (participant_id)
+    WHERE p.enrolled_on <= least(date_trunc('week', a.day)::DATE + 6, $period_end::DATE)
+      AND (p.exited_on IS NULL OR p.exited_on >= greatest(date_trunc('week', a.day)::DATE, $period_start::DATE))
+    GROUP BY ALL),
+wk AS (SELECT monday, count(*) AS active, sum(m) AS meetings, sum(c) AS checkins, sum(s) AS mentoring
+       FROM per GROUP BY monday),
+enr AS (SELECT date_trunc('week', enrolled_on)::DATE AS monday, count(*) AS new_enrollments FROM p
+        WHERE enrolled_on BETWEEN $period_start::DATE AND $period_end::DATE GROUP BY 1),
+weeks AS (SELECT unnest($weeks::DATE[]) AS monday)
+SELECT w.monday AS week_start, strftime(w.monday, '%G-W%V') AS iso_week,
+       greatest(w.monday, $period_start::DATE) AS first_day, least(w.monday + 6, $period_end::DATE) AS last_day,
+       coalesce(wk.active, 0)::INTEGER AS active, coalesce(wk.meetings, 0)::INTEGER AS meetings,
+       coalesce(wk.checkins, 0)::INTEGER AS checkins, coalesce(wk.mentoring, 0)::INTEGER AS mentoring,
+       coalesce(enr.new_enrollments, 0)::INTEGER AS new_enrollments
+FROM weeks w LEFT JOIN wk USING (monday) LEFT JOIN enr USING (monday)
+ORDER BY w.monday"""
+
+TREND_COLUMNS = ("active", "meetings", "checkins", "mentoring", "new_enrollments")
+
+
+@requires(ANALYTICS)
+def weekly_trends(store: Store, filters: Filters, period: Period) -> pd.DataFrame:
+    """One row per ISO week (Monday-Sunday) overlapping `period`, oldest first.
+
+    Columns: week_start (Monday), iso_week ('2026-W27'), first_day/last_day (the week's days
+    inside the period), days, partial (fewer than 7 days inside the period), and for those
+    days only: active (participants active in that week, as DEFINITIONS['active'] with the
+    week as the period), meetings, checkins, mentoring (sessions of those participants) and
+    new_enrollments. Weeks with no activity are present with zeros. See TREND_DEFINITION.
+    """
+    where, params = filters.where("p")
+    frame = store.df(_TRENDS.format(where=where), {**params, **period.params(), "weeks": period.weeks()})
+    for col in ("week_start", "first_day", "last_day"):
+        frame[col] = pd.to_datetime(frame[col]).dt.date
+    frame.insert(4, "days", [(b - a).days + 1 for a, b in zip(frame.first_day, frame.last_day)])
+    frame.insert(5, "partial", frame["days"] < 7)
+    return frame
+
+
+# --- per program (the outcome report) -----------------------------------------------
+
+_BY_PROGRAM = """
+WITH a AS ({active}),
+progs AS (SELECT DISTINCT p.program FROM participants p WHERE {where}),
+act AS (SELECT program, count(*) AS active, sum(meetings) AS meetings, sum(checkins) AS checkins,
+               sum(mentoring) AS mentoring_sessions, count(*) FILTER (WHERE mentoring > 0) AS mentored
+        FROM a GROUP BY program),
+new AS (SELECT p.program, count(*) AS new_enrollments FROM participants p
+        WHERE {where} AND p.enrolled_on BETWEEN $period_start::DATE AND $period_end::DATE GROUP BY 1),
+chk AS (SELECT a.program, count(DISTINCT c.participant_id) AS checked_in,
+               count(*) FILTER (WHERE c.used) AS checkins_reporting_use,
+               avg(c.craving) AS mean_craving, avg(c.mood) AS mean_mood
+        FROM checkins c JOIN a USING (participant_id)
+        WHERE c.checked_in_on BETWEEN $period_start::DATE AND $period_end::DATE GROUP BY 1)
+SELECT progs.program, coalesce(new.new_enrollments, 0)::INTEGER AS new_enrollments,
+       coalesce(act.active, 0)::INTEGER AS active, coalesce(act.meetings, 0)::INTEGER AS meetings,
+       coalesce(act.checkins, 0)::INTEGER AS checkins,
+       coalesce(act.mentoring_sessions, 0)::INTEGER AS mentoring_sessions,
+       coalesce(act.mentored, 0)::INTEGER AS mentored, coalesce(chk.checked_in, 0)::INTEGER AS checked_in,
+       coalesce(chk.checkins_reporting_use, 0)::INTEGER AS checkins_reporting_use,
+       chk.mean_craving, chk.mean_mood
+FROM progs LEFT JOIN act USING (program) LEFT JOIN new USING (program) LEFT JOIN chk USING (program)
+ORDER BY progs.program"""
+
+BY_PROGRAM_DEFINITION = (
+    "Per program, for the reporting period: new enrollments; active participants, meetings attended, "
+    "check-ins and mentoring sessions as in the Overview (activity of active participants in the "
+    "period); mentored = active participants with at least one session; checked in = active "
+    "participants with at least one check-in; check-ins reporting use, and mean craving (0-10) and "
+    "mood (1-5) over those check-ins.")
+
+
+@requires(ANALYTICS)
+def by_program(store: Store, filters: Filters, period: Period) -> pd.DataFrame:
+    """People served, engagement dose and check-in outcomes per program (BY_PROGRAM_DEFINITION).
+    The counts add up over programs to the Overview's (a participant is in one program)."""
+    active, params = active_sql(filters, period)
+    where, _ = filters.where("p")
+    return store.df(_BY_PROGRAM.format(active=active, where=where), params)

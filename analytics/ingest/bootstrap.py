@@ -1,0 +1,37 @@
+"""First start: build the default store from the bundled sample when it is missing.
+
+The store is built under a temporary name and renamed into place only when the
+import has landed, so a first start that is interrupted leaves no half store.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from analytics.access import roles as access
+from analytics.ingest import importer
+from analytics.store.connection import REPO_ROOT, Store, resolve_path
+
+SAMPLE_DIR = REPO_ROOT / "data" / "sample"
+
+
+class BootstrapError(Exception):
+    """The bundled sample could not be loaded (a broken checkout)."""
+
+
+def ensure_store(path: str | os.PathLike | None = None, sample_dir: Path = SAMPLE_DIR) -> Path:
+    """Return the store's path, creating it from `sample_dir` if it does not exist yet."""
+    target = resolve_path(path)
+    if target.exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    building = target.with_name(target.name + f".building-{os.getpid()}")
+    building.unlink(missing_ok=True)
+    with Store.open(building) as store, access.acting_as(access.SYSTEM):
+        result = importer.import_files(store, [sample_dir], source="sample")
+    if not result.ok:
+        building.unlink(missing_ok=True)
+        raise BootstrapError(f"the sample in {sample_dir} did not import: {result.problems[:3]}")
+    os.replace(building, target)
+    return target

@@ -1,0 +1,278 @@
+"""What leaves the app as a file: a chart and its table, both built from protected numbers.
+
+Why one place: a chart image, its CSV and its XLSX must hide the same cells, state the
+same method and carry the same title, definition, n, period and cutoff. Each export
+pairs a figure drawn from the *protected* data (analytics.publish.privacy) with that data's
+display table; the page, the report and the CLI all go through here.
+
+Survival results are protected by dropping groups whose size is hidden (a curve would
+show it), stopping each curve and its numbers-at-risk where fewer than the threshold
+remain at risk, and hiding the small events/censored counts under the curve.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from analytics.access import audit
+from analytics.charts import render as chart_export
+from analytics.publish import privacy
+from analytics.publish import spreadsheets
+from analytics.stats import survival
+from analytics.charts.render import ChartMeta
+from analytics.analyses.cohorts import CohortRetention
+from analytics.publish.privacy import Protected
+from analytics.store.connection import Store
+from analytics.stats.survival import TIMES, KaplanMeier
+from analytics.analyses.survival import SurvivalAnalysis
+
+__all__ = ["FORMATS", "MIME", "ChartExport", "TooFew", "incidence_export", "km_export", "protect_cohorts",
+           "hide_small_in_text", "protect_survival", "refusal", "survival_meta", "survival_table"]
+
+FORMATS = ("png", "svg", "pdf", "csv", "xlsx")
+MIME = {**chart_export.MIME, "csv": "text/csv",
+        "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+ALL_ROW = "All"
+
+
+class TooFew(ValueError):
+    """Fewer people than the threshold in the whole selection: nothing can be exported."""
+
+
+@dataclass
+class ChartExport:
+    """A figure drawn from protected data, that data's table, and what the files must say."""
+
+    name: str
+    meta: ChartMeta
+    table: Protected
+    figure: go.Figure | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        """The text every file carries: caption, extra notes, the suppression method."""
+        return [*self.meta.caption_lines(), *self.notes, self.table.method()]
+
+    def data(self, fmt: str) -> bytes:
+        """The file's bytes: png/svg/pdf (the figure) or csv/xlsx (the table)."""
+        if fmt == "csv":
+            return spreadsheets.csv_bytes(self.table.display(), notes=self.lines(), index=True)
+        if fmt == "xlsx":
+            return spreadsheets.xlsx_bytes({self.meta.title: self.table.display()}, notes=self.lines(),
+                                           index=True)
+        if fmt not in chart_export.FORMATS:
+            raise ValueError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
+        if self.figure is None:
+            raise ValueError(f"{self.name} has a table only")
+        return chart_export.export(self.figure, fmt, dataclasses.replace(
+            self.meta, definition=f"{self.meta.definition.rstrip('. ')}. {_short_method(self.table.threshold)}"))
+
+    def filename(self, fmt: str) -> str:
+        if fmt not in FORMATS:
+            raise ValueError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
+        return chart_export.filename(self.meta, "png").removesuffix(".png") + f".{fmt}"
+
+    def formats(self) -> tuple[str, ...]:
+        return FORMATS if self.figure is not None else ("csv", "xlsx")
+
+    def save(self, store: Store, fmt: str, *, user: str | None = None, filters: object = None) -> bytes:
+        """The file's bytes, recorded in the audit log (what, format, filters, user)."""
+        data = self.data(fmt)
+        audit.record(store, "export", self.filename(fmt), user=user, chart=self.name, format=fmt,
+                     filters=filters, period=self.meta.period)
+        return data
+
+
+_COUNT_IN_TEXT = re.compile(r"\b(n|events|weeks)=(\d[\d,]*)")
+
+
+def hide_small_in_text(fig: go.Figure, threshold: int) -> go.Figure:
+    """Counts of 1..threshold-1 written into titles, notes and legend names ("n=7", "events=3",
+    "person-weeks=9") become "<11"."""
+    def fix(text: str | None) -> str | None:
+        if not text:
+            return text
+        return _COUNT_IN_TEXT.sub(lambda m: f"{m[1]}=&lt;{threshold}" if 0 < int(m[2].replace(",", "")) < threshold
+                                  else m[0], text)
+
+    for a in fig.layout.annotations:
+        a.text = fix(a.text)
+    for trace in fig.data:
+        trace.name = fix(trace.name)
+    fig.layout.title.text = fix(fig.layout.title.text)
+    return fig
+
+
+def _short_method(threshold: int) -> str:
+    return (f"Counts of 1-{threshold - 1} shown as {privacy.small_marker(threshold)}; curves stop where "
+            f"fewer than {threshold} remain at risk.")
+
+
+# --- survival -------------------------------------------------------------------------
+
+def _at_risk(km: KaplanMeier, t: float) -> int:
+    """Participants still followed at day t (time >= t)."""
+    later = km.table[km.table.time >= t]
+    return int(later.n_risk.iloc[0]) if not later.empty else 0
+
+
+def survival_table(a: SurvivalAnalysis, times: tuple[int, ...] = TIMES) -> pd.DataFrame:
+    """Per group: n, events, median (95% CI), and per time the survival and the number at risk;
+    with an "All" row of the counts when there are several groups (so hidden cells get
+    complements)."""
+    rows = []
+    for g in a.groups:
+        km = a.curves[g.group]
+        row = {"group": g.group, "n": g.n, "events": g.events, "median_days": g.median,
+               "median_lower": g.median_ci[0], "median_upper": g.median_ci[1]}
+        for t in times:
+            row[f"survival_{t}"] = g.survival.get(t, km.at(t))
+            row[f"at_risk_{t}"] = _at_risk(km, t)
+        rows.append(row)
+    table = pd.DataFrame(rows).set_index("group")
+    if len(table) > 1:
+        frame = a.durations.frame
+        km = survival.kaplan_meier(frame.days.to_numpy(), frame.event.to_numpy())
+        overall = survival.summarize_group(ALL_ROW, km, times)
+        total = {c: table[c].sum() for c in ["n", "events", *(f"at_risk_{t}" for t in times)]}
+        total |= {"median_days": overall.median, "median_lower": overall.median_ci[0],
+                  "median_upper": overall.median_ci[1]}
+        total |= {f"survival_{t}": overall.survival[t] for t in times}
+        table.loc[ALL_ROW] = pd.Series(total)
+    return table
+
+
+def _protect_survival_table(a: SurvivalAnalysis, threshold: int, times: tuple[int, ...]) -> Protected:
+    table = survival_table(a, times)
+    derived = {c: ["n", "events"] for c in ("median_days", "median_lower", "median_upper")}
+    derived |= {f"survival_{t}": ["n", f"at_risk_{t}"] for t in times}
+    counts = ["n", "events", *(f"at_risk_{t}" for t in times)]
+    return privacy.protect(table, counts=counts, derived=derived,
+                           total_row=ALL_ROW if ALL_ROW in table.index else None, threshold=threshold)
+
+
+def _truncate(km: KaplanMeier, threshold: int) -> KaplanMeier:
+    return dataclasses.replace(km, table=km.table[km.table.n_risk >= threshold].reset_index(drop=True))
+
+
+def _protect_risk(risk: pd.DataFrame, sizes: dict[str, int], threshold: int) -> pd.DataFrame:
+    """Numbers at risk of the kept groups, stopped below the threshold; events and censored
+    counts shown as "<11"/"*" where small (they add up to n with the number at risk)."""
+    kept = risk[risk.group.isin(list(sizes)) & (risk.at_risk >= threshold)].copy()
+    if kept.empty:
+        return kept
+    kept["n"] = kept.group.map(sizes)
+    p = privacy.protect(kept.reset_index(drop=True), counts=["at_risk", "events", "censored", "n"],
+                        sums=[(["at_risk", "events", "censored"], "n")], threshold=threshold)
+    shown = p.display()
+    return shown.drop(columns="n")
+
+
+def protect_survival(a: SurvivalAnalysis, threshold: int = privacy.DEFAULT_THRESHOLD,
+                     times: tuple[int, ...] = TIMES) -> tuple[SurvivalAnalysis, Protected]:
+    """A copy of `a` safe to draw in an export, and its protected summary table.
+
+    Groups whose n is hidden are left out of the figure; curves, cumulative incidence and
+    numbers at risk stop where fewer than `threshold` remain at risk; medians reached
+    after that point are not drawn. Cox results are not carried over.
+    """
+    privacy.check_threshold(threshold)
+    if a.durations.n < threshold:
+        raise TooFew(f"fewer than {threshold} participants in this selection: nothing can be exported")
+    table = _protect_survival_table(a, threshold, times)
+    hidden = table.suppressed["n"]
+    keep = [g for g in a.curves if g in hidden.index and not hidden[g]]
+    curves = {g: _truncate(a.curves[g], threshold) for g in keep}
+    groups = []
+    for s in a.groups:
+        if s.group in curves:
+            last = curves[s.group].table.time.max() if not curves[s.group].table.empty else 0
+            if s.median is not None and s.median > last:
+                s = dataclasses.replace(s, median=None, median_ci=(None, None))
+            groups.append(s)
+    incidence = a.incidence
+    if incidence is not None:
+        last = {g: (km.table.time.max() if not km.table.empty else -1) for g, km in curves.items()}
+        incidence = incidence[incidence.group.isin(keep)]
+        incidence = incidence[incidence.time <= incidence.group.map(last)].reset_index(drop=True)
+    small = privacy.small_marker(threshold)
+    left_out = {why: (small if 0 < n < threshold else n) for why, n in a.durations.left_out.items()}
+    safe = dataclasses.replace(
+        a, groups=groups, curves=curves, incidence=incidence, cox=None, pairwise=[],
+        risk=_protect_risk(a.risk, {g: a.curves[g].n for g in keep}, threshold),
+        durations=dataclasses.replace(a.durations, left_out=left_out))
+    return safe, table
+
+
+# --- cohorts --------------------------------------------------------------------------
+
+def protect_cohorts(r: CohortRetention,
+                    threshold: int = privacy.DEFAULT_THRESHOLD) -> tuple[CohortRetention, Protected]:
+    """Cohort retention safe to export: cohorts of fewer than `threshold` are left out (their
+    n would show), and a month's share is hidden where fewer than `threshold` are still followed."""
+    privacy.check_threshold(threshold)
+    table = r.table().set_index(r.shares.index.name or "cohort")
+    at_risk = r.at_risk.astype("float").rename(columns=lambda m: f"at_risk_{m}")
+    table = table.join(at_risk.set_axis(table.index))
+    months = [f"month_{m}" for m in r.months]
+    counts = ["n", *at_risk.columns]
+    p = privacy.protect(table, counts=counts, threshold=threshold,
+                        derived={m: ["n", f"at_risk_{m.split('_')[1]}"] for m in months})
+    # Like a curve, a cohort's row stops where fewer than `threshold` remain followed: a later
+    # 0% after hidden cells would tell that the last few all left.
+    few = (table[at_risk.columns] < threshold).to_numpy() & table[months].notna().to_numpy()
+    derived = p.derived.copy()
+    derived[months] = derived[months].to_numpy() | few
+    p = dataclasses.replace(p, derived=derived, values=p.values.mask(derived))
+    keep = ~p.suppressed["n"].to_numpy()
+    shares = r.shares[keep].copy()
+    shares = shares.where(~p.suppressed[months].to_numpy()[keep])
+    safe = dataclasses.replace(r, shares=shares, at_risk=r.at_risk[keep].where(shares.notna()),
+                               n=r.n[keep], complete_to=r.complete_to[keep])
+    return safe, p
+
+
+def survival_meta(a: SurvivalAnalysis, title: str, definition: str = "") -> ChartMeta:
+    d = a.durations
+    return ChartMeta(title, definition or d.describe().split(";")[0] + ".", f"n = {d.n:,} participants",
+                     d.filters.describe().capitalize(), d.cutoff)
+
+
+def km_export(a: SurvivalAnalysis, threshold: int = privacy.DEFAULT_THRESHOLD) -> ChartExport:
+    """Kaplan-Meier curves with numbers at risk, and the summary table (median, survival at
+    30/90/180/365 days with the number still followed)."""
+    from analytics.charts.survival import km_figure, km_title
+
+    safe, table = protect_survival(a, threshold)
+    meta = survival_meta(a, km_title(a), a.durations.describe().split(";")[0] + ". Kaplan-Meier, 95% CI "
+                         "(log-log).")
+    return ChartExport(f"{a.outcome}-km", meta, table, hide_small_in_text(km_figure(safe), threshold))
+
+
+def incidence_export(a: SurvivalAnalysis, threshold: int = privacy.DEFAULT_THRESHOLD) -> ChartExport:
+    """Cumulative incidence of dropping out vs completing, and its values at fixed days."""
+    from analytics.charts.survival import incidence_figure
+
+    safe, _ = protect_survival(a, threshold)
+    at = safe.incidence_at(TIMES).set_index(["group", "exit_type"]) if safe.curves else pd.DataFrame()
+    meta = survival_meta(a, "Dropping out vs completing", "Cumulative incidence (Aalen-Johansen) of each "
+                         "kind of exit, per group.")
+    return ChartExport(f"{a.outcome}-incidence", meta, privacy.protect(at, counts=[], threshold=threshold),
+                       hide_small_in_text(incidence_figure(safe), threshold))
+
+
+def refusal(fmt: str, title: str, reason: str) -> bytes:
+    """A file in the asked format that says why there is nothing in it (too few people),
+    so a download never fails silently or hands over a broken file."""
+    from analytics.charts.base import add_message, new_figure
+
+    if fmt == "csv":
+        return spreadsheets.csv_bytes(pd.DataFrame({"message": [reason]}))
+    if fmt == "xlsx":
+        return spreadsheets.xlsx_bytes({title: pd.DataFrame({"message": [reason]})})
+    return chart_export.export(add_message(new_figure(title), reason), fmt)

@@ -1,0 +1,540 @@
+"""Download files for the charts of the Overview, Engagement, Cohorts, Sobriety and retention
+(Cox) and Engagement and retention pages.
+
+Each builder takes the analytics result its page already has and returns a ChartExport
+(analytics.publish.exports): the table the chart shows, protected by analytics.publish.privacy, and the
+page's own figure builder drawn FROM the protected values (NaN = hidden: a gap, not a zero),
+with ChartMeta (title, definition, n, period, cutoff). The screen is unchanged.
+
+Where a chart builder writes a total into its note or cannot take NaN, the fix is made here
+on the copy that goes into the file (`_renote`, `_hide_small_in_text`, filled counts), never
+in the chart modules.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import html
+import re
+from collections.abc import Hashable, Mapping
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from analytics.analyses import activity
+from analytics.analyses import kpis
+from analytics.publish import privacy
+from analytics.charts.render import ChartMeta
+from analytics.charts.base import NOTE_SIZE, add_message, add_note
+from analytics.analyses.cohorts import TRENDS_DEFINITION, CohortRetention
+from analytics.charts.director import (
+    MEETING_TYPE_LABELS,
+    MODALITY_LABELS,
+    TREND_MEASURES,
+    adherence_figure,
+    attendance_figure,
+    caseload_figure,
+    cohort_heatmap,
+    cohort_trend_figure,
+    weekday_figure,
+    weekly_trends_figure,
+)
+from analytics.analyses.engagement import EngagementAnalysis, Landmark, Term
+from analytics.charts.engagement import (
+    _as_survival_analysis,
+    dose_response_figure,
+    hazard_ratio_figure,
+    naive_vs_correct_figure,
+)
+from analytics.publish.exports import (
+    ALL_ROW,
+    ChartExport,
+    TooFew,
+    hide_small_in_text,
+    protect_cohorts,
+    protect_survival,
+    survival_meta,
+)
+from analytics.outcomes.filters import Filters
+from analytics.analyses.kpis import Overview, Period
+from analytics.outcomes.definitions import MISSING_LEVEL
+from analytics.publish.privacy import DEFAULT_THRESHOLD, Protected
+from analytics.analyses.survival import SurvivalAnalysis
+from analytics.charts.survival import OUTCOME_TEXT, cox_figure, km_figure
+
+__all__ = ["adherence_export", "attendance_export", "caseload_export", "cohort_heatmap_export",
+           "cohort_trends_export", "cox_export", "dose_response_export", "hazard_ratio_export",
+           "landmark_km_export", "naive_vs_correct_export", "weekday_export", "weekly_trends_export"]
+
+ESTIMATE = ["hr", "ci_lower", "ci_upper", "p"]
+# --- helpers ------------------------------------------------------------------------------
+
+def _shown(count: float | None, threshold: int) -> str:
+    """A count as it may leave the app: '1,234', or '<11' for 1..threshold-1."""
+    value = int(count or 0)
+    return privacy.small_marker(threshold) if 0 < value < threshold else f"{value:,}"
+
+
+def _cell(p: Protected, row: Hashable, column: Hashable) -> str:
+    """A cell of a protected table as text: '1,234', '<11' or '*'."""
+    value = p.display().loc[row, column]
+    return value if isinstance(value, str) else f"{value:,}"
+
+
+def _scope(period: Period, filters: Filters) -> str:
+    return f"Period {period.describe()}; {filters.describe()}"
+
+
+def _title(fig: go.Figure) -> str:
+    return html.unescape(re.sub(r"<[^>]*>", " ", fig.layout.title.text or "")).strip()
+
+
+def _unwrap(text: str) -> str:
+    """A note as one line again (charts.add_note wraps it with <br>, also after hyphens)."""
+    return html.unescape(text.replace("-<br>", "-").replace("<br>", " "))
+
+
+def _renote(fig: go.Figure, pattern: str, repl: str) -> go.Figure:
+    """Rewrite part of the note under `fig` (e.g. a total the builder summed over hidden values)."""
+    note = next((a for a in fig.layout.annotations if a.name == "note"), None)
+    if note is None:
+        return fig
+    lines = note.text.count("<br>") + 1
+    text = re.sub(pattern, repl, _unwrap(note.text))
+    fig.layout.annotations = [a for a in fig.layout.annotations if a.name != "note"]
+    fig.update_layout(height=fig.layout.height - (NOTE_SIZE + 6) * lines)  # add_note adds that much per line
+    return add_note(fig, text, below_px=-int(note.yshift or 0))
+
+
+def _message(fig: go.Figure, text: str) -> go.Figure:
+    """Put `text` as the figure's centred message (replacing the builder's own, if any)."""
+    fig.layout.annotations = [a for a in fig.layout.annotations if a.name != "message"]
+    return add_message(fig, html.escape(text))
+
+
+def _all_hidden(threshold: int) -> str:
+    return f"Nothing to draw: every value here rests on fewer than {threshold} people and is hidden."
+
+
+def _with_total(table: pd.DataFrame, label: Hashable = ALL_ROW) -> pd.DataFrame:
+    """`table` with a total row of its numeric columns."""
+    out = table.copy()
+    out.loc[label] = table.sum(numeric_only=True)
+    return out
+
+
+def _hide_all(p: Protected, columns: list[str]) -> Protected:
+    """Also hide every value of `columns` (derived values), as derived from a hidden count."""
+    extra = pd.DataFrame(False, index=p.values.index, columns=p.values.columns)
+    extra[columns] = ~p.suppressed[columns]
+    return dataclasses.replace(p, values=p.values.mask(extra), derived=p.derived | extra)
+
+
+def _protect_block(table: pd.DataFrame, counts: list[str], reference: str, total: str,
+                   threshold: int) -> Protected:
+    """Estimates against a reference row, with counts that add up to the `total` row: small counts
+    hidden with complements, an estimate hidden with its row's counts, and all of them when the
+    reference's counts are hidden."""
+    p = privacy.protect(table, counts=counts, derived={c: counts for c in ESTIMATE}, total_row=total,
+                        threshold=threshold)
+    if reference in p.values.index and p.suppressed.loc[reference, counts].any():
+        p = _hide_all(p, ESTIMATE)
+    return p
+
+
+def _empty_estimates(counts: list[str], threshold: int) -> Protected:
+    return privacy.protect(pd.DataFrame(columns=["vs", *counts, *ESTIMATE]), counts=counts, threshold=threshold)
+
+
+def _stack(parts: Mapping[Hashable, Protected], name: str, empty: Protected) -> Protected:
+    """Several protected tables one under the other, keyed by `name` (each keeps its own relations)."""
+    if not parts:
+        return empty
+    first = next(iter(parts.values()))
+    frames = {f: pd.concat({k: getattr(p, f) for k, p in parts.items()}, names=[name])
+              for f in ("values", "primary", "complementary", "derived")}
+    return Protected(**frames, threshold=first.threshold, counts=first.counts)
+
+
+# --- Overview -------------------------------------------------------------------------------
+
+def weekly_trends_export(trends: pd.DataFrame, ov: Overview, threshold: int = DEFAULT_THRESHOLD) -> ChartExport:
+    """Weekly trends (kpis.weekly_trends): every weekly count of 1-10 hidden, a gap in its line.
+    No totals are printed, so primary suppression is enough."""
+    table = trends.set_index("week_start")
+    p = privacy.protect(table, counts=list(kpis.TREND_COLUMNS), threshold=threshold)
+    fig = weekly_trends_figure(p.values.reset_index(), ov.period, ov.filters)
+    n = f"n = {_shown(ov.kpis['active'].current, threshold)} active participants in the period"
+    meta = ChartMeta("Weekly trends", kpis.TREND_DEFINITION, n, _scope(ov.period, ov.filters), ov.cutoff)
+    return ChartExport("weekly-trends", meta, p, fig)
+
+
+# --- Engagement -------------------------------------------------------------------------------
+
+def _esc(text: object) -> str:
+    """As director_charts names its traces (html-escaped labels)."""
+    return html.escape(str(text)).replace("%{", "%&#123;")
+
+
+def attendance_export(attendance: pd.DataFrame, period: Period, filters: Filters, cutoff: dt.date, *,
+                      by: str = "meeting_type", freq: str = "week",
+                      threshold: int = DEFAULT_THRESHOLD) -> ChartExport:
+    """Meetings per week/month by meeting type or modality: buckets x categories with row and
+    column totals, small cells hidden with complements; a hidden bar segment is a gap (NaN)."""
+    labels = MEETING_TYPE_LABELS if by == "meeting_type" else MODALITY_LABELS
+    wide = attendance.pivot_table(index="bucket", columns=by, values="meetings", aggfunc="sum", fill_value=0)
+    keys = [k for k in labels if k in wide.columns] + sorted(set(wide.columns) - set(labels))
+    names = {k: labels.get(k, k) for k in keys}
+    wide = wide[keys].rename(columns=names).rename_axis(columns=None).astype("int64")
+    wide["All meetings"] = wide.sum(axis=1)
+    partial = attendance.groupby("bucket").partial.first()
+    table = _with_total(wide, "Total").astype("float64")
+    table.insert(0, "partial", partial.reindex(table.index).astype(object))
+    cats = [*names.values(), "All meetings"]
+    p = privacy.protect(table, counts=cats, sums=[(list(names.values()), "All meetings")] if names else [],
+                        total_row="Total", threshold=threshold)
+    body = p.values.drop(index="Total")
+    long = pd.DataFrame([{"bucket": b, by: k, "meetings": body.loc[b, names[k]], "partial": bool(body.loc[b, "partial"])}
+                         for b in body.index for k in keys], columns=["bucket", by, "meetings", "partial"])
+    fig = attendance_figure(long, period, filters, by=by, freq=freq)
+    cells = {(pd.Timestamp(b), _esc(names[k])): body.loc[b, names[k]] for b in body.index for k in keys}
+    for trace in fig.data:  # the builder sums per bucket, which turns a hidden cell into 0: put the gap back
+        trace.y = [cells.get((pd.Timestamp(x), trace.name), np.nan) for x in trace.x]
+    total = _cell(p, "Total", "All meetings")
+    fig = _renote(fig, r"Total: [\d,]+ meetings", f"Total: {total} meetings")
+    meta = ChartMeta(_title(fig), activity.DEFINITIONS["attendance"].format(freq=freq),
+                     f"n = {total} meetings attended", _scope(period, filters), cutoff)
+    return ChartExport(f"attendance-{by}-{freq}", meta, p, fig)
+
+
+def weekday_export(weekday: pd.DataFrame, period: Period, filters: Filters, cutoff: dt.date,
+                   threshold: int = DEFAULT_THRESHOLD) -> ChartExport:
+    """Activity by day of the week: counts per weekday with a total row (the shares add up to it),
+    small counts hidden with complements, their per-day averages and shares hidden too."""
+    kinds = ["meetings", "checkins", "mentoring"]
+    table = _with_total(weekday.drop(columns="weekday").set_index("day_name"), "All days")
+    for k in kinds:
+        table.loc["All days", f"{k}_per_day"] = table.loc["All days", k] / table.loc["All days", "days_in_period"]
+        table.loc["All days", f"{k}_share"] = 1.0 if table.loc["All days", k] else np.nan
+    derived = {f"{k}_{what}": [k] for k in kinds for what in ("per_day", "share")}
+    p = privacy.protect(table, counts=kinds, derived=derived, total_row="All days", threshold=threshold)
+    body = p.values.drop(index="All days")
+    fig = weekday_figure(body.reset_index().fillna({k: 0 for k in kinds}), period, filters)  # it sums the counts
+    if not fig.data and table.loc["All days", kinds].any():
+        fig = _message(fig, _all_hidden(threshold))
+    for trace, k in zip(fig.data, kinds):  # hover: hidden count and share as blanks, not 0
+        data = np.array(trace.customdata, dtype=float)
+        data[body[k].isna().to_numpy(), 0] = np.nan
+        data[body[f"{k}_share"].isna().to_numpy(), 2] = np.nan
+        trace.customdata = data
+    words = {"meetings": "meetings attended", "checkins": "check-ins", "mentoring": "mentoring sessions"}
+    n = ", ".join(f"{_cell(p, 'All days', k)} {words[k]}" for k in kinds)
+    meta = ChartMeta(_title(fig), activity.DEFINITIONS["weekday"], f"n = {n}", _scope(period, filters), cutoff)
+    return ChartExport("weekday-pattern", meta, p, fig)
+
+
+def adherence_export(distribution: pd.DataFrame, period: Period, filters: Filters, cutoff: dt.date,
+                     threshold: int = DEFAULT_THRESHOLD) -> ChartExport:
+    """Participants per check-in adherence band with a total row; small bands hidden with
+    complements, their shares hidden; the note's n is the protected total."""
+    table = _with_total(distribution.set_index("band"))
+    table.loc[ALL_ROW, "share"] = 1.0 if table.loc[ALL_ROW, "participants"] else np.nan
+    p = privacy.protect(table, counts=["participants"], derived={"share": ["participants"]}, total_row=ALL_ROW,
+                        threshold=threshold)
+    body = p.values.drop(index=ALL_ROW)
+    fig = adherence_figure(body.reset_index(), period, filters)
+    total = _cell(p, ALL_ROW, "participants")
+    if fig.data:
+        fig.data[0].text = ["" if np.isnan(s) else f"{s:.0%}" for s in body.share]
+        fig = _renote(fig, r"n=[\d,]+ participants", f"n={total} participants")
+    elif table.loc[ALL_ROW, "participants"]:
+        fig = _renote(_message(fig, _all_hidden(threshold)), r"n=[\d,]+ participants", f"n={total} participants")
+    meta = ChartMeta(_title(fig), activity.DEFINITIONS["adherence"], f"n = {total} participants",
+                     _scope(period, filters), cutoff)
+    return ChartExport("checkin-adherence", meta, p, fig)
+
+
+def caseload_export(caseloads: pd.DataFrame, period: Period, filters: Filters, cutoff: dt.date,
+                    threshold: int = DEFAULT_THRESHOLD) -> ChartExport:
+    """Mentor caseloads, one row per (pseudonymous) mentor with a total row: active mentees and
+    sessions of 1-10 hidden with complements, rates built on them hidden; a mentor whose
+    caseload is hidden is not drawn."""
+    rates = ["sessions_per_mentee", "sessions_per_mentee_per_month"]
+    table = _with_total(caseloads.set_index("mentor_id"), "All mentors").astype({"programs": object, "sites": object})
+    total = table.loc["All mentors"]
+    table.loc["All mentors", rates] = [total.sessions / total.active_mentees if total.active_mentees else np.nan,
+                                       total.sessions / total.active_mentees / (period.days / activity.MONTH_DAYS)
+                                       if total.active_mentees else np.nan]
+    table.loc["All mentors", ["programs", "sites"]] = ""
+    p = privacy.protect(table, counts=["active_mentees", "sessions"], threshold=threshold, total_row="All mentors",
+                        derived={r: ["active_mentees", "sessions"] for r in rates})
+    body = p.values.drop(index="All mentors")
+    fig = caseload_figure(body.reset_index(), period, filters)
+    mentors = _shown(len(body), threshold)
+    fig = _renote(fig, r"[\d,]+ mentors, [\d,]+ mentor-mentee pairs",
+                  f"{mentors} mentors, {_cell(p, 'All mentors', 'active_mentees')} mentor-mentee pairs")
+    if len(body) and body.active_mentees.isna().all():
+        fig = _message(fig, f"Caseloads hidden: every mentor has fewer than {threshold} active mentees "
+                            "(or would reveal one who has).")
+    meta = ChartMeta(_title(fig), activity.DEFINITIONS["caseload"], f"n = {mentors} mentors",
+                     _scope(period, filters), cutoff)
+    return ChartExport("mentor-caseloads", meta, p, fig,
+                       notes=[(f"Mentor IDs are pseudonymous. Mentors with fewer than {threshold} active "
+                               "mentees (or whose numbers would reveal such a mentor's) are listed with their "
+                               "numbers hidden and are not drawn.")])
+
+
+# --- Cohorts -------------------------------------------------------------------------------
+
+def cohort_heatmap_export(retention: CohortRetention, threshold: int = DEFAULT_THRESHOLD) -> ChartExport:
+    """Retention by enrollment cohort (exports.protect_cohorts): cohorts of fewer than the
+    threshold left out, a month's share hidden where fewer than the threshold are followed."""
+    safe, p = protect_cohorts(retention, threshold)
+    fig = cohort_heatmap(safe)
+    if safe.empty and not retention.empty:
+        fig = _message(fig, _all_hidden(threshold))
+    left_out = len(retention.n) - len(safe.n)
+    n = f"n = {int(safe.n.sum()):,} participants in {len(safe.n)} cohorts shown" + (
+        f" ({left_out} cohorts of fewer than {threshold} left out)" if left_out else "")
+    meta = ChartMeta(_title(fig), retention.definition(), n, f"Cohorts by {retention.by}; "
+                     f"{retention.filters.describe()}", retention.cutoff)
+    return ChartExport(f"cohort-retention-{retention.by}", meta, p, fig)
+
+
+def cohort_trends_export(trends: pd.DataFrame, measure: str, by: str, filters: Filters, cutoff: dt.date,
+                         threshold: int = DEFAULT_THRESHOLD) -> ChartExport:
+    """Reported use / craving / mood per cohort and month: participants (and those reporting use
+    or not, or those with a value) of 1-10 hidden, and the share or mean built on them."""
+    if measure not in TREND_MEASURES:
+        raise ValueError(f"measure must be one of {', '.join(TREND_MEASURES)}")
+    t = trends.set_index(["cohort", "month"])
+    table = t[["cohort_n", "participants", "complete"]].copy()
+    if measure == "used_share":
+        table["reported_use"] = (t.used_share * t.participants).round()
+        table["no_use"] = t.participants - table.reported_use
+        counts, sums = ["cohort_n", "participants", "reported_use", "no_use"], [(["reported_use", "no_use"],
+                                                                               "participants")]
+    else:
+        table[f"{measure}_n"] = t[f"{measure}_n"]
+        counts, sums = ["cohort_n", "participants", f"{measure}_n"], []
+    table[measure] = t[measure]
+    p = privacy.protect(table, counts=counts, sums=sums, derived={measure: counts[1:]}, threshold=threshold)
+    fig = cohort_trend_figure(p.values.reset_index(), measure, by, filters, min_participants=threshold)
+    sizes = p.values.cohort_n.groupby(level="cohort").first()
+    shown = sizes.dropna()
+    n = (f"n={int(shown.sum()):,} participants in {len(shown)} cohorts of {threshold} or more"
+         + (f" ({len(sizes) - len(shown)} smaller cohorts left out)" if len(shown) < len(sizes) else ""))
+    fig = _renote(fig, r"n=[\d,]+ participants in \d+ cohorts", n)
+    if not fig.data and len(trends):
+        fig = _message(fig, _all_hidden(threshold))
+    meta = ChartMeta(_title(fig), TRENDS_DEFINITION, n.replace("n=", "n = ", 1), f"Cohorts by {by}; "
+                     f"{filters.describe()}", cutoff)
+    return ChartExport(f"cohort-trends-{measure}-{by}", meta, p, fig)
+
+
+# --- Sobriety and retention: Cox -------------------------------------------------------------
+
+def _cox_block(frame: pd.DataFrame, term: str, reference: str, terms: list) -> pd.DataFrame:
+    """One covariate: participants per level (as fit_cox names levels), the HR of each level in the
+    model against the reference (1 for the reference, blank for a level left out), and a total row."""
+    sizes = frame[term].astype(object).where(frame[term].notna(), MISSING_LEVEL).astype(str).value_counts()
+    fitted = {t.level: (t.hr, *t.ci, t.p) for t in terms}
+    rows = [{"level": level, "vs": reference, "n": n,
+             **dict(zip(ESTIMATE, (1.0, np.nan, np.nan, np.nan) if level == reference else
+                        fitted.get(level, (np.nan,) * 4)))} for level, n in sizes.sort_index().items()]
+    rows.append({"level": ALL_LEVELS, "vs": "", "n": int(sizes.sum()), **dict.fromkeys(ESTIMATE, np.nan)})
+    return pd.DataFrame(rows).set_index("level")
+
+
+ALL_LEVELS = "(all levels)"
+
+
+def cox_export(analysis: SurvivalAnalysis, threshold: int = DEFAULT_THRESHOLD) -> ChartExport:
+    """The Cox forest plot: per covariate, participants per level with a total row (so a hidden
+    level cannot be worked out from n), the HR of a hidden level left out of the chart, and
+    every HR of a covariate whose reference level is hidden."""
+    privacy.check_threshold(threshold)
+    d = analysis.durations
+    if d.n < threshold:
+        raise TooFew(f"fewer than {threshold} participants in this selection: nothing can be exported")
+    cox = analysis.cox
+    terms = cox.terms if cox is not None else []
+    parts = {term: _protect_block(_cox_block(d.frame, term, ref, [t for t in terms if t.term == term]),
+                                  ["n"], ref, ALL_LEVELS, threshold)
+             for term, ref in (cox.references.items() if cox is not None else [])}
+    p = _stack(parts, "covariate", _empty_estimates(["n"], threshold))
+    kept = [t for t in terms if not p.suppressed["hr"].get((t.term, t.level), True)]
+    safe = analysis if cox is None else dataclasses.replace(analysis, cox=dataclasses.replace(cox, terms=kept))
+    fig = hide_small_in_text(cox_figure(safe), threshold)
+    if terms and not kept:
+        fig = _message(fig, _all_hidden(threshold))
+    meta = survival_meta(analysis, _title(fig), "Cox proportional-hazards model (Efron ties): hazard ratio of each "
+                         "level against the reference level, with 95% CI.")
+    note = (f"Levels with fewer than {threshold} participants (or whose numbers would reveal such a level's), and "
+            f"every level of a covariate whose reference level is so hidden, are left out of the chart.")
+    return ChartExport(f"{analysis.outcome}-cox", meta, p, fig, notes=[note])
+
+
+# --- Engagement and retention ----------------------------------------------------------------
+
+def _engagement_meta(analysis: EngagementAnalysis, fig: go.Figure, definition: str, filters: Filters,
+                     cutoff: dt.date, threshold: int) -> ChartMeta:
+    n = (f"n = {_shown(analysis.n, threshold)} participants, {_shown(analysis.events, threshold)} events, "
+         f"{_shown(analysis.person_weeks, threshold)} person-weeks")
+    return ChartMeta(_title(fig), definition, n, filters.describe().capitalize(), cutoff)
+
+
+def _term_rows(terms: list[Term], counts: dict[str, float]) -> list[dict]:
+    return [{"engagement": t.term, **counts, "hr": t.estimate, "ci_lower": t.ci[0], "ci_upper": t.ci[1],
+             "p": t.p, "per": t.unit} for t in terms]
+
+
+def _protect_estimates(table: pd.DataFrame, counts: list[str], threshold: int) -> Protected:
+    return privacy.protect(table, counts=counts, derived={c: counts for c in ESTIMATE}, threshold=threshold)
+
+
+def _model_counts(analysis: EngagementAnalysis) -> dict[str, float]:
+    return {"n": analysis.n, "events": analysis.events, "person_weeks": analysis.person_weeks}
+
+
+def hazard_ratio_export(analysis: EngagementAnalysis, filters: Filters, cutoff: dt.date,
+                        threshold: int = DEFAULT_THRESHOLD) -> ChartExport:
+    """The time-varying Cox hazard ratios: a row (all rows: one model) is hidden and not drawn
+    when its participants, events or person-weeks are fewer than the threshold."""
+    table = pd.DataFrame(_term_rows(analysis.time_varying, _model_counts(analysis)),
+                         columns=["engagement", "n", "events", "person_weeks", *ESTIMATE, "per"])
+    p = _protect_estimates(table.set_index("engagement"), ["n", "events", "person_weeks"], threshold)
+    kept = [t for t, hidden in zip(analysis.time_varying, p.suppressed["hr"]) if not hidden]
+    fig = hide_small_in_text(hazard_ratio_figure(dataclasses.replace(analysis, time_varying=kept)), threshold)
+    if analysis.time_varying and not kept:
+        fig = _message(fig, _all_hidden(threshold))
+    meta = _engagement_meta(analysis, fig, "Time-varying Cox model (Efron ties) on the person-week table: hazard "
+                            "ratio per one more meeting, check-in or mentoring session in the previous week, "
+                            "with 95% CI.", filters, cutoff, threshold)
+    return ChartExport(f"{analysis.outcome}-engagement-hazard-ratios", meta, p, fig)
+
+
+def naive_vs_correct_export(analysis: EngagementAnalysis, filters: Filters, cutoff: dt.date,
+                            threshold: int = DEFAULT_THRESHOLD) -> ChartExport:
+    """The naive (biased) and corrected hazard ratios side by side, hidden as in hazard_ratio_export."""
+    counts = _model_counts(analysis)
+    rows = [{"estimate": "naive (biased)", **r} for r in _term_rows(analysis.naive, {**counts, "person_weeks": np.nan})]
+    rows += [{"estimate": "corrected", **r} for r in _term_rows(analysis.time_varying, counts)]
+    table = pd.DataFrame(rows, columns=["estimate", "engagement", "n", "events", "person_weeks", *ESTIMATE, "per"])
+    sds = {"naive (biased)": analysis.exposure_sd.get("naive", {}),
+           "corrected": analysis.exposure_sd.get("time_varying", {})}
+    table["sd"] = [sds[e].get(g, np.nan) for e, g in zip(table.estimate, table.engagement)]
+    for col in ("hr", "ci_lower", "ci_upper"):
+        table[f"{col}_per_sd"] = table[col] ** table["sd"]
+    model_counts = ["n", "events", "person_weeks"]
+    p = privacy.protect(table.set_index(["estimate", "engagement"]), counts=model_counts, threshold=threshold,
+                        derived={c: model_counts for c in [*ESTIMATE, "sd", "hr_per_sd", "ci_lower_per_sd",
+                                                           "ci_upper_per_sd"]})
+    hidden = list(p.suppressed["hr"])
+    k = len(analysis.naive)
+    safe = dataclasses.replace(analysis, naive=[t for t, h in zip(analysis.naive, hidden[:k]) if not h],
+                               time_varying=[t for t, h in zip(analysis.time_varying, hidden[k:]) if not h])
+    fig = hide_small_in_text(naive_vs_correct_figure(safe), threshold)
+    if (analysis.naive or analysis.time_varying) and not (safe.naive or safe.time_varying):
+        fig = _message(fig, _all_hidden(threshold))
+    meta = _engagement_meta(analysis, fig, "Cox models: the naive hazard ratio for total engagement over the whole "
+                            "follow-up, BIASED by immortal time, beside the corrected one for the previous week's "
+                            "engagement, both per one standard deviation of their exposure (sd), with 95% CI; the "
+                            "table also gives them per one meeting (check-in, session).", filters, cutoff, threshold)
+    return ChartExport(f"{analysis.outcome}-naive-vs-corrected", meta, p, fig)
+
+
+def _reference_tier(lm: Landmark) -> str:
+    """'1-3 meetings': the tier the landmark's HRs compare with (the lowest tier anyone is in)."""
+    return f"{lm.tiers[0].term.split(' vs ', 1)[1] if lm.tiers else next(iter(lm.curves), '')} meetings"
+
+
+def _tier_table(lm: Landmark) -> pd.DataFrame:
+    """One landmark's tiers: participants, events, HR against the reference tier; and a total row."""
+    ref = _reference_tier(lm).removesuffix(" meetings")
+    by_tier = {t.term.split(" meetings vs ", 1)[0]: t for t in lm.tiers}
+    rows = []
+    for tier, km in lm.curves.items():
+        t = by_tier.get(tier)
+        est = (1.0 if lm.tiers else np.nan, np.nan, np.nan, np.nan) if tier == ref else (
+            (t.estimate, *t.ci, t.p) if t is not None else (np.nan,) * 4)
+        rows.append({"tier": f"{tier} meetings", "vs": f"{ref} meetings", "n": km.n, "events": km.events,
+                     **dict(zip(ESTIMATE, est))})
+    rows.append({"tier": "All tiers", "vs": "", "n": lm.n, "events": lm.events, **dict.fromkeys(ESTIMATE, np.nan)})
+    return pd.DataFrame(rows).set_index("tier")
+
+
+def dose_response_export(analysis: EngagementAnalysis, filters: Filters, cutoff: dt.date,
+                         threshold: int = DEFAULT_THRESHOLD) -> ChartExport:
+    """Landmark dose-response: per landmark day, each meetings tier's participants and events
+    (with the day's total, so complements are hidden too); a tier's HR is hidden and not drawn
+    when its counts are hidden, and a whole day's when its reference tier's are."""
+    parts = {f"day {lm.day}": _protect_block(_tier_table(lm), ["n", "events"], _reference_tier(lm), "All tiers",
+                                             threshold) for lm in analysis.landmarks}
+    p = _stack(parts, "landmark", _empty_estimates(["n", "events"], threshold))
+    safe = dataclasses.replace(analysis, landmarks=[dataclasses.replace(lm, tiers=[
+        t for t in lm.tiers if not p.suppressed["hr"].get((f"day {lm.day}", t.term.split(" vs ", 1)[0]), True)])
+        for lm in analysis.landmarks])
+    fig = hide_small_in_text(dose_response_figure(safe), threshold)
+    if any(lm.tiers for lm in analysis.landmarks) and not any(lm.tiers for lm in safe.landmarks):
+        fig = _message(fig, _all_hidden(threshold))
+    meta = _engagement_meta(analysis, fig, "Landmark Cox models: among those still in on the landmark day, hazard "
+                            "ratio of each meetings tier (meetings before the day) against the lowest tier, with "
+                            "95% CI.", filters, cutoff, threshold)
+    note = (f"Tiers with fewer than {threshold} participants or events (or whose numbers would reveal such a tier's),"
+            f" and every tier of a day whose reference tier is so hidden, are not drawn.")
+    return ChartExport(f"{analysis.outcome}-dose-response", meta, p, fig, notes=[note])
+
+
+@dataclasses.dataclass
+class _FollowedAfter:
+    """The follow-up after a landmark as exports.protect_survival reads a Durations: outcome,
+    n, frame (days, event), left_out, describe()."""
+
+    outcome: str
+    text: str
+    frame: pd.DataFrame
+    left_out: dict[str, int] = dataclasses.field(default_factory=dict)
+
+    @property
+    def n(self) -> int:
+        return len(self.frame)
+
+    def describe(self) -> str:
+        return self.text
+
+
+def _durations(sa: SurvivalAnalysis) -> pd.DataFrame:
+    """Days and event per participant, from the KM tables (which hold every exit time)."""
+    parts = []
+    for km in sa.curves.values():
+        tab = km.table
+        parts.append(pd.DataFrame({
+            "days": np.repeat(tab.time.to_numpy(float), (tab.n_event + tab.n_censor).to_numpy(int)),
+            "event": np.repeat(np.tile([True, False], len(tab)),
+                               np.column_stack([tab.n_event, tab.n_censor]).astype(int).ravel())}))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame({"days": [], "event": []})
+
+
+def landmark_km_export(analysis: EngagementAnalysis, day: int, filters: Filters, cutoff: dt.date,
+                       threshold: int = DEFAULT_THRESHOLD) -> ChartExport:
+    """Kaplan-Meier after a landmark day by meetings tier, protected like km_export (protect_survival):
+    tiers of hidden size dropped, curves and numbers at risk stopped below the threshold."""
+    lm = next((m for m in analysis.landmarks if m.day == day), None)
+    if lm is None:
+        raise TooFew(f"no landmark analysis at day {day} for this selection: nothing can be exported")
+    sa = _as_survival_analysis(analysis, lm)
+    sa = dataclasses.replace(sa, durations=_FollowedAfter(analysis.outcome, sa.durations.describe(), _durations(sa)))
+    safe, p = protect_survival(sa, threshold)
+    fig = km_figure(safe)
+    outcome = OUTCOME_TEXT.get(analysis.outcome, (analysis.outcome,))[0].split(":")[0]
+    fig.update_layout(title_text=f"{outcome} after day {day}, by meetings in the first {day} days")
+    fig.update_xaxes(title_text=f"Days after day {day} (the landmark)", selector={"anchor": "y"})
+    fig = hide_small_in_text(fig if safe.curves else _message(fig, _all_hidden(threshold)), threshold)
+    meta = ChartMeta(_title(fig), f"Landmark at day {day}: participants still in on day {day}, grouped by the meetings "
+                     f"they attended before it, followed from day {day}. Kaplan-Meier, 95% CI (log-log); not adjusted.",
+                     f"n = {_shown(lm.n, threshold)} participants, {_shown(lm.events, threshold)} events after day {day}",
+                     filters.describe().capitalize(), cutoff)
+    return ChartExport(f"{analysis.outcome}-landmark-{day}", meta, p, fig)

@@ -1,0 +1,332 @@
+"""The outcome report for funders: a PDF with a chart and a table per section, every count
+protected (analytics.publish.privacy), and a methods appendix.
+
+Why its own module: the report gathers numbers from the same analytics functions the
+pages use (kpis, survival_analysis, cohorts) and turns them into exports
+(analytics.publish.exports), so a number in the PDF equals the one on screen. `build` collects
+the sections; `render_pdf` lays them out with reportlab, charts kept as vectors (plotly
+SVG drawn through svglib), so nothing needs the network.
+
+Populations: people served and engagement dose count activity *in* the reporting period;
+retention and sobriety follow the participants *enrolled in* the period, up to the data
+cutoff (so 180-day retention of a recent period may not be known yet); cohorts compare
+every enrollment quarter up to the period's end.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import io
+import platform
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import metadata
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from analytics.access import roles as access
+from analytics.access import audit
+from analytics.analyses import cohorts
+from analytics.publish import exports
+from analytics.analyses import kpis
+from analytics.publish import privacy
+from analytics.charts.render import ChartMeta
+from analytics.charts.base import color, new_figure
+from analytics.charts.director import cohort_heatmap, weekly_trends_figure
+from analytics.publish.exports import ChartExport, TooFew
+from analytics.outcomes.filters import Filters
+from analytics.outcomes.definitions import OutcomeSettings, resolve_cutoff
+from analytics.store.connection import Store
+from analytics.analyses.survival import NoData, SurvivalAnalysis, analyse
+from analytics.charts.survival import km_figure
+
+__all__ = ["Report", "Section", "build", "render_pdf", "write_report"]
+
+Progress = Callable[[str], None]
+RETENTION_TIMES = (30, 90, 180)
+SOBRIETY_TIMES = (90, 180, 365)
+COHORT_MONTHS = (1, 3, 6, 12)
+SOFTWARE = ("duckdb", "pandas", "numpy", "scipy", "lifelines", "statsmodels", "plotly", "kaleido",
+            "reportlab", "svglib")
+
+
+@dataclass
+class Section:
+    title: str
+    text: str
+    exports: list[ChartExport] = field(default_factory=list)
+
+
+@dataclass
+class Report:
+    period: kpis.Period
+    filters: Filters
+    cutoff: dt.date
+    threshold: int
+    generated: dt.datetime
+    sections: list[Section] = field(default_factory=list)
+    methods: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def scope(self) -> str:
+        return f"Reporting period {self.period.start} to {self.period.end}; {self.filters.describe()}"
+
+
+# --- sections -------------------------------------------------------------------------
+
+def _meta(report: Report, title: str, definition: str, n: str, period: str | None = None) -> ChartMeta:
+    return ChartMeta(title, definition, n, period or report.scope, report.cutoff)
+
+
+def _n_text(protected: privacy.Protected, column: str, row: object, what: str) -> str:
+    value = protected.display().loc[row, column]
+    return f"n = {value:,} {what}" if isinstance(value, int) else f"n = {value} {what}"
+
+
+def _program_table(report: Report, store: Store) -> pd.DataFrame:
+    table = kpis.by_program(store, report.filters, report.period).set_index("program")
+    if len(table) > 1:
+        table.loc[exports.ALL_ROW] = table.sum(numeric_only=True)
+        weights = table.loc[table.index != exports.ALL_ROW, "checkins"]
+        for col in ("mean_craving", "mean_mood"):
+            rows = table.loc[table.index != exports.ALL_ROW, col]
+            table.loc[exports.ALL_ROW, col] = (rows * weights).sum() / weights.sum() if weights.sum() else None
+    return table
+
+
+def people_served(report: Report, store: Store, table: pd.DataFrame) -> Section:
+    served = privacy.protect(table[["new_enrollments", "active"]], counts=["new_enrollments", "active"],
+                             total_row=_total(table), threshold=report.threshold)
+    trends = kpis.weekly_trends(store, report.filters, report.period)
+    weekly = privacy.protect(trends[["active"]], counts=["active"], threshold=report.threshold)
+    row = _total(table) or table.index[0]
+    meta = _meta(report, "People served", kpis.DEFINITIONS["active"] + " " + kpis.DEFINITIONS["new_enrollments"],
+                 _n_text(served, "active", row, "active participants"))
+    fig = weekly_trends_figure(trends.assign(active=weekly.values["active"]), report.period, report.filters,
+                               columns=("active",))
+    return Section("People served", "New enrollments and active participants in the reporting period, by "
+                   "program; the chart shows active participants week by week (weeks with fewer than the "
+                   "threshold are left blank).", [ChartExport("people-served", meta, served, fig)])
+
+
+def engagement_dose(report: Report, table: pd.DataFrame) -> Section:
+    cols = ["active", "meetings", "checkins", "mentoring_sessions", "mentored"]
+    dose = table[cols].copy()
+    for c in ("meetings", "checkins", "mentoring_sessions"):
+        dose[f"{c}_per_active"] = dose[c] / dose["active"].where(dose["active"] > 0)
+    p = privacy.protect(dose, counts=cols, total_row=_total(table), threshold=report.threshold,
+                        derived={f"{c}_per_active": [c, "active"] for c in ("meetings", "checkins",
+                                                                             "mentoring_sessions")})
+    meta = _meta(report, "Engagement dose", kpis.BY_PROGRAM_DEFINITION + " Per active participant = the count "
+                 "divided by the active participants.", _n_text(p, "active", _total(table) or table.index[0],
+                                                                  "active participants"))
+    return Section("Engagement dose", "Meetings attended, check-ins and mentoring sessions in the reporting "
+                   "period, in total and per active participant.",
+                   [ChartExport("engagement-dose", meta, p, _dose_figure(p.values, meta.title))])
+
+
+def _dose_figure(values: pd.DataFrame, title: str) -> go.Figure:
+    fig = new_figure(title, height=460)
+    labels = {"meetings_per_active": "Meetings", "checkins_per_active": "Check-ins",
+              "mentoring_sessions_per_active": "Mentoring sessions"}
+    for i, (col, label) in enumerate(labels.items()):
+        fig.add_trace(_bars(values, col, label, color(i), "{:.1f}"))
+    fig.update_layout(barmode="group", yaxis_title="Per active participant in the period",
+                      legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0))
+    return fig
+
+
+def _enrolled(report: Report) -> Filters:
+    f = report.filters
+    lo = max(f.enrolled_from, report.period.start) if f.enrolled_from else report.period.start
+    hi = min(f.enrolled_to, report.period.end) if f.enrolled_to else report.period.end
+    return dataclasses.replace(f, enrolled_from=lo, enrolled_to=hi)
+
+
+def survival_section(report: Report, store: Store, outcome: str, times: tuple[int, ...],
+                     settings: OutcomeSettings) -> tuple[Section, SurvivalAnalysis | None]:
+    title, what = {"retention": ("Retention", "still in the program"),
+                   "sobriety": ("Sobriety", "sober (no use reported)")}[outcome]
+    enrolled = f"Enrolled {report.period.start} to {report.period.end}"
+    try:
+        a = analyse(store, outcome, by="program", filters=_enrolled(report), settings=settings, times=times)
+        safe, p = exports.protect_survival(a, report.threshold, times)
+    except NoData:  # its message counts who was left out, which may be a small number
+        return Section(title, "Not reported: nobody in this selection has follow-up for this outcome."), None
+    except TooFew as exc:
+        return Section(title, f"Not reported: {exc}."), None
+    keep = ["n", "events", "median_days", "median_lower", "median_upper",
+            *(f"{k}_{t}" for t in times for k in ("survival", "at_risk"))]
+    p = _columns(p, keep)
+    meta = _meta(report, f"{title}: share {what} at {', '.join(map(str, times))} days",
+                 a.durations.describe().split(";")[0] + ". Kaplan-Meier estimates; participants who "
+                 "left for other reasons or are still followed are censored.",
+                 _n_text(p, "n", exports.ALL_ROW if exports.ALL_ROW in p.values.index else p.values.index[0],
+                         "participants"), enrolled)
+    text = (f"Participants enrolled in the reporting period, followed to the data cutoff: the share {what} "
+            f"{', '.join(map(str, times))} days after the start, the median (days until half have had the "
+            "event; blank when not reached) and the number still followed at each time. "
+            "Blank: not known yet (too few followed that long).")
+    return Section(title, text, [ChartExport(f"{outcome}-survival", meta, p,
+                                           exports.hide_small_in_text(km_figure(safe), report.threshold))]), a
+
+
+def _columns(p: privacy.Protected, keep: list[str]) -> privacy.Protected:
+    cols = [c for c in keep if c in p.values.columns]
+    return dataclasses.replace(p, values=p.values[cols], primary=p.primary[cols],
+                               complementary=p.complementary[cols], derived=p.derived[cols],
+                               counts=tuple(c for c in p.counts if c in cols))
+
+
+def cohort_section(report: Report, store: Store, settings: OutcomeSettings) -> Section:
+    f = report.filters
+    hi = min(f.enrolled_to, report.period.end) if f.enrolled_to else report.period.end
+    r = cohorts.cohort_retention(store, dataclasses.replace(f, enrolled_to=hi), "quarter",
+                                 max_months=max(COHORT_MONTHS), settings=settings)
+    if r.empty:
+        return Section("Cohort comparison", "Not reported: no enrollments up to the period's end.")
+    safe, p = exports.protect_cohorts(r, report.threshold)
+    keep = ["n", *(f"{k}_{m}" for m in COHORT_MONTHS for k in ("month", "at_risk"))]
+    p = _columns(p, keep)
+    meta = _meta(report, "Retention by enrollment quarter", r.definition(),
+                 f"n = {int(safe.n.sum()):,} participants in {len(safe.n)} quarters shown",
+                 f"Enrolled up to {hi}; {f.describe()}")
+    text = ("Share still in the program 1, 3, 6 and 12 months after enrolling, per enrollment quarter. "
+            "Blank: not followed that long yet (not lost). Quarters with fewer participants than the "
+            f"threshold show n as \"{privacy.small_marker(report.threshold)}\" in the table and are left "
+            "out of the chart.")
+    return Section("Cohort comparison", text, [ChartExport("cohorts", meta, p, cohort_heatmap(safe))])
+
+
+def outcomes_by_program(report: Report, table: pd.DataFrame, retention: SurvivalAnalysis | None,
+                        sobriety: SurvivalAnalysis | None) -> Section:
+    out = table[["active", "checked_in", "checkins", "checkins_reporting_use", "mean_craving",
+                 "mean_mood"]].copy()
+    out["share_reporting_use"] = out.checkins_reporting_use / out.checkins.where(out.checkins > 0)
+    counts = ["active", "checked_in", "checkins", "checkins_reporting_use"]
+    derived = {"share_reporting_use": ["checkins_reporting_use", "checkins", "checked_in"],
+               "mean_craving": ["checkins", "checked_in"], "mean_mood": ["checkins", "checked_in"]}
+    for a, col, source in ((retention, "retained_90", "survival_90"), (sobriety, "median_sober_days",
+                                                                       "median_days")):
+        known = exports.survival_table(a, (90,)) if a is not None else pd.DataFrame(columns=["n", source])
+        out[col] = known[source].astype(float)
+        out[f"n_{col}"] = known["n"].astype(float)
+        counts.append(f"n_{col}")
+        derived[col] = [f"n_{col}"]
+    p = privacy.protect(out, counts=counts, derived=derived, total_row=_total(table),
+                        threshold=report.threshold)
+    meta = _meta(report, "Outcomes by program", kpis.BY_PROGRAM_DEFINITION + " Retained at 90 days and median "
+                 "sober days: Kaplan-Meier, participants enrolled in the period (see Retention, Sobriety).",
+                 _n_text(p, "active", _total(table) or table.index[0], "active participants"))
+    return Section("Outcomes by program", "Check-in outcomes in the reporting period (share of check-ins "
+                   "reporting use, mean craving 0-10 and mood 1-5) beside 90-day retention and median "
+                   "sobriety of the participants enrolled in the period.",
+                   [ChartExport("outcomes-by-program", meta, p, _use_figure(p.values, meta.title))])
+
+
+def _bars(values: pd.DataFrame, column: str, name: str, hue: str, fmt: str) -> go.Bar:
+    """Bars labelled with their values; a hidden or unknown value has no bar and no label
+    (a bar label template would print a missing value as 0)."""
+    known = values[column].notna()
+    return go.Bar(x=[str(v) for v in values.index], y=values[column].astype(object).where(known, None),
+                  name=name, marker_color=hue, textposition="outside",
+                  text=[fmt.format(v) if ok else "" for v, ok in zip(values[column], known)])
+
+
+def _use_figure(values: pd.DataFrame, title: str) -> go.Figure:
+    fig = new_figure(title, height=440)
+    fig.add_trace(_bars(values, "share_reporting_use", "Check-ins reporting use", color(3), "{:.0%}"))
+    fig.add_trace(_bars(values, "retained_90", "Retained at 90 days", color(0), "{:.0%}"))
+    fig.update_layout(barmode="group", yaxis=dict(tickformat=".0%", range=[0, 1.1], title="Share"),
+                      legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0))
+    return fig
+
+
+def _total(table: pd.DataFrame) -> str | None:
+    return exports.ALL_ROW if exports.ALL_ROW in table.index else None
+
+
+def methods(report: Report, settings: OutcomeSettings) -> list[tuple[str, str]]:
+    versions = ", ".join(f"{name} {_version(name)}" for name in SOFTWARE)
+    return [
+        ("Reporting period and population", f"{report.scope}. Data cutoff {report.cutoff} (the latest date in "
+         "the data). People served, engagement and check-in outcomes count activity in the period; retention "
+         "and sobriety follow the participants enrolled in the period up to the cutoff."),
+        ("Definitions", " ".join(kpis.DEFINITIONS[k] for k in ("active", "new_enrollments", "meetings"))
+         + " " + kpis.BY_PROGRAM_DEFINITION),
+        ("Retention", f"Days from enrollment to dropping out: a recorded drop-out, or no engagement for "
+         f"{settings.inactivity_days} days (dated at the last engagement). Completing the program, transfers "
+         "and other recorded exits end follow-up without counting as dropping out (censored), as does the "
+         "data cutoff."),
+        ("Sobriety", "Days from the sobriety start (else the enrollment date) to the first check-in "
+         "reporting use; participants without such a check-in are censored at their last check-in or exit."),
+        ("Statistics", "Kaplan-Meier estimates with 95% confidence intervals on the log-log scale (as R's "
+         "survival package, conf.type='log-log'); medians by R's rule. The numbers are checked against R's "
+         "survival package in the project's tests."),
+        ("Small numbers", privacy.method_statement(report.threshold)),
+        ("Software", f"Python {platform.python_version()}, {versions}."),
+    ]
+
+
+def _version(name: str) -> str:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+@access.requires(access.PUBLISHED)  # then reads what it needs itself, as SYSTEM, and publishes it protected
+def build(store: Store, period: kpis.Period, filters: Filters = Filters(), *,
+          threshold: int = privacy.DEFAULT_THRESHOLD, settings: OutcomeSettings = OutcomeSettings(),
+          progress: Progress | None = None) -> Report:
+    """Every section's numbers, protected, with its chart and table."""
+    with access.acting_as(access.SYSTEM):
+        return _build(store, period, filters, threshold, settings, progress or (lambda _msg: None))
+
+
+def _build(store: Store, period: kpis.Period, filters: Filters, threshold: int, settings: OutcomeSettings,
+           say: Progress) -> Report:
+    privacy.check_threshold(threshold)
+    report = Report(period, filters, resolve_cutoff(store, settings), threshold, dt.datetime.now())
+    say("counting people served and engagement")
+    table = _program_table(store=store, report=report)
+    if table.empty or table["active"].sum() + table["new_enrollments"].sum() == 0:
+        raise TooFew(f"nobody was active or enrolled in {period.describe()} for {filters.describe()}")
+    report.sections += [people_served(report, store, table), engagement_dose(report, table)]
+    say("estimating retention")
+    retention, ret = survival_section(report, store, "retention", RETENTION_TIMES, settings)
+    say("estimating sobriety")
+    sobriety, sob = survival_section(report, store, "sobriety", SOBRIETY_TIMES, settings)
+    report.sections += [retention, sobriety]
+    say("comparing cohorts")
+    report.sections.append(cohort_section(report, store, settings))
+    report.sections.append(outcomes_by_program(report, table, ret, sob))
+    report.methods = methods(report, settings)
+    return report
+
+
+# --- PDF ------------------------------------------------------------------------------
+
+def write_report(store: Store, period: kpis.Period, out: str | io.BufferedIOBase | None = None,
+                 filters: Filters = Filters(), *, threshold: int = privacy.DEFAULT_THRESHOLD,
+                 settings: OutcomeSettings = OutcomeSettings(), user: str | None = None,
+                 progress: Progress | None = None) -> bytes:
+    """Build the report, render it, record it in the audit log; write to `out` if given."""
+    report = build(store, period, filters, threshold=threshold, settings=settings, progress=progress)
+    data = render_pdf(report, progress)
+    if out is not None:
+        if isinstance(out, str):
+            with open(out, "wb") as fh:
+                fh.write(data)
+        else:
+            out.write(data)
+    audit.record(store, "report", str(out) if isinstance(out, str) else "outcome report", user=user,
+                 period=[period.start, period.end], filters=filters, threshold=threshold)
+    return data
+
+
+def render_pdf(report: Report, progress: Progress | None = None) -> bytes:
+    from analytics.publish import report_pdf  # reportlab is only needed here
+    return report_pdf.render(report, progress or (lambda _msg: None))

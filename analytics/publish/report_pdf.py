@@ -1,0 +1,141 @@
+"""Lay the outcome report (analytics.publish.report) out as a PDF with reportlab.
+
+Charts go in as vectors: plotly's SVG (analytics.charts.render, our template) read by
+svglib and scaled to the text width, so they print sharply and stay searchable. Tables
+show the protected display values ("<11", "*") and format the rest per column.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Callable
+
+import pandas as pd
+from reportlab.lib import colors
+from reportlab.lib.pagesizes import LETTER
+from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
+from reportlab.lib.units import inch
+from reportlab.lib.utils import ImageReader
+from reportlab.platypus import (
+    Image,
+    KeepTogether,
+    PageBreak,
+    Paragraph,
+    SimpleDocTemplate,
+    Spacer,
+    Table,
+    TableStyle,
+)
+from svglib.svglib import svg2rlg
+
+from analytics.publish.exports import ChartExport
+from analytics.publish.report import Report
+
+WIDTH = LETTER[0] - 1.5 * inch
+HEADER = colors.HexColor("#E8EEF4")
+GRID = colors.HexColor("#BBBBBB")
+MAX_COLUMNS = 9  # wider tables are split into several, each repeating the first column
+
+_styles = getSampleStyleSheet()
+BODY = ParagraphStyle("body", parent=_styles["BodyText"], fontSize=9.5, leading=12.5)
+SMALL = ParagraphStyle("small", parent=BODY, fontSize=7.5, leading=9.5, textColor=colors.HexColor("#444444"))
+CELL = ParagraphStyle("cell", parent=BODY, fontSize=7.5, leading=9)
+H1 = ParagraphStyle("h1", parent=_styles["Heading1"], fontSize=20, spaceAfter=10)
+H2 = ParagraphStyle("h2", parent=_styles["Heading2"], fontSize=14, spaceBefore=6, spaceAfter=6)
+
+
+def _p(text: str, style: ParagraphStyle = BODY) -> Paragraph:
+    """A paragraph of plain text: data never becomes markup."""
+    safe = str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return Paragraph(safe, style)
+
+
+def _fmt(column: str, value: object) -> str:
+    if isinstance(value, str):
+        return value
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if column.startswith(("survival_", "month_", "share_", "retained_")):
+        return f"{value:.1%}"
+    if column.startswith(("mean_", "meetings_per", "checkins_per", "mentoring_sessions_per")):
+        return f"{value:.1f}"
+    if column.startswith("median"):
+        return f"{value:.0f}"
+    return f"{int(value):,}" if float(value).is_integer() else f"{value:,.2f}"
+
+
+def _label(column: str) -> str:
+    return column.replace("_", " ")
+
+
+def _tables(frame: pd.DataFrame) -> list[Table]:
+    """The display table as one or more reportlab tables (split by columns when wide)."""
+    shown = frame.reset_index()
+    first, rest = shown.columns[0], list(shown.columns[1:])
+    chunks = [rest[i:i + MAX_COLUMNS - 1] for i in range(0, len(rest), MAX_COLUMNS - 1)] or [[]]
+    out = []
+    for cols in chunks:
+        header = [_p(_label(str(c)), CELL) for c in [first, *cols]]
+        rows = [[_p(str(r[first]), CELL), *(_p(_fmt(str(c), r[c]), CELL) for c in cols)]
+                for _, r in shown.iterrows()]
+        widths = [WIDTH * 0.22] + [WIDTH * 0.78 / max(len(cols), 1)] * len(cols)
+        table = Table([header, *rows], colWidths=widths, repeatRows=1)
+        table.setStyle(TableStyle([("BACKGROUND", (0, 0), (-1, 0), HEADER), ("GRID", (0, 0), (-1, -1), 0.4, GRID),
+                                   ("VALIGN", (0, 0), (-1, -1), "TOP"), ("ALIGN", (1, 1), (-1, -1), "RIGHT")]))
+        out.append(table)
+    return out
+
+
+def _chart(export: ChartExport) -> object:
+    """The chart as a vector drawing scaled to the text width; as a PNG when plotly drew part of
+    it as an embedded image (heatmaps), whose transparency svglib would paint black."""
+    svg = export.data("svg")
+    if b"<image" in svg:
+        png = ImageReader(io.BytesIO(export.data("png")))
+        w, h = png.getSize()
+        return Image(io.BytesIO(export.data("png")), width=WIDTH, height=WIDTH * h / w, mask="auto")
+    drawing = svg2rlg(io.BytesIO(svg))
+    scale = WIDTH / drawing.width
+    drawing.width, drawing.height = drawing.width * scale, drawing.height * scale
+    drawing.scale(scale, scale)
+    return drawing
+
+
+def _footer(report: Report) -> Callable:
+    def draw(canvas, doc) -> None:
+        canvas.saveState()
+        canvas.setFont("Helvetica", 7.5)
+        canvas.setFillColor(colors.HexColor("#555555"))
+        canvas.drawString(0.75 * inch, 0.5 * inch,
+                          f"Outcome report · {report.scope} · generated {report.generated:%Y-%m-%d}")
+        canvas.drawRightString(LETTER[0] - 0.75 * inch, 0.5 * inch, f"page {doc.page}")
+        canvas.restoreState()
+    return draw
+
+
+def render(report: Report, say: Callable[[str], None]) -> bytes:
+    out = io.BytesIO()
+    doc = SimpleDocTemplate(out, pagesize=LETTER, leftMargin=0.75 * inch, rightMargin=0.75 * inch,
+                            topMargin=0.7 * inch, bottomMargin=0.8 * inch, title="Outcome report",
+                            author="Peer-support outcomes dashboard", subject=report.scope)
+    story: list = [_p("Outcome report", H1), _p(report.scope), _p(f"Data cutoff {report.cutoff}. "
+                   f"Generated {report.generated:%Y-%m-%d %H:%M}."), Spacer(1, 8),
+                   _p(f"Privacy: {report.sections[0].exports[0].table.method()}", SMALL), Spacer(1, 6),
+                   _p("Contents: " + "; ".join(s.title for s in report.sections) + "; Methods.", SMALL)]
+    for section in report.sections:
+        say(f"drawing {section.title.lower()}")
+        story += [PageBreak(), _p(section.title, H2), _p(section.text), Spacer(1, 6)]
+        for export in section.exports:
+            if export.figure is not None:
+                story += [_chart(export), Spacer(1, 4)]
+            story.append(KeepTogether([_p(export.meta.title + ": table", SMALL), *_tables(export.table.display())]))
+            story += [_p(" ".join(export.meta.caption_lines()), SMALL), Spacer(1, 10)]
+    story += [PageBreak(), _p("Methods", H2)]
+    for title, text in report.methods:
+        story += [_p(title, ParagraphStyle("m", parent=BODY, fontName="Helvetica-Bold")), _p(text), Spacer(1, 4)]
+    doc.build(story, onFirstPage=_footer(report), onLaterPages=_footer(report))
+    return out.getvalue()
+
+
+__all__ = ["render"]

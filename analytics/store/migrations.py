@@ -1,0 +1,112 @@
+"""Schema versions and the steps between them.
+
+A store records its schema version; opening it runs every later step in one
+transaction, so a store made by an older release opens (and is upgraded)
+while a store from a newer release is refused instead of being damaged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from analytics.store.schema import ACTIVITY_TABLES, PARTICIPANTS
+from analytics.store.connection import Session, Store, StoreError, table_ddl
+
+
+def _v1(db: Session) -> None:
+    """Import tables and the import log.
+
+    Activity tables declare their key in importformat and the importer enforces
+    it; they carry no ART primary-key index, which would cost 4x the import time
+    of a 10M-row file (see benchmarks/bench_import.py).
+    """
+    db.execute(table_ddl(PARTICIPANTS, primary_key=True))
+    for table in ACTIVITY_TABLES:
+        db.execute(table_ddl(table, primary_key=False))
+    db.execute("""
+        CREATE TABLE import_batches (
+            batch_id INTEGER NOT NULL,
+            imported_at TIMESTAMP NOT NULL,
+            file_count INTEGER NOT NULL
+        )""")
+    db.execute("""
+        CREATE TABLE import_files (
+            batch_id INTEGER NOT NULL,
+            file_name VARCHAR NOT NULL,
+            table_name VARCHAR NOT NULL,
+            sha256 VARCHAR NOT NULL,
+            rows_read BIGINT NOT NULL,
+            rows_new BIGINT NOT NULL,
+            rows_updated BIGINT NOT NULL,
+            rows_unchanged BIGINT NOT NULL
+        )""")
+
+
+def _v2(db: Session) -> None:
+    """Record where a batch came from, so the bundled sample can be told from real data."""
+    db.execute("ALTER TABLE import_batches ADD COLUMN source VARCHAR DEFAULT 'user'")
+    db.execute("UPDATE import_batches SET source = 'user' WHERE source IS NULL")
+
+
+def _v3(db: Session) -> None:
+    """The audit log: who exported, reported, imported or viewed what, and when.
+
+    Append-only by convention: only analytics.access.audit writes to it and it only inserts.
+    """
+    db.execute("""
+        CREATE TABLE audit_log (
+            seq BIGINT NOT NULL,
+            logged_at TIMESTAMP NOT NULL,
+            user_name VARCHAR,
+            action VARCHAR NOT NULL,
+            what VARCHAR NOT NULL,
+            details VARCHAR
+        )""")
+
+
+def _v4(db: Session) -> None:
+    """Accounts for signing in to the dashboard (analytics.access.users): a role each, an argon2
+    password hash (never the password), and the state of failed sign-ins and lock-out."""
+    db.execute("""
+        CREATE TABLE users (
+            user_name VARCHAR PRIMARY KEY,
+            role VARCHAR NOT NULL CHECK (role IN ('admin', 'director', 'clinician', 'grant_writer')),
+            password_hash VARCHAR,
+            disabled BOOLEAN NOT NULL DEFAULT false,
+            created_at TIMESTAMP NOT NULL,
+            failed_sign_ins INTEGER NOT NULL DEFAULT 0,
+            locked_until TIMESTAMP,
+            last_sign_in TIMESTAMP
+        )""")
+
+
+MIGRATIONS: list[tuple[int, Callable[[Session], None]]] = [(1, _v1), (2, _v2), (3, _v3), (4, _v4)]
+CURRENT_VERSION = MIGRATIONS[-1][0]
+
+
+def stored_version(db: Session) -> int:
+    """The schema version recorded in the store; 0 for an empty file."""
+    exists = db.scalar("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'schema_version'"
+                       " AND database_name = current_database()")
+    return int(db.scalar("SELECT coalesce(max(version), 0) FROM schema_version") or 0) if exists else 0
+
+
+def bring_up_to_date(store: Store, target: int = CURRENT_VERSION) -> int:
+    """Apply the missing steps up to `target`; return the version the store is at."""
+    version = stored_version(store.read())
+    if version > CURRENT_VERSION:
+        raise StoreError(f"{store.path} has schema version {version}; this release knows up to "
+                         f"{CURRENT_VERSION}. Upgrade the software before opening it.")
+    if version >= target:
+        return version
+    if store.read_only:
+        raise StoreError(f"{store.path} is at schema version {version} and needs upgrading to "
+                         f"{target}; open it once without read-only.")
+    with store.transaction() as db:
+        if version == 0:
+            db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL, applied_at TIMESTAMP NOT NULL)")
+        for number, step in MIGRATIONS:
+            if version < number <= target:
+                step(db)
+                db.execute("INSERT INTO schema_version VALUES (?, now())", [number])
+    return target
