@@ -1,0 +1,70 @@
+"""What every command shares: option parsers, the filter options, JSON output, progress."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import sys
+from collections.abc import Callable
+
+import numpy as np
+
+from analytics.outcomes.filters import Filters
+
+Register = Callable[[argparse._SubParsersAction], None]
+
+
+def say(message: str) -> None:
+    """Progress on standard error, so standard output stays the result (or the JSON)."""
+    print(f"... {message}", file=sys.stderr, flush=True)
+
+
+def error(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+
+
+def with_db(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    p.add_argument("--db", help="store file (default: $OUTCOMES_DB, else data/outcomes.duckdb)")
+    return p
+
+
+def date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
+def columns(text: str) -> list[str]:
+    return [c.strip() for c in text.split(",") if c.strip()]
+
+
+def filters(args: argparse.Namespace) -> Filters:
+    return Filters(programs=tuple(args.program or ()), sites=tuple(args.site or ()),
+                   enrolled_from=getattr(args, "enrolled_from", None),
+                   enrolled_to=getattr(args, "enrolled_to", None))
+
+
+def add_filter_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--program", action="append", metavar="P", help="only this program (repeatable)")
+    p.add_argument("--site", action="append", metavar="S", help="only this site (repeatable)")
+    p.add_argument("--enrolled-from", type=date, metavar="DATE", help="enrolled on or after DATE")
+    p.add_argument("--enrolled-to", type=date, metavar="DATE", help="enrolled on or before DATE")
+    p.add_argument("--cutoff", type=date, metavar="DATE",
+                   help="the day the data runs to (default: the latest date in the store)")
+    p.add_argument("--inactivity-days", type=int, default=30, metavar="N",
+                   help="days without engagement after which a participant has left (default 30)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+
+
+def json_default(value: object) -> object:
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def dumps(obj: object) -> str:
+    return json.dumps(obj, indent=2, default=json_default)
