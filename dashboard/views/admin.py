@@ -14,7 +14,7 @@ store = get_store()
 st.title("Users and audit log")
 
 st.subheader("Accounts")
-st.caption("Add accounts on the server with `python -m analytics users add NAME --role ROLE` (the password "
+st.markdown("Add accounts on the server with `python -m analytics users add NAME --role ROLE` (the password "
            "is asked twice, never typed on the command line); `users disable NAME`, `users set-role NAME ROLE`.")
 st.dataframe(users.list_users(store), hide_index=True, width="stretch", key="users_table")
 
