@@ -284,3 +284,14 @@ def test_figures_are_plain_plotly(tmp_path: Path, km):
     km.write_json(path)
     again = pio.read_json(path)
     assert len(again.data) == len(km.data)
+
+
+def test_groups_differ_by_line_style_not_colour_alone(sobriety, retention, km):
+    """WCAG 1.4.1: each KM group and each exit type has its own dash as well as its own hue."""
+    curves = traces(km, "curve")
+    assert len(curves) >= 2
+    styles = [(c.line.color, c.line.dash) for c in curves]
+    assert len({dash for _, dash in styles}) == len(curves), styles
+    incidence = [t for t in incidence_figure(retention).data if (t.meta or {}).get("role") == "incidence"]
+    kinds = {t.meta["exit_type"]: t.line.dash for t in incidence}
+    assert len(kinds) >= 2 and len(set(kinds.values())) == len(kinds), kinds

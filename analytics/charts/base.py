@@ -104,6 +104,22 @@ def color(i: int) -> str:
     return PALETTE[i % len(PALETTE)]
 
 
+# Line styles and marker symbols beside the hues, so groups differ without colour alone
+# (WCAG 1.4.1; a grey print or a colour-blind reader still tells the curves apart).
+DASHES = ("solid", "dash", "dot", "dashdot", "longdash", "longdashdot")
+SYMBOLS = ("circle", "square", "diamond", "triangle-up", "x", "star", "hexagon", "triangle-down")
+
+
+def dash(i: int) -> str:
+    """The i-th line style, cycling."""
+    return DASHES[i % len(DASHES)]
+
+
+def symbol(i: int) -> str:
+    """The i-th marker symbol, cycling."""
+    return SYMBOLS[i % len(SYMBOLS)]
+
+
 def rgba(hex_color: str, alpha: float) -> str:
     """'#RRGGBB' as an rgba() string, for semi-transparent bands in the same hue."""
     h = hex_color.lstrip("#")

@@ -20,6 +20,8 @@ from plotly.subplots import make_subplots
 from analytics.analyses import activity
 from analytics.analyses import kpis
 from analytics.charts.base import (
+    dash,
+    symbol,
     PALETTE,
     TEMPLATE_NAME,
     add_message,
@@ -235,12 +237,13 @@ def cohort_trend_figure(trends: pd.DataFrame, measure: str = "craving", by: str 
     if shown.empty:
         return _empty(fig)
     hues = dict(zip(cohorts, _cohort_colours(len(cohorts))))
-    for cohort, sub in shown.groupby("cohort", sort=True):
+    for k, (cohort, sub) in enumerate(shown.groupby("cohort", sort=True)):
         hue = hues[cohort]
         y = sub[measure] * 100 if is_share else sub[measure]
         fig.add_trace(go.Scatter(
-            x=sub.month, y=y, mode="lines+markers", name=_esc(cohort), line=dict(color=hue),
-            marker=dict(color=[hue if c else "white" for c in sub.complete], line=dict(color=hue, width=1.5)),
+            x=sub.month, y=y, mode="lines+markers", name=_esc(cohort), line=dict(color=hue, dash=dash(k)),
+            marker=dict(color=[hue if c else "white" for c in sub.complete], line=dict(color=hue, width=1.5),
+                        symbol=symbol(k)),
             customdata=sub.participants,
             hovertemplate=(f"{_esc(cohort)}, month " + "%{x}: %{y:.1f}" + ("%" if is_share else "")
                            + " (%{customdata:,} participants)<extra></extra>")))

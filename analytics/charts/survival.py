@@ -20,7 +20,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from analytics.charts.base import MUTED, WIDTH, add_message, add_note, color, format_p, new_figure, rgba
+from analytics.charts.base import MUTED, WIDTH, add_message, add_note, color, dash, format_p, new_figure, rgba
 from analytics.stats.survival import KaplanMeier
 from analytics.analyses.survival import ALL, SurvivalAnalysis
 
@@ -34,10 +34,10 @@ OUTCOME_TEXT = {  # title, y-axis, x-axis, what the event is
     "retention": ("Staying in the program: time to dropping out", "Still in the program",
                   "Days since enrollment", "dropping out"),
 }
-EXIT_STYLE = {  # exit type -> label, colour (Okabe-Ito)
-    "dropped_out": ("Dropped out", "#D55E00"),
-    "completed": ("Completed", "#009E73"),
-    "other_exit": ("Other exit (transfer, custody, death, other)", "#0072B2"),
+EXIT_STYLE = {  # exit type -> label, colour (Okabe-Ito), line style
+    "dropped_out": ("Dropped out", "#D55E00", "solid"),
+    "completed": ("Completed", "#009E73", "dash"),
+    "other_exit": ("Other exit (transfer, custody, death, other)", "#0072B2", "dot"),
 }
 RISK_ROWS = (("at_risk", "At risk"), ("events", "Events"), ("censored", "Censored"))
 PLOT_PX, GAP_PX, ROW_PX = 420, 90, 19
@@ -100,7 +100,7 @@ def _add_band(fig: go.Figure, x: Sequence[float], lower: Sequence[float], upper:
                              meta={"role": "ci_lower", "group": group, "kind": kind}, **common))
 
 
-def _add_km_group(fig: go.Figure, name: str, km: KaplanMeier, hue: str) -> None:
+def _add_km_group(fig: go.Figure, name: str, km: KaplanMeier, hue: str, style: str = "solid") -> None:
     """Band, step curve and censor marks of one group, toggled together from the legend."""
     x, y = _step_xy(km, "surv")
     _add_band(fig, x, _step_xy(km, "lower")[1], _step_xy(km, "upper")[1], hue, name, "survival",
@@ -108,7 +108,7 @@ def _add_km_group(fig: go.Figure, name: str, km: KaplanMeier, hue: str) -> None:
     at_risk = [km.n, *km.table.n_risk]
     label = "All participants" if name == ALL else _esc(name)
     fig.add_trace(go.Scatter(
-        x=x, y=y, name=f"{label} (n={km.n:,})", mode="lines", line=dict(color=hue, width=2.5, shape="hv"),
+        x=x, y=y, name=f"{label} (n={km.n:,})", mode="lines", line=dict(color=hue, width=2.5, shape="hv", dash=style),
         legendgroup=name, customdata=at_risk, meta={"role": "curve", "group": name},
         hovertemplate="Day %{x:.0f}: %{y:.1%} (at risk %{customdata:,})<extra>" + label + "</extra>"))
     cens = km.table[km.table.n_censor > 0]
@@ -175,8 +175,9 @@ def km_figure(analysis: SurvivalAnalysis) -> go.Figure:
     drawn = {name: km for name, km in analysis.curves.items() if not km.table.empty}
     texts = OUTCOME_TEXT.get(analysis.outcome, ("", "Survival", "Days", "the event"))
     fig = go.Figure()
+    styles = {name: dash(i) for i, name in enumerate(analysis.curves)}
     for name, km in drawn.items():
-        _add_km_group(fig, name, km, hues[name])
+        _add_km_group(fig, name, km, hues[name], styles[name])
     _add_medians(fig, analysis, {g: hues[g] for g in drawn})
     n_rows = _add_risk_table(fig, analysis.risk, hues)
     table_px = ROW_PX * n_rows
@@ -324,7 +325,7 @@ def incidence_figure(analysis: SurvivalAnalysis) -> go.Figure:
 
 def _add_incidence_curve(fig: go.Figure, group: str, kind: str, sub: pd.DataFrame, axes: dict,
                          legend: bool) -> None:
-    label, hue = EXIT_STYLE.get(kind, (kind, MUTED))
+    label, hue, style = EXIT_STYLE.get(kind, (kind, MUTED, "solid"))
     x = [0.0, *sub.time.astype(float)]
     lower, upper = [0.0, *sub.lower.astype(float)], [0.0, *sub.upper.astype(float)]
     for y, role in ((upper, "ci_upper"), (lower, "ci_lower")):
@@ -335,6 +336,6 @@ def _add_incidence_curve(fig: go.Figure, group: str, kind: str, sub: pd.DataFram
             meta={"role": role, "group": group, "exit_type": kind}), **axes)
     fig.add_trace(go.Scatter(
         x=x, y=[0.0, *sub.incidence.astype(float)], mode="lines", name=label, legendgroup=kind,
-        showlegend=legend, line=dict(color=hue, width=2.5, shape="hv"),
+        showlegend=legend, line=dict(color=hue, width=2.5, shape="hv", dash=style),
         meta={"role": "incidence", "group": group, "exit_type": kind},
         hovertemplate="Day %{x:.0f}: %{y:.1%}<extra>" + f"{_esc(group)}: {label}" + "</extra>"), **axes)
