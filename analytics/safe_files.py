@@ -42,9 +42,12 @@ def neutralise_frame(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def csv_text(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
-    """Rows as CSV text, every text cell neutralised (None as an empty field)."""
+    """Rows as CSV text, every text cell neutralised (None as an empty field).
+
+    Lines end in CRLF (RFC 4180), which also makes the writer quote a field holding a bare CR.
+    """
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow([neutralise(h) for h in header])
     writer.writerows([("" if v is None else neutralise(v)) for v in row] for row in rows)
     return out.getvalue()

@@ -31,6 +31,7 @@ from analytics.store.schema import IDENTIFIER_NAMES, TABLES, Table
 
 SUFFIXES = {".csv", ".xlsx"}
 HEAD_BYTES = 65536
+MAX_HEADER_BYTES = 4 * 1024 * 1024
 _CHUNK = 1 << 22
 # An XML cell's text cannot hold a literal '<'; with entities (&amp; is 5 bytes) and 4-byte
 # UTF-8 a cell of MAX_XLSX_CELL_CHARS characters spans at most this many bytes.
@@ -169,6 +170,12 @@ def nul_problem(src: SourceFile, line: int) -> Problem:
     return Problem(src.name, None, None, None,
                    f"the file is binary data, not CSV text (a NUL byte on line {line:,}): "
                    "export it again as 'CSV UTF-8'")
+
+
+def first_line(path: Path, limit: int = MAX_HEADER_BYTES) -> bytes:
+    """The file's first line (its header), at most `limit` bytes."""
+    with path.open("rb") as fh:
+        return fh.readline(limit)
 
 
 def read_header(head: bytes) -> list[str]:
@@ -322,7 +329,7 @@ def inspect_file(src: SourceFile, workdir: Path) -> list[Problem]:
             head = fh.read(HEAD_BYTES)
     else:
         src.csv_path = src.path
-    raw = read_header(head)
+    raw = read_header(first_line(src.csv_path))
     if not raw or not any(c.strip() for c in raw):
         return [file_problem(name, "the file is empty: no header row")]
     if len(raw) == 1:
