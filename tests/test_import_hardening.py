@@ -243,3 +243,26 @@ def test_data_page_refuses_a_file_name_over_255_characters(tmp_path: Path, monke
     assert any("Nothing was imported" in e.value for e in at.error)
     assert any("rename it to at most 255" in str(v) for v in at.dataframe[0].value.problem)
     assert Store.open(db).scalar("SELECT count(*) FROM import_batches") == before
+
+
+# --- the fingerprint pass counts lines with trailing commas as DuckDB's pass does ----------
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+@pytest.mark.parametrize("chunk", [7, 64, 1 << 22])
+def test_fingerprint_counts_trailing_comma_lines_like_the_sql_pass(tmp_path: Path, monkeypatch,
+                                                                  newline: str, chunk: int):
+    from analytics.ingest import files
+    from analytics.store.queries import ingest as q
+
+    monkeypatch.setattr(files, "_CHUNK", chunk)  # lines split across chunks
+    lines = ["a,b,c", "1,2,3", "1,2,", "1,2,3,", "1,2,3,,", ",,,,", "1,,", "4,5,6,,,", "x,y,z"]
+    path = tmp_path / "t.csv"
+    path.write_bytes(newline.join(lines).encode())  # no newline after the last line
+    print_ = files.fingerprint(path)
+    with Store.open(memory=True) as store:
+        expected = q.count_long_lines(store.session(), str(path), 3)
+    assert expected == 4  # 1,2,3, / 1,2,3,, / ,,,, / 4,5,6,,,
+    assert print_.long_lines(3) == expected
+    quoted = tmp_path / "q.csv"
+    quoted.write_text('a,b,c\n"1,2",3,\n')
+    assert files.fingerprint(quoted).long_lines(3) is None  # quotes: DuckDB counts

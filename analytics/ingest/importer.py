@@ -30,7 +30,14 @@ from pathlib import Path
 from analytics.access import audit
 from analytics.access.roles import IMPORT, requires
 from analytics.ingest.files import SourceFile, collect_files, fingerprint, inspect_file, nul_problem, stageable
-from analytics.ingest.load import TableCounts, batch_view, group_by_table, stage_file, write_batch
+from analytics.ingest.load import (
+    TableCounts,
+    batch_view,
+    group_by_table,
+    stage_file,
+    trailing_field_problems,
+    write_batch,
+)
 from analytics.ingest.problems import MAX_EXAMPLES, Problem, problems_csv
 from analytics.ingest.rules import activity_rules, duplicate_problems, enrollment_moves, row_rules, run_rules
 from analytics.store.connection import Session, Store
@@ -115,6 +122,10 @@ def stage_all(db: Session, sources: list[SourceFile], problems: list[Problem], s
                 problems += stage_file(db, src, index)  # temp tables, outside the store
                 readable.append(src)
         for src, done in zip(sources, prints):
+            if src in readable and (src.rows or src.rejected_lines):
+                # a CSV is read as is, so its fingerprint counted the lines with trailing commas
+                known = done.result().long_lines(len(src.columns)) if src.csv_path == src.path else None
+                problems += trailing_field_problems(db, src, known)
             print_ = done.result()
             src.sha256 = print_.sha256
             if print_.nul_line is not None:

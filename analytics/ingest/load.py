@@ -50,7 +50,7 @@ def stage_file(db: Session, src: SourceFile, index: int) -> list[Problem]:
         rejects = _read(db, src, index)
     if src.rows == 0 and not rejects:
         return [file_problem(src.name, "the file has a header but no data rows")]
-    return reject_problems(src, rejects) + trailing_field_problems(db, src)
+    return reject_problems(src, rejects)  # then trailing_field_problems, once the lines are counted
 
 
 def _read(db: Session, src: SourceFile, index: int) -> list[tuple]:
@@ -61,16 +61,18 @@ def _read(db: Session, src: SourceFile, index: int) -> list[tuple]:
     return rejects
 
 
-def trailing_field_problems(db: Session, src: SourceFile) -> list[Problem]:
+def trailing_field_problems(db: Session, src: SourceFile, count: int | None = None) -> list[Problem]:
     """Rows with more fields than the header, where the extra fields are empty.
 
     DuckDB drops empty fields beyond the header without a word ("a,b,c," reads as a,b,c),
     so a stray comma in a row whose last value is empty would shift values into the wrong
-    columns unnoticed. One cheap pass over the raw lines counts such rows; only a file
-    that has them pays for numbering its lines.
+    columns unnoticed. The fingerprint pass counts such rows when the file has no quotes
+    (`count`), else one pass of DuckDB over the raw lines does; only a file that has them
+    pays for numbering its lines.
     """
     path, width = str(src.csv_path), len(src.columns)
-    count = q.count_long_lines(db, path, width)
+    if count is None:
+        count = q.count_long_lines(db, path, width)
     if not count:
         return []
     lines = q.long_line_numbers(db, path, width, MAX_EXAMPLES)
