@@ -196,22 +196,23 @@ class _LineShapes:
         return self.counts
 
     def _lines(self, data: bytes) -> None:
+        """Only the lines ending in a comma (few) get their commas counted."""
         if not data:
             return
         a = np.frombuffer(data, dtype=np.uint8)
         ends = np.flatnonzero(a == 10)  # each line's '\n'
         last = ends - 1
-        crlf = (last >= 0) & (a[np.maximum(last, 0)] == 13)
-        last = last - crlf
+        last = last - ((last >= 0) & (a[np.maximum(last, 0)] == 13))  # CRLF
         starts = np.concatenate(([0], ends[:-1] + 1))
-        comma = np.cumsum(a == 44, dtype=np.int64)
-        before = np.where(starts > 0, comma[np.maximum(starts - 1, 0)], 0)
-        commas = comma[np.maximum(last, 0)] - before
         ending = (last >= starts) & (a[np.maximum(last, 0)] == 44)
         if self.header:
             ending[0] = False
             self.header = False
-        for k, n in zip(*np.unique(commas[ending], return_counts=True)):
+        if not ending.any():
+            return
+        commas = np.flatnonzero(a == 44)
+        per_line = (np.searchsorted(commas, ends[ending]) - np.searchsorted(commas, starts[ending]))
+        for k, n in zip(*np.unique(per_line, return_counts=True)):
             self.counts[int(k)] = self.counts.get(int(k), 0) + int(n)
 
 
