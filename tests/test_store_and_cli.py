@@ -45,9 +45,11 @@ def test_import_counts_then_reimport_changes_nothing(store: Store, valid_dir: Pa
         c = again.counts[name]
         assert (c.new, c.updated, c.unchanged) == (0, 0, len(frame))
     after = snapshot(store)
-    for name in small_frames:  # data unchanged; the log records the no-op batch
+    for name in small_frames:  # data unchanged, and no empty batch in the history
         pd.testing.assert_frame_equal(before[name], after[name])
-    assert after["import_batches"].batch_id.tolist() == [1, 2]
+    assert after["import_batches"].batch_id.tolist() == [1]
+    assert after["import_files"].batch_id.unique().tolist() == [1]
+    assert again.batch_id is None
 
 
 def test_changed_participant_is_updated_and_named(store: Store, valid_dir: Path):
@@ -166,7 +168,7 @@ def test_cli_import_success_refusal_report_and_env(tmp_path: Path, valid_dir: Pa
     env = dict(os.environ, OUTCOMES_DB=str(db))
     summary = run_cli("summary", env=env)
     assert summary.returncode == 0 and str(db) in summary.stdout
-    assert "last import: batch 2" in summary.stdout
+    assert "last import: batch 1" in summary.stdout  # the unchanged re-import logged no batch
 
 
 def test_cli_dry_run_on_missing_store_creates_nothing(tmp_path: Path, valid_dir: Path):

@@ -32,35 +32,15 @@ from openpyxl.styles import Alignment, Font
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
+from analytics.safe_files import FORMULA_PREFIXES, neutralise, neutralise_frame
+
 __all__ = ["ABOUT_SHEET", "FORMULA_PREFIXES", "csv_bytes", "neutralise", "neutralise_frame", "sheet_name",
            "xlsx_bytes"]
 
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 ABOUT_SHEET = "About"
 _SHEET_FORBIDDEN = re.compile(r"[\[\]:*?/\\]")
 _SHEET_MAX = 31
 _WIDTH_MIN, _WIDTH_MAX = 8, 60
-
-
-def neutralise(value: object) -> object:
-    """Prefix ``'`` to a text value a spreadsheet would read as a formula; anything else unchanged."""
-    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
-        return "'" + value
-    return value
-
-
-def neutralise_frame(df: pd.DataFrame) -> pd.DataFrame:
-    """A copy with every text cell, column name, index label and index/column name neutralised."""
-    out = df.copy()
-    for j in range(out.shape[1]):
-        col = out.iloc[:, j]
-        if not (pd.api.types.is_numeric_dtype(col) or pd.api.types.is_datetime64_any_dtype(col)):
-            # element by element into an object column: no dtype inference turns 12 into 12.0
-            out.isetitem(j, pd.Series([neutralise(v) for v in col], index=out.index, dtype=object))
-    out = out.rename(columns=neutralise, index=neutralise)
-    out.index = out.index.set_names([neutralise(n) for n in out.index.names])
-    out.columns = out.columns.set_names([neutralise(n) for n in out.columns.names])
-    return out
 
 
 def csv_bytes(df: pd.DataFrame, *, notes: Sequence[str] = (), index: bool = False) -> bytes:

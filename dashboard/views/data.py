@@ -14,7 +14,8 @@ import streamlit as st
 
 from analytics.access import roles as access
 from analytics.analyses import quality
-from analytics.ingest.importer import ImportResult, import_files, problems_csv
+from analytics.ingest.importer import ImportResult, Problem, import_files, problems_csv
+from analytics.ingest.limits import MAX_FILE_NAME_BYTES
 from analytics.store.connection import Store
 from analytics.analyses.summary import import_history
 from dashboard.auth import DEMO, guard, log_view
@@ -27,13 +28,24 @@ def import_uploads(store: Store, files: Iterable[tuple[str, bytes]], *, dry_run:
                    user: str | None = None) -> ImportResult:
     """Save uploaded (name, content) pairs in a temporary folder under their own file names
     (the importer tells the tables apart by name or header) and import them into `store`.
-    All or nothing: on any problem nothing is written (see analytics.ingest.importer)."""
+    All or nothing: on any problem nothing is written (see analytics.ingest.importer); a file
+    that cannot be saved under its name (too long for the file system) is such a problem."""
     with tempfile.TemporaryDirectory(prefix="outcomes-upload-") as tmp:
-        paths = []
+        paths, refused = [], []
         for name, content in files:
-            path = Path(tmp) / Path(name).name  # the base name only: never a path from the browser
-            path.write_bytes(content)
-            paths.append(path)
+            base = Path(name).name  # the base name only: never a path from the browser
+            try:
+                if len(base.encode("utf-8")) > MAX_FILE_NAME_BYTES:
+                    raise OSError(f"the name is longer than {MAX_FILE_NAME_BYTES} bytes")
+                (Path(tmp) / base).write_bytes(content)
+            except OSError as exc:
+                refused.append(Problem(base[:60] + ("..." if len(base) > 60 else ""), None, None, None,
+                                       f"the file cannot be saved under this name ({exc.strerror or exc}): "
+                                       f"rename it to at most {MAX_FILE_NAME_BYTES} characters"))
+                continue
+            paths.append(Path(tmp) / base)
+        if refused:
+            return ImportResult(files=[], problems=refused, dry_run=dry_run)
         return import_files(store, paths, dry_run=dry_run, source="user", user=user)
 
 
