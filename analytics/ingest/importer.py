@@ -30,9 +30,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from analytics.access import audit
+from analytics.ingest import assessments as assessment_rules
 from analytics.access.roles import IMPORT, requires
 from analytics.store.schema import (
     ACTIVITY_TABLES,
+    ASSESSMENTS,
     CODE_PATTERN,
     EARLIEST_DATE,
     IDENTIFIER_NAMES,
@@ -245,7 +247,7 @@ def inspect_file(src: SourceFile, workdir: Path) -> list[Problem]:
     src.table = table_for_name(src.path)
     if src.table is None:
         return [Problem(name, None, None, None, "cannot tell which table this file is for: its name "
-                        "must start with participants, attendance, checkins or mentoring")]
+                        "must start with participants, attendance, checkins, mentoring or assessments")]
     head, wrong = sniff(src.path)
     if wrong:
         return [Problem(name, None, None, None, f"the file is {wrong}")]
@@ -510,12 +512,12 @@ def activity_rules(table: Table) -> list[Rule]:
 
     They run over the batch joined to known_participants (columns k_*)."""
     d = table.date_column
-    return [
-        Rule("participant_id", "k_participant_id IS NULL AND participant_id IS NOT NULL",
-             "unknown participant: not in the store and not in this import's participants file"),
-        Rule(d, f"{d} < k_enrolled_on", "activity before the participant's enrollment",
-             f"CAST({d} AS VARCHAR) || ' < enrolled_on ' || CAST(k_enrolled_on AS VARCHAR)"),
-    ]
+    known = Rule("participant_id", "k_participant_id IS NULL AND participant_id IS NOT NULL",
+                 "unknown participant: not in the store and not in this import's participants file")
+    if table is ASSESSMENTS:  # its own window and item rules: analytics.ingest.assessments
+        return [known] + [Rule(*r) for r in assessment_rules.row_rules()]
+    return [known, Rule(d, f"{d} < k_enrolled_on", "activity before the participant's enrollment",
+                        f"CAST({d} AS VARCHAR) || ' < enrolled_on ' || CAST(k_enrolled_on AS VARCHAR)")]
 
 
 def _sql_list(values: Iterable[str]) -> str:
@@ -608,12 +610,14 @@ def known_participants(db: Session, has_batch: bool) -> None:
 def enrollment_moves(db: Session, files: list[SourceFile]) -> list[Problem]:
     """A changed enrolled_on must not leave stored activity before the new enrollment."""
     problems = []
-    for table in ACTIVITY_TABLES:
+    for table in (*ACTIVITY_TABLES, ASSESSMENTS):
         d = table.date_column
+        lead = assessment_rules.DAYS_BEFORE_ENROLLMENT if table is ASSESSMENTS else 0
         rows = db.rows(f"""
             SELECT b._file, b._idx, b.participant_id, min(a.{d})
             FROM batch_participants b JOIN {table.name} a USING (participant_id)
-            WHERE a.{d} < b.enrolled_on GROUP BY ALL ORDER BY 1, 2 LIMIT {MAX_EXAMPLES}""")
+            WHERE a.{d} < b.enrolled_on - CAST(? AS INTEGER) GROUP BY ALL ORDER BY 1, 2 LIMIT {MAX_EXAMPLES}""",
+                       [lead])
         for file_no, idx, pid, first in rows:
             problems.append(Problem(files[file_no].name, row_number(files[file_no], idx), "enrolled_on",
                                     pid, f"the store already has {table.name} for this participant on "
@@ -740,7 +744,7 @@ def check_batch(db: Session, files: list[SourceFile], today: dt.date, say: Progr
         problems += duplicate_problems(db, view, PARTICIPANTS.key, group)
         problems += enrollment_moves(db, group)
     known_participants(db, has_participants)
-    for table in ACTIVITY_TABLES:
+    for table in (*ACTIVITY_TABLES, ASSESSMENTS):
         group = by_table.get(table.name)
         if not group:
             continue
