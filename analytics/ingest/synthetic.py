@@ -627,14 +627,15 @@ ASSESSMENT_STREAM = 14
 ASSESS_BASELINE_SHARE = 0.92  # the rest never had a baseline assessment
 ASSESS_BASELINE_OFFSET = (-21, 21)  # days around enrollment, uniform
 ASSESS_BASELINE_MEAN = 32.0  # BARC-10 total
-ASSESS_BASELINE_SD = 7.0  # besides the engagement part below
-ASSESS_BASELINE_PER_SD_PROPENSITY = 2.5  # more engaged people start higher
+ASSESS_BASELINE_SD = 6.0  # besides the engagement part below
+ASSESS_BASELINE_PER_SD_PROPENSITY = 4.0  # more engaged people start higher
 ASSESS_GROWTH_PER_MONTH = 0.3  # true change per 30.44 days without mentoring
 ASSESS_GROWTH_PER_MENTORING = 0.2  # true change per mentoring session since baseline
 ASSESS_SLOPE_SD = 0.2  # per-person random slope, points per month
 ASSESS_NOISE_SD = 2.5  # measurement error of one assessment
 ASSESS_DUE_DAYS = (180, 365, 730)  # follow-ups after baseline
-ASSESS_DONE_P = {"engaged": 0.88, "completed": 0.55, "left": 0.25}  # by state 30 days before due
+ASSESS_DONE_P = {"engaged": 0.90, "completed": 0.60, "left": 0.20}  # by state 30 days before due
+ASSESS_DONE_LOGIT_PER_POINT = 0.08  # and harder to reach with less recovery capital at baseline
 ASSESS_TIMING_SD = 10  # days around the due day
 ASSESS_LATE_SHARE = 0.06  # done 31-50 days late: outside the window
 ASSESS_FORMAT_P = (0.60, 0.25, 0.15)  # items and total / total only / items only
@@ -654,8 +655,10 @@ ASSESSMENT_TRUTH = {
     "measurement_sd": ASSESS_NOISE_SD,
     "followup_days": list(ASSESS_DUE_DAYS),
     "p_followup_done": dict(ASSESS_DONE_P),
-    "followup_bias": "follow-up is likelier while engaged, and engagement brings mentoring and a "
-                     "higher baseline: completers-only change overstates the change of all",
+    "followup_log_odds_per_baseline_point": ASSESS_DONE_LOGIT_PER_POINT,
+    "followup_bias": "follow-up is likelier while engaged and with a higher baseline, and engagement "
+                     "brings mentoring: those lost start lower and completers-only change overstates "
+                     "the change of all",
 }
 TRUTH["assessments"] = ASSESSMENT_TRUTH
 
@@ -702,6 +705,8 @@ def _assessment_plan(seed: int, P: _People, A: _Activity, end_day: int) -> dict[
         engaged = left > state_day
         p = np.where(engaged, ASSESS_DONE_P["engaged"],
                      np.where(completed, ASSESS_DONE_P["completed"], ASSESS_DONE_P["left"]))
+        odds = p / (1 - p) * np.exp(ASSESS_DONE_LOGIT_PER_POINT * (base - ASSESS_BASELINE_MEAN))
+        p = odds / (1 + odds)
         shift = np.clip(np.rint(rng.normal(0, ASSESS_TIMING_SD, n)), -30, 30).astype(np.int64)
         late = rng.random(n) < ASSESS_LATE_SHARE
         shift = np.where(late, rng.integers(31, 51, n), shift)
