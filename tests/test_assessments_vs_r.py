@@ -1,8 +1,9 @@
 """R agrees with the recovery-capital statistics on the bundled sample (issue 14).
 
 Tolerances: paired t, Wilcoxon and McNemar are closed-form, so 1e-9 relative; the mixed
-model is an optimisation on both sides (ML, REML = FALSE in lme4), so fixed effects, their
-standard errors and the variance components to 1e-4 relative and the log-likelihood to 1e-6.
+model is an optimisation on both sides (ML, REML = FALSE in lme4): the log-likelihood to 1e-7
+relative (ours never lower), fixed effects, the slope's standard error, the intercept SD and
+the residual SD to 1e-4, the slope SD and the correlation (a flat direction of the likelihood) to 2e-3.
 lme4 refuses by default when observations <= random effects (most people have one or two
 assessments); the check is switched off, the model is still identified by the people with
 three or more.
@@ -79,6 +80,8 @@ def test_mixed_model_matches_lme4_ml(result: A.AssessmentResult, tmp_path: Path)
                                sigma = sigma(f), ll = as.numeric(logLik(f))))""", traj, tmp_path)["lmer"].iloc[0]
     g = fit_growth(traj)
     assert g.slope == result.growth.slope
-    np.testing.assert_allclose([g.intercept, g.slope, g.slope_se, g.sd_intercept, g.sd_slope, g.corr, g.sd_residual],
-                               [r["b0"], r["b1"], r["se1"], r["sd0"], r["sd1"], r["corr"], r["sigma"]], rtol=1e-4)
-    assert g.loglik == pytest.approx(r.ll, rel=1e-6)
+    assert g.loglik == pytest.approx(r["ll"], rel=1e-7) and g.loglik >= r["ll"] - 1e-6  # as high as lme4's
+    np.testing.assert_allclose([g.intercept, g.slope, g.slope_se, g.sd_intercept, g.sd_residual],
+                               [r["b0"], r["b1"], r["se1"], r["sd0"], r["sigma"]], rtol=1e-4)
+    # the likelihood is flat along the slope's SD and correlation: both optimisers stop within 0.2%
+    np.testing.assert_allclose([g.sd_slope, g.corr], [r["sd1"], r["corr"]], rtol=2e-3)
