@@ -34,7 +34,7 @@ from analytics.store.connection import Store
 from analytics.store.queries import assessments as q
 
 __all__ = ["AssessmentResult", "Change", "NoAssessments", "analyse_assessments", "compliance_table",
-           "due_soon", "format_text", "schedule_frame"]
+           "due_soon", "format_text", "schedule_frame", "schedule_frame_for"]
 
 SIGNIFICANCE = 0.05  # lost-to-follow-up differs at baseline when Welch p is below this
 ENGAGEMENT_TERMS = ("meetings", "checkins", "mentoring", "months")
@@ -135,6 +135,13 @@ def schedule_frame(store: Store, filters: Filters, settings: AssessmentSettings,
     frame = q.schedule(store, filters, instrument=s.instrument, cutoff=cutoff, before=s.baseline_before_days,
                        after=s.baseline_after_days, days=s.followup_days, window=s.window_days, soon=s.due_soon_days)
     return frame.astype({"due": bool, "done": bool, "deceased_before": bool})
+
+
+@requires(ANALYTICS)
+def schedule_frame_for(store: Store, filters: Filters = Filters(),
+                       settings: AssessmentSettings = AssessmentSettings()) -> pd.DataFrame:
+    """schedule_frame at the settings' cutoff (the page's compliance table per chosen grouping)."""
+    return schedule_frame(store, filters, settings, resolve_cutoff(store, settings))
 
 
 def compliance_table(frame: pd.DataFrame, by: list[str], target: float) -> pd.DataFrame:
