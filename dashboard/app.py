@@ -20,6 +20,7 @@ PAGES = [
     ("views/cohorts.py", "Cohorts", ":material/grid_on:", access.ANALYTICS),
     ("views/survival.py", "Sobriety and retention", ":material/timeline:", access.ANALYTICS),
     ("views/engagement_retention.py", "Engagement and retention", ":material/insights:", access.ANALYTICS),
+    ("views/recovery_capital.py", "Recovery capital", ":material/trending_up:", access.PARTICIPANT_LEVEL),
     ("views/published.py", "Published charts", ":material/verified_user:", access.PUBLISHED),
     ("views/reports.py", "Reports", ":material/description:", access.PUBLISHED),
     ("views/data.py", "Data", ":material/database:", access.DATA_QUALITY),

@@ -64,6 +64,7 @@ PAGES = {
     "cohorts": ("Cohorts", STAFF),
     "survival": ("Sobriety and retention", STAFF),
     "engagement_retention": ("Engagement and retention", STAFF),
+    "recovery_capital": ("Recovery capital", STAFF),
     "published": ("Published charts", EVERYONE),
     "reports": ("Reports", EVERYONE),
     "data": ("Data", {"admin", "director"}),

@@ -85,7 +85,8 @@ def test_import_log_records_files_and_hashes(store: Store, valid_dir: Path):
     import hashlib
     assert importer.import_files(store, [valid_dir], today=TODAY).ok
     log = store.df("SELECT * FROM import_files ORDER BY file_name")
-    assert log.file_name.tolist() == ["attendance.csv", "checkins.csv", "mentoring.csv", "participants.csv"]
+    assert log.file_name.tolist() == ["assessments.csv", "attendance.csv", "checkins.csv", "mentoring.csv",
+                                     "participants.csv"]
     for rec in log.itertuples():
         assert rec.sha256 == hashlib.sha256((valid_dir / rec.file_name).read_bytes()).hexdigest()
         assert rec.rows_new == rec.rows_read

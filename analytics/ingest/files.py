@@ -375,7 +375,7 @@ def inspect_file(src: SourceFile, workdir: Path) -> list[Problem]:
     src.table = table_for_name(src.path)
     if src.table is None:
         return [file_problem(name, "cannot tell which table this file is for: its name "
-                             "must start with participants, attendance, checkins or mentoring")]
+                             "must start with participants, attendance, checkins, mentoring or assessments")]
     head, wrong = sniff(src.path)
     if wrong:
         return [file_problem(name, f"the file is {wrong}")]

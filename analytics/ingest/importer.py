@@ -42,7 +42,7 @@ from analytics.ingest.problems import MAX_EXAMPLES, Problem, problems_csv
 from analytics.ingest.rules import activity_rules, duplicate_problems, enrollment_moves, row_rules, run_rules
 from analytics.store.connection import Session, Store
 from analytics.store.queries import ingest as q
-from analytics.store.schema import ACTIVITY_TABLES, PARTICIPANTS
+from analytics.store.schema import ACTIVITY_TABLES, ASSESSMENTS, PARTICIPANTS
 
 __all__ = ["ImportResult", "MAX_EXAMPLES", "Problem", "SourceFile", "TableCounts", "import_files",
            "problems_csv"]
@@ -145,7 +145,7 @@ def check_batch(db: Session, files: list[SourceFile], today: dt.date, say: Progr
         problems += duplicate_problems(db, view, PARTICIPANTS.key, group)
         problems += enrollment_moves(db, group)
     q.make_known_participants(db, has_participants)
-    for table in ACTIVITY_TABLES:
+    for table in (*ACTIVITY_TABLES, ASSESSMENTS):
         group = by_table.get(table.name)
         if not group:
             continue

@@ -18,7 +18,8 @@ from analytics.ingest.limits import MAX_TEXT_CHARS
 from analytics.ingest.problems import MAX_EXAMPLES, Problem, more_problem
 from analytics.store.connection import Session
 from analytics.store.queries import ingest as q
-from analytics.store.schema import ACTIVITY_TABLES, EARLIEST_DATE, PARTICIPANTS, Column, Table
+from analytics.ingest import assessments as assessment_rules
+from analytics.store.schema import ACTIVITY_TABLES, ASSESSMENTS, EARLIEST_DATE, PARTICIPANTS, Column, Table
 
 TYPE_HINTS = {
     "DATE": "not a valid date (expected YYYY-MM-DD, e.g. 2025-03-31)",
@@ -78,12 +79,14 @@ def row_rules(table: Table, today: dt.date) -> list[Rule]:
 
 
 def activity_rules(table: Table) -> list[Rule]:
-    """Rules that need the participant: known, and activity on or after enrollment."""
-    return [
-        Rule("unknown_participant", table.column("participant_id"),
-             "unknown participant: not in the store and not in this import's participants file"),
-        Rule("before_enrollment", table.column(table.date_column), "activity before the participant's enrollment"),
-    ]
+    """Rules that need the participant: known, and activity on or after enrollment (an
+    assessment: its own window and item rules, analytics.ingest.assessments)."""
+    known = Rule("unknown_participant", table.column("participant_id"),
+                 "unknown participant: not in the store and not in this import's participants file")
+    if table is ASSESSMENTS:
+        return [known] + [Rule(kind, table.column(col), msg) for kind, col, msg in assessment_rules.RULES]
+    return [known, Rule("before_enrollment", table.column(table.date_column),
+                        "activity before the participant's enrollment")]
 
 
 def run_rules(db: Session, source: str, table: Table, rules: list[Rule], files: list[SourceFile],
@@ -160,7 +163,7 @@ def duplicate_problems(db: Session, view: str, key: tuple[str, ...], files: list
 def enrollment_moves(db: Session, files: list[SourceFile]) -> list[Problem]:
     """A changed enrolled_on must not leave stored activity before the new enrollment."""
     problems = []
-    for table in ACTIVITY_TABLES:
+    for table in (*ACTIVITY_TABLES, ASSESSMENTS):
         for file_no, idx, pid, first in q.stranded_activity(db, table, MAX_EXAMPLES):
             problems.append(Problem(files[file_no].name, row_number(files[file_no], idx), "enrolled_on",
                                     pid, f"the store already has {table.name} for this participant on "

@@ -558,7 +558,7 @@ def _mentoring_table(rng: np.random.Generator, P: _People, A: _Activity) -> pa.T
 
 # --- public API -------------------------------------------------------------
 
-TABLES = ("participants", "attendance", "checkins", "mentoring")
+TABLES = ("participants", "attendance", "checkins", "mentoring", "assessments")
 
 
 def _as_date(end: datetime.date | str) -> datetime.date:
@@ -578,6 +578,7 @@ def _run(participants: int, seed: int, end: datetime.date | str):
         "attendance": lambda: _attendance_table(streams[2], P, A),
         "checkins": lambda: _checkins_table(streams[3], P, A),
         "mentoring": lambda: _mentoring_table(streams[4], P, A),
+        "assessments": lambda: _assessments_table(seed, P, A, end_day),
     }
     return builders
 
@@ -616,3 +617,144 @@ def write_sample(out_dir: str | Path, participants: int = 800, seed: int = DEFAU
         _write_csv(table, paths[name])
         del table
     return paths
+
+
+# --- assessments (format 1.1, issue 14) -----------------------------------------
+# Drawn from their own random stream (seed, spawn key 14) after the simulation, so the
+# other four files are the same with or without them.
+
+ASSESSMENT_STREAM = 14
+ASSESS_BASELINE_SHARE = 0.92  # the rest never had a baseline assessment
+ASSESS_BASELINE_OFFSET = (-21, 21)  # days around enrollment, uniform
+ASSESS_BASELINE_MEAN = 32.0  # BARC-10 total
+ASSESS_BASELINE_SD = 6.0  # besides the engagement part below
+ASSESS_BASELINE_PER_SD_PROPENSITY = 4.0  # more engaged people start higher
+ASSESS_GROWTH_PER_MONTH = 0.3  # true change per 30.44 days without mentoring
+ASSESS_GROWTH_PER_MENTORING = 0.2  # true change per mentoring session since baseline
+ASSESS_SLOPE_SD = 0.2  # per-person random slope, points per month
+ASSESS_NOISE_SD = 2.5  # measurement error of one assessment
+ASSESS_DUE_DAYS = (180, 365, 730)  # follow-ups after baseline
+ASSESS_DONE_P = {"engaged": 0.90, "completed": 0.60, "left": 0.20}  # by state 30 days before due
+ASSESS_DONE_LOGIT_PER_POINT = 0.08  # and harder to reach with less recovery capital at baseline
+ASSESS_TIMING_SD = 10  # days around the due day
+ASSESS_LATE_SHARE = 0.06  # done 31-50 days late: outside the window
+ASSESS_FORMAT_P = (0.60, 0.25, 0.15)  # items and total / total only / items only
+MONTH_DAYS = 30.44
+
+ASSESSMENT_TRUTH = {
+    "instrument": "barc10",
+    "baseline_share": ASSESS_BASELINE_SHARE,
+    "baseline_mean": ASSESS_BASELINE_MEAN,
+    "baseline_sd": ASSESS_BASELINE_SD,
+    "baseline_per_sd_log_propensity": ASSESS_BASELINE_PER_SD_PROPENSITY,
+    "growth_per_month": ASSESS_GROWTH_PER_MONTH,
+    "growth_per_mentoring_session": ASSESS_GROWTH_PER_MENTORING,
+    "growth_per_meeting": 0.0,
+    "growth_per_checkin": 0.0,
+    "random_slope_sd": ASSESS_SLOPE_SD,
+    "measurement_sd": ASSESS_NOISE_SD,
+    "followup_days": list(ASSESS_DUE_DAYS),
+    "p_followup_done": dict(ASSESS_DONE_P),
+    "followup_log_odds_per_baseline_point": ASSESS_DONE_LOGIT_PER_POINT,
+    "followup_bias": "follow-up is likelier while engaged and with a higher baseline, and engagement "
+                     "brings mentoring: those lost start lower and completers-only change overstates "
+                     "the change of all",
+}
+TRUTH["assessments"] = ASSESSMENT_TRUTH
+
+
+def _left_day(P: _People, A: _Activity, end_day: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per participant: the day they left (recorded exit, else last activity when silent for
+    30 days by the end; NO_DAY while in) and whether they died."""
+    n = len(P.enrolled)
+    last = P.enrolled.astype(np.int64).copy()
+    for pidx, day in (A.att[:2], A.chk, A.men):
+        np.maximum.at(last, pidx, day)
+    left = np.where(A.exit_cause >= 0, A.exit_day, np.where(last < end_day - 30, last, NO_DAY))
+    dead = A.exit_cause == EXIT_REASONS.index("deceased")
+    return left.astype(np.int64), dead
+
+
+def _true_capital(P: _People, A: _Activity, who: np.ndarray, day: np.ndarray, base: np.ndarray,
+                  b: np.ndarray, slope: np.ndarray) -> np.ndarray:
+    """Latent BARC-10 total of participants `who` on `day`: baseline level plus growth per month
+    plus growth per mentoring session held after the baseline day b."""
+    key = A.men[0].astype(np.int64) * 2**32 + A.men[1]
+    sessions = (np.searchsorted(key, who * 2**32 + day, "right")
+                - np.searchsorted(key, who * 2**32 + b[who], "right"))
+    months = (day - b[who]) / MONTH_DAYS
+    return base[who] + (ASSESS_GROWTH_PER_MONTH + slope[who]) * months + ASSESS_GROWTH_PER_MENTORING * sessions
+
+
+def _assessment_plan(seed: int, P: _People, A: _Activity, end_day: int) -> dict[str, np.ndarray]:
+    """Who is assessed when, and the latent and observed totals (sorted by participant, day)."""
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(ASSESSMENT_STREAM,)))
+    n = len(P.enrolled)
+    z = np.log(P.propensity) / PROPENSITY_SIGMA
+    base = ASSESS_BASELINE_MEAN + ASSESS_BASELINE_PER_SD_PROPENSITY * z + rng.normal(0, ASSESS_BASELINE_SD, n)
+    slope = rng.normal(0, ASSESS_SLOPE_SD, n)
+    b = P.enrolled + rng.integers(ASSESS_BASELINE_OFFSET[0], ASSESS_BASELINE_OFFSET[1] + 1, n)
+    left, dead = _left_day(P, A, end_day)
+    alive_on = lambda i, d: ~dead[i] | (d <= left[i])  # noqa: E731
+    has_base = (rng.random(n) < ASSESS_BASELINE_SHARE) & (b <= end_day) & alive_on(np.arange(n), b)
+    who, day = [np.flatnonzero(has_base)], [b[has_base]]
+    completed = A.exit_cause == EXIT_REASONS.index("completed")
+    for due in ASSESS_DUE_DAYS:
+        target = b + due
+        state_day = target - 30
+        engaged = left > state_day
+        p = np.where(engaged, ASSESS_DONE_P["engaged"],
+                     np.where(completed, ASSESS_DONE_P["completed"], ASSESS_DONE_P["left"]))
+        odds = p / (1 - p) * np.exp(ASSESS_DONE_LOGIT_PER_POINT * (base - ASSESS_BASELINE_MEAN))
+        p = odds / (1 + odds)
+        shift = np.clip(np.rint(rng.normal(0, ASSESS_TIMING_SD, n)), -30, 30).astype(np.int64)
+        late = rng.random(n) < ASSESS_LATE_SHARE
+        shift = np.where(late, rng.integers(31, 51, n), shift)
+        when = target + shift
+        done = has_base & (rng.random(n) < p) & (when <= end_day) & alive_on(np.arange(n), when)
+        who.append(np.flatnonzero(done))
+        day.append(when[done])
+    who_a, day_a = np.concatenate(who).astype(np.int64), np.concatenate(day).astype(np.int64)
+    order = np.lexsort((day_a, who_a))
+    who_a, day_a = who_a[order], day_a[order]
+    latent = _true_capital(P, A, who_a, day_a, base, b, slope)
+    observed = np.clip(np.rint(latent + rng.normal(0, ASSESS_NOISE_SD, len(who_a))), 10, 60).astype(np.int64)
+    return {"who": who_a, "day": day_a, "latent": latent, "total": observed, "base": base, "b": b,
+            "slope": slope, "has_base": has_base, "format": rng.choice(3, size=len(who_a), p=ASSESS_FORMAT_P),
+            "items": _items(rng, observed)}
+
+
+def _items(rng: np.random.Generator, total: np.ndarray) -> np.ndarray:
+    """Ten items 1-6 summing to each total: an even split, the remainder on random items."""
+    q, r = np.divmod(total, 10)
+    rank = np.argsort(rng.random((len(total), 10)), axis=1)
+    return (q[:, None] + (rank < r[:, None])).astype(np.int64)
+
+
+def _assessments_table(seed: int, P: _People, A: _Activity, end_day: int) -> pa.Table:
+    plan = _assessment_plan(seed, P, A, end_day)
+    fmt = plan["format"]
+    cols = {"participant_id": _pid_column(P, plan["who"]), "assessed_on": _dates(plan["day"]),
+            "instrument": pa.array(["barc10"] * len(fmt))}
+    for k in range(10):
+        cols[f"item_{k + 1}"] = _ints(plan["items"][:, k], mask=fmt == 1)
+    cols["total"] = _ints(plan["total"], mask=fmt == 2)
+    return pa.table(cols)
+
+
+def assessment_latent(participants: int = 800, seed: int = DEFAULT_SEED,
+                      end: datetime.date | str = DEFAULT_END) -> pd.DataFrame:
+    """Per participant with a baseline: latent baseline level and the latent change over the
+    first 180 days after it (what a complete follow-up would show without measurement error),
+    for tests that check completers-only change against the truth for everyone."""
+    end_day = _day(_as_date(end))
+    streams = np.random.default_rng(seed).spawn(5)
+    P = _people(streams[0], participants, end_day)
+    A = _simulate(streams[1], P, end_day)
+    plan = _assessment_plan(seed, P, A, end_day)
+    who = np.flatnonzero(plan["has_base"])
+    at = plan["b"][who] + ASSESS_DUE_DAYS[0]
+    change = _true_capital(P, A, who, at, plan["base"], plan["b"], plan["slope"]) - plan["base"][who]
+    return pd.DataFrame({"participant_id": _pid_column(P, who).to_pylist(),
+                         "baseline_on": pd.to_datetime(plan["b"][who], unit="D").date,
+                         "latent_baseline": plan["base"][who], "latent_change_180": change})

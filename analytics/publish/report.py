@@ -226,6 +226,26 @@ def outcomes_by_program(report: Report, table: pd.DataFrame, retention: Survival
                    [ChartExport("outcomes-by-program", meta, p, _use_figure(p.values, meta.title))])
 
 
+def recovery_capital_sections(report: Report, store: Store) -> list[Section]:
+    """Follow-up rate and recovery capital change (analytics.publish.assessments), for participants
+    enrolled up to the period's end, follow-ups due by the cutoff."""
+    from analytics.analyses.assessments import NoAssessments, analyse_assessments
+    from analytics.outcomes.assessments import AssessmentSettings
+    from analytics.publish import assessments as published
+
+    f = report.filters
+    hi = min(f.enrolled_to, report.period.end) if f.enrolled_to else report.period.end
+    chosen = dataclasses.replace(f, enrolled_to=hi)
+    try:
+        r = analyse_assessments(store, chosen, AssessmentSettings(cutoff=report.cutoff))
+    except NoAssessments:
+        return [Section("Follow-up rate", "Not reported: no participant in this selection has a baseline "
+                        "recovery capital assessment.")]
+    scope = f"Enrolled up to {hi}; {f.describe()}"
+    return [Section(title, text, [export]) for title, text, export in
+            published.sections(r, report.threshold, scope)]
+
+
 def _bars(values: pd.DataFrame, column: str, name: str, hue: str, fmt: str) -> go.Bar:
     """Bars labelled with their values; a hidden or unknown value has no bar and no label
     (a bar label template would print a missing value as 0)."""
@@ -265,6 +285,10 @@ def methods(report: Report, settings: OutcomeSettings) -> list[tuple[str, str]]:
         ("Statistics", "Kaplan-Meier estimates with 95% confidence intervals on the log-log scale (as R's "
          "survival package, conf.type='log-log'); medians by R's rule. The numbers are checked against R's "
          "survival package in the project's tests."),
+        ("Recovery capital", "BARC-10 (Vilsaint et al. 2017), total 10-60; 47 or more went with sustained "
+         "remission. Follow-up schedule after SAMHSA's SUPRT: baseline within 30 days of enrollment, follow-ups "
+         "180 days after it and then yearly, each within +/- 30 days; the rate counts follow-ups whose window "
+         "has closed. Change: paired t-test, Wilcoxon signed-rank and McNemar tests (checked against R)."),
         ("Small numbers", privacy.method_statement(report.threshold)),
         ("Software", f"Python {platform.python_version()}, {versions}."),
     ]
@@ -303,6 +327,8 @@ def _build(store: Store, period: kpis.Period, filters: Filters, threshold: int, 
     say("comparing cohorts")
     report.sections.append(cohort_section(report, store, settings))
     report.sections.append(outcomes_by_program(report, table, ret, sob))
+    say("assessing recovery capital")
+    report.sections += recovery_capital_sections(report, store)
     report.methods = methods(report, settings)
     return report
 

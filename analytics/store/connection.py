@@ -199,6 +199,7 @@ def table_ddl(table: Table, *, primary_key: bool) -> str:
     if table.name == "participants":
         lines.append("    CHECK ((exited_on IS NULL) = (exit_reason IS NULL))")
         lines.append("    CHECK (exited_on IS NULL OR exited_on >= enrolled_on)")
+    lines += [f"    CHECK ({check})" for check in table.checks]
     if primary_key:
         lines.append(f"    PRIMARY KEY ({', '.join(table.key)})")
     return f"CREATE TABLE {table.name} (\n" + ",\n".join(lines) + "\n)"

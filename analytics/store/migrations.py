@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from analytics.store.schema import ACTIVITY_TABLES, PARTICIPANTS
+from analytics.store.schema import ACTIVITY_TABLES, ASSESSMENTS, PARTICIPANTS
 from analytics.store.connection import Session, Store, StoreError, table_ddl
 
 
@@ -80,7 +80,13 @@ def _v4(db: Session) -> None:
         )""")
 
 
-MIGRATIONS: list[tuple[int, Callable[[Session], None]]] = [(1, _v1), (2, _v2), (3, _v3), (4, _v4)]
+def _v5(db: Session) -> None:
+    """Import format 1.1: recovery-capital assessments (issue 14). Like the activity tables,
+    the key is enforced by the importer, not by an index."""
+    db.execute(table_ddl(ASSESSMENTS, primary_key=False))
+
+
+MIGRATIONS: list[tuple[int, Callable[[Session], None]]] = [(1, _v1), (2, _v2), (3, _v3), (4, _v4), (5, _v5)]
 CURRENT_VERSION = MIGRATIONS[-1][0]
 
 

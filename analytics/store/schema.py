@@ -1,15 +1,16 @@
-"""The import format, version 1, as data.
+"""The import format, version 1.1, as data.
 
 One declaration serves the importer (which columns, which types, which values),
 the store's CHECK constraints and the docs, so the three cannot drift apart.
-See ../shared/DESIGN.md, "Import format (version 1)".
+See docs/import-format.md. Version 1.1 adds assessments.csv (issue 14); version 1
+files load unchanged.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = "1.1"
 
 EXIT_REASONS = ("completed", "dropped_out", "transferred", "incarcerated", "deceased", "other")
 AGE_BANDS = ("18-24", "25-34", "35-44", "45-54", "55-64", "65+")
@@ -17,6 +18,8 @@ SUBSTANCES = ("alcohol", "opioids", "stimulants", "cannabis", "polysubstance", "
 MEETING_TYPES = ("aa", "na", "smart", "peer_group", "online_community", "other")
 MEETING_MODALITIES = ("in_person", "online")
 MENTORING_MODALITIES = ("in_person", "phone", "video", "text")
+INSTRUMENTS = ("barc10",)  # Brief Assessment of Recovery Capital; the format allows others later
+BARC10_ITEMS = tuple(f"item_{i}" for i in range(1, 11))
 
 # Column names that look like direct identifiers: refused, never stored.
 IDENTIFIER_NAMES = frozenset({
@@ -56,6 +59,8 @@ class Table:
     columns: tuple[Column, ...]
     key: tuple[str, ...]
     date_column: str | None = None  # the activity date, for activity tables
+    checks: tuple[str, ...] = ()  # row CHECKs across columns, in the store's DDL
+    days_before_enrollment: int = 0  # how long before enrollment a row may fall (assessments: intake)
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -130,5 +135,28 @@ MENTORING = Table(
     ),
 )
 
-TABLES: dict[str, Table] = {t.name: t for t in (PARTICIPANTS, ATTENDANCE, CHECKINS, MENTORING)}
+_ITEMS_GIVEN = " AND ".join(f"{c} IS NOT NULL" for c in BARC10_ITEMS)
+_ITEMS_BLANK = " AND ".join(f"{c} IS NULL" for c in BARC10_ITEMS)
+
+# Format 1.1. Not an engagement table (not in ACTIVITY_TABLES): an assessment may fall up
+# to 30 days before enrollment, and it does not count as attending the program.
+ASSESSMENTS = Table(
+    name="assessments",
+    key=("participant_id", "instrument", "assessed_on"),
+    date_column="assessed_on",
+    columns=(
+        Column("participant_id", required=True, code=True),
+        Column("assessed_on", "DATE", required=True),
+        Column("instrument", required=True, allowed=INSTRUMENTS),
+        *(Column(c, "INTEGER", low=1, high=6) for c in BARC10_ITEMS),
+        Column("total", "INTEGER", low=10, high=60),
+    ),
+    days_before_enrollment=30,  # intake screening often comes before enrollment
+    checks=(
+        f"(({_ITEMS_GIVEN}) OR ({_ITEMS_BLANK})) AND (total IS NOT NULL OR ({_ITEMS_GIVEN}))",
+        f"total IS NULL OR ({_ITEMS_BLANK}) OR total = {' + '.join(BARC10_ITEMS)}",
+    ),
+)
+
+TABLES: dict[str, Table] = {t.name: t for t in (PARTICIPANTS, ATTENDANCE, CHECKINS, MENTORING, ASSESSMENTS)}
 ACTIVITY_TABLES: tuple[Table, ...] = (ATTENDANCE, CHECKINS, MENTORING)

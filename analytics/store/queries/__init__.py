@@ -1,0 +1,1 @@
+"""SQL by area: plain functions taking the Store plus plain parameters (bound parameters only)."""

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from analytics.store.connection import Session
-from analytics.store.schema import CODE_PATTERN, EARLIEST_DATE, PARTICIPANTS, Column, Table
+from analytics.store.schema import BARC10_ITEMS, CODE_PATTERN, EARLIEST_DATE, PARTICIPANTS, Column, Table
 
 FILE_STRIDE = 10**12  # (file, record) -> one sortable BIGINT position
 
@@ -126,6 +126,15 @@ def with_known_participants(view: str) -> str:
 
 # ------------------------------------------------------------------- rules ---
 
+# Assessments (format 1.1): all ten items or the total, and they agree. A cell is blank when
+# empty; a value that did not parse is reported as unparsed, not here.
+_BLANK = [f"({i} IS NULL AND _raw_{i} IS NULL)" for i in BARC10_ITEMS]
+_ALL_BLANK, _SOME_BLANK = " AND ".join(_BLANK), " OR ".join(_BLANK)
+_ALL_GIVEN = " AND ".join(f"{i} IS NOT NULL" for i in BARC10_ITEMS)
+_TOTAL_BLANK = "(total IS NULL AND _raw_total IS NULL)"
+_SUM = " + ".join(BARC10_ITEMS)
+
+
 def _predicate(kind: str, col: Column | None, table: Table) -> tuple[str, str | None]:
     """(SQL that holds on a wrong row, SQL for the value shown or None for the column)."""
     c = col.name if col else None
@@ -160,9 +169,18 @@ def _predicate(kind: str, col: Column | None, table: Table) -> tuple[str, str | 
         case "unknown_participant":
             return "k_participant_id IS NULL AND participant_id IS NOT NULL", None
         case "before_enrollment":
-            d = table.date_column
-            return (f"{d} < k_enrolled_on",
+            d, lead = table.date_column, int(table.days_before_enrollment)
+            return (f"{d} < k_enrolled_on - {lead}",
                     f"CAST({d} AS VARCHAR) || ' < enrolled_on ' || CAST(k_enrolled_on AS VARCHAR)")
+        case "items_or_total":
+            return f"{_ALL_BLANK} AND {_TOTAL_BLANK}", None
+        case "items_partial":
+            return (f"NOT ({_ALL_BLANK}) AND ({_SOME_BLANK})",
+                    "concat_ws(',', " + ", ".join(f"coalesce(CAST({i} AS VARCHAR), _raw_{i}, '')"
+                                                  for i in BARC10_ITEMS) + ")")
+        case "total_mismatch":
+            return (f"{_ALL_GIVEN} AND total IS NOT NULL AND total <> {_SUM}",
+                    f"CAST(total AS VARCHAR) || ' (items sum to ' || CAST({_SUM} AS VARCHAR) || ')'")
     raise ValueError(f"unknown rule kind {kind!r}")
 
 
@@ -244,11 +262,11 @@ def make_known_participants(db: Session, has_batch: bool) -> None:
 
 def stranded_activity(db: Session, table: Table, limit: int) -> list[tuple]:
     """(file, idx, participant, first activity) where a new enrolled_on comes after stored activity."""
-    d = table.date_column
+    d, lead = table.date_column, int(table.days_before_enrollment)
     return db.rows(f"""
         SELECT b._file, b._idx, b.participant_id, min(a.{d})
         FROM batch_participants b JOIN {table.name} a USING (participant_id)
-        WHERE a.{d} < b.enrolled_on GROUP BY ALL ORDER BY 1, 2 LIMIT $limit""", {"limit": limit})
+        WHERE a.{d} < b.enrolled_on - {lead} GROUP BY ALL ORDER BY 1, 2 LIMIT $limit""", {"limit": limit})
 
 
 # ------------------------------------------------------------------- write ---
