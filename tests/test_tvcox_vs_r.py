@@ -132,9 +132,9 @@ def test_matches_r_efron(weeks, r_fit):
 @pytest.mark.parametrize("path", ["by_group", "by_column"])
 def test_heavy_ties_match_r(path, tmp_path, monkeypatch):
     """Events only at week ends (dozens tied per time), through both ways of summing S2."""
-    from analytics.stats import tvcox
+    from analytics.stats import efron
 
-    monkeypatch.setattr(tvcox, "_SMALL_GROUPS", 0 if path == "by_group" else 10**9)
+    monkeypatch.setattr(efron, "_SMALL_GROUPS", 0 if path == "by_group" else 10**9)
     frame = simulate_person_weeks(1500, seed=5, tie_days=7)
     tied = frame.stop[frame.event == 1].value_counts()
     assert tied.max() > 20
