@@ -158,9 +158,20 @@ def _cholesky(info: np.ndarray):
                          "the risk sets at the event times") from None
 
 
+def _solve(info: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """info^-1 rhs; where rounding has made info singular (an estimate running off to
+    infinity: its information vanishes), the least-squares solution that leaves that
+    direction alone, as coxph's cholesky2 sets a singular column's step to zero."""
+    try:
+        return linalg.cho_solve(linalg.cho_factor(info), rhs)
+    except (linalg.LinAlgError, ValueError):
+        return np.linalg.lstsq(info, rhs, rcond=1e-10)[0]
+
+
 def newton_raphson(problem: EfronProblem, *, tol: float = 1e-10, max_iter: int = 50) -> Fit:
     """Maximise the partial likelihood as coxph's agfit does (from beta = 0, step halving,
-    stop when the relative change in log-likelihood is <= tol, not while halving)."""
+    stop when the relative change in log-likelihood is <= tol, not while halving).
+    ValueError when the information is singular at the start (collinear columns)."""
     beta = np.zeros(problem.p)
     old, score, info = problem.evaluate(beta)
     new_beta = beta + linalg.cho_solve(_cholesky(info), score)
@@ -178,6 +189,6 @@ def newton_raphson(problem: EfronProblem, *, tol: float = 1e-10, max_iter: int =
         else:
             halving = False
             old, beta = new, new_beta
-            new_beta = new_beta + linalg.cho_solve(_cholesky(info), score)
-    var = linalg.cho_solve(_cholesky(info), np.eye(problem.p))
+            new_beta = new_beta + _solve(info, score)
+    var = _solve(info, np.eye(problem.p))
     return Fit(new_beta, var, new, iterations, converged)
