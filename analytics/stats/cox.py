@@ -184,8 +184,8 @@ def fit_cox(frame: pd.DataFrame, covariates: Sequence[str], *, duration: str = "
                              "participants to estimate a hazard ratio).")
                 data = data[~data[c].isin(bad)]
         X, names, groups, refs, used, labels = _design(data, covariates, references, notes)
-        rows, counts = _patterns(data, used)
-        alias = _aliased(np.unique(X[rows], axis=0), names)  # the distinct rows span the same space
+        rows, counts = _patterns(data, [_T, _E, *used])
+        alias = _aliased(X[_patterns(data, used)[0]], names)  # the distinct rows span the same space
         if alias:
             raise ValueError(f"covariates overlap: {alias}; leave one of these covariates out "
                              "(e.g. site with program when each site runs one program)")
@@ -227,22 +227,25 @@ def _design(data: pd.DataFrame, covariates: list[str], references: Mapping[str, 
                          + (" after leaving out levels without events" if notes else ""))
     cols, names, labels, groups, refs, used = [], [], [], {}, {}, []
     for c in covariates:
-        levels = sorted(set(data[c]))
+        codes, uniques = pd.factorize(data[c])
+        sizes = np.bincount(codes, minlength=len(uniques))
+        levels = sorted(uniques)
         if len(levels) < 2:
             notes.append(f"{c}: a single level ({levels[0]}) among the participants modelled, "
                          "so it was left out of the model.")
             continue
-        ref = references[c] if c in references else reference_level(data[c].value_counts())
+        ref = references[c] if c in references else reference_level(dict(zip(uniques, sizes)))
         if ref not in levels:
             raise ValueError(f"reference level {ref!r} of {c} is not in the data; "
                              f"levels: {', '.join(levels)}")
         refs[c] = ref
         used.append(c)
         groups[c] = []
+        index = {lvl: k for k, lvl in enumerate(uniques)}
         for lvl in levels:
             if lvl != ref:
                 groups[c].append(len(cols))
-                cols.append((data[c] == lvl).to_numpy(float))
+                cols.append((codes == index[lvl]).astype(float))
                 names.append(f"{c}={lvl}")
                 labels.append((c, lvl))
     if not cols:
@@ -251,10 +254,10 @@ def _design(data: pd.DataFrame, covariates: list[str], references: Mapping[str, 
     return np.column_stack(cols), names, groups, refs, used, labels
 
 
-def _patterns(data: pd.DataFrame, covariates: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """One row per distinct (days, event, levels) and how many participants it stands for:
-    the engine's replication counts give the fit of every row, in time linear in the rows."""
-    key = data.groupby([_T, _E, *covariates], sort=False, observed=True).ngroup().to_numpy()
+def _patterns(data: pd.DataFrame, columns: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """One row per distinct combination of `columns` and how many participants it stands for.
+    On (days, event, levels), the engine's replication counts give the fit of every row."""
+    key = data.groupby(columns, sort=False, observed=True).ngroup().to_numpy()
     first = np.empty(key.max() + 1, np.int64)
     first[key[::-1]] = np.arange(len(key))[::-1]
     return first, np.bincount(key).astype(float)

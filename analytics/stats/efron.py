@@ -12,10 +12,13 @@ R's survival::coxph(..., ties = "efron") maximises for individual rows (not its 
 How it is fast: event times are few, rows many. A row is at risk at the event times
 with index in (b, a] (a = event times of its stratum <= stop, b = <= start), so rows
 are sorted once by (a, b, event) and per evaluation summed by group (S0 = sum r,
-S1 = sum r x, S2 = sum r x x', r = count exp(x beta)); a group adds at a and is taken
-off at b (a reverse cumulative sum over event times). Strata only renumber the event
-times: each stratum owns a block of them. The Efron sums over l = 0..d-1 reduce to five
-scalars per event time. No n x p x p array; one pass of n p^2 multiply-adds per step.
+S1 = sum r x, r = count exp(x beta)); a group adds at a and is taken off at b (a
+reverse cumulative sum over event times). Strata only renumber the event times: each
+stratum owns a block of them. The Efron sums over l = 0..d-1 reduce to five scalars per
+event time. The second moments are never summed per event time: sum_j a_j S2_j equals
+sum_i r_i x_i x_i' (A(a_i) - A(b_i)) with A the cumulative sum of a over event times,
+one weighted X'X (a BLAS product), and likewise for the deaths. So a step costs a few
+passes over the n x p rows, and nothing of size n x p x p or m x p x p is built.
 
 evaluate(beta, h) weights each event time's contribution to the score and information
 by h (default 1): with h = g(t) and g(t)^2 this gives the blocks of the g(t) x terms
@@ -33,8 +36,6 @@ import numpy as np
 from scipy import linalg, sparse
 
 __all__ = ["EfronProblem", "Fit", "newton_raphson"]
-
-_SMALL_GROUPS = 64  # mean rows per group below which S2 is summed column by column
 
 
 class EfronProblem:
@@ -83,9 +84,11 @@ class EfronProblem:
         cols = np.r_[np.arange(ng), np.arange(ng), dg]
         vals = np.r_[np.ones(ng), -np.ones(ng), np.ones(len(dg))]
         self.scatter = sparse.csr_matrix((vals, (rows, cols)), shape=(2 * m + 1, ng))
-        self.by_column = len(key) < _SMALL_GROUPS * ng
+        self.a, self.b = a[order], b[order]  # each sorted row is at risk at event indices b < j <= a
         dead = ev[order]
-        at = a[order][dead] - 1  # event index of each death row
+        self.dead = np.flatnonzero(dead)
+        at = self.a[dead] - 1  # event index of each death row
+        self.at = at
         d = np.round(np.bincount(at, weights=self.c[dead], minlength=m)).astype(np.int64)
         self.n_deaths = int(d.sum())
         self.jj = np.repeat(np.arange(m), d)  # event index of each individual death
@@ -103,24 +106,12 @@ class EfronProblem:
         eta = X @ beta
         shift = max(0.0, eta.max() - 300.0)  # keep exp finite; the partial likelihood ignores it
         r = self.c * np.exp(eta - shift)
-        W = X * r[:, None]
         g0 = np.add.reduceat(r, self.starts)
-        g1 = np.add.reduceat(W, self.starts, axis=0)
-        g2 = np.empty((len(self.starts), p, p))
-        if self.by_column:
-            for i in range(p):
-                g2[:, i, i:] = np.add.reduceat(W[:, i:i + 1] * X[:, i:], self.starts, axis=0)
-                g2[:, i:, i] = g2[:, i, i:]
-        else:
-            bounds = self.bounds
-            for g in range(len(self.starts)):
-                lo, hi = bounds[g], bounds[g + 1]
-                np.matmul(W[lo:hi].T, X[lo:hi], out=g2[g])
-        sums = self.scatter @ np.column_stack([g0, g1, g2.reshape(len(g0), p * p)])
+        g1 = np.add.reduceat(X * r[:, None], self.starts, axis=0)
+        sums = self.scatter @ np.column_stack([g0, g1])
         risk = np.cumsum(sums[m::-1], axis=0)[::-1][1:]  # event times 1..m: rows at risk
         dead = sums[m + 1:]
-        s0, s1, s2 = risk[:, 0], risk[:, 1:p + 1], risk[:, p + 1:].reshape(m, p, p)
-        d0, d1, d2 = dead[:, 0], dead[:, 1:p + 1], dead[:, p + 1:].reshape(m, p, p)
+        s0, s1, d0, d1 = risk[:, 0], risk[:, 1:], dead[:, 0], dead[:, 1:]
         jj, ff = self.jj, self.ff
         den = s0[jj] - ff * d0[jj]
         loglik = float(self.xdead.sum(axis=0) @ beta - self.n_deaths * shift - np.log(den).sum())
@@ -133,8 +124,11 @@ class EfronProblem:
         b1 = np.bincount(jj, ff * inv2, m)
         b2 = np.bincount(jj, ff * ff * inv2, m)
         score = hw @ self.xdead - (a0 @ s1 - a1 @ d1)
+        cum = np.r_[0.0, np.cumsum(a0)]
+        w = r * (cum[self.a] - cum[self.b])  # sum_j a0_j S2_j = sum_i w_i x_i x_i'
+        dx, dw = X[self.dead], r[self.dead] * a1[self.at]  # sum_j a1_j D2_j over the death rows
         cross = (s1 * b1[:, None]).T @ d1
-        info = (np.tensordot(a0, s2, 1) - np.tensordot(a1, d2, 1)
+        info = ((X * w[:, None]).T @ X - (dx * dw[:, None]).T @ dx
                 - (s1 * b0[:, None]).T @ s1 + cross + cross.T - (d1 * b2[:, None]).T @ d1)
         return loglik, score, (info + info.T) / 2
 
