@@ -101,9 +101,7 @@ def _zph(problem: EfronProblem, time: np.ndarray, event: np.ndarray, counts: np.
     their blocks are the engine's score and information with event time j weighted by g_j, g_j^2."""
     p = len(beta)
     g = _km_transform(time, event, counts, problem.event_times)
-    _, _, i11 = problem.evaluate(beta)
-    _, u2, i12 = problem.evaluate(beta, g)
-    _, _, i22 = problem.evaluate(beta, g ** 2)
+    (_, i11), (u2, i12), (_, i22) = problem.weighted(beta, [None, g, g ** 2])
     imat = np.block([[i11, i12], [i12, i22]])
     u = np.concatenate([np.zeros(p), u2])  # the x part of the score is 0 at the MLE
 
@@ -165,11 +163,11 @@ def fit_cox(frame: pd.DataFrame, covariates: Sequence[str], *, duration: str = "
     if not np.isfinite(data[_T]).all() or (data[_T] < 0).any():
         raise ValueError(f"'{duration}' must be a number of days >= 0 for every participant")
     for c in covariates:
-        data[c] = frame[c].astype(object).where(frame[c].notna(), MISSING_LEVEL).astype(str).to_numpy()
+        data[c] = pd.Categorical(frame[c].astype(object).where(frame[c].notna(), MISSING_LEVEL).astype(str).to_numpy())
     if not data[_E].any():
         raise ValueError(f"no events among the {len(data)} participants (all are censored): "
                          "a Cox model needs at least one event")
-    drop: dict[str, set[str]] = {c: set(data.groupby(c)[_E].sum().loc[lambda e: e == 0].index)
+    drop: dict[str, set[str]] = {c: set(data.groupby(c, observed=True)[_E].sum().loc[lambda e: e == 0].index)
                                  for c in covariates}
     full = data
     while True:  # leave out non-estimable levels, refit until every hazard ratio is finite

@@ -102,7 +102,17 @@ class EfronProblem:
     def evaluate(self, beta: np.ndarray, h: np.ndarray | None = None) -> tuple[float, np.ndarray, np.ndarray]:
         """(log partial likelihood, score, information) at beta; score and information with
         each event time weighted by h (length m; the log-likelihood ignores h)."""
-        m, p, X = self.m, self.p, self.X
+        moments = self._moments(beta)
+        return (moments[0], *self._derivatives(moments, h))
+
+    def weighted(self, beta: np.ndarray, hs: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(score, information) at beta for each event-time weighting in hs, sharing the risk sums."""
+        moments = self._moments(beta)
+        return [self._derivatives(moments, h) for h in hs]
+
+    def _moments(self, beta: np.ndarray) -> tuple:
+        """Log-likelihood and the risk-set sums at beta."""
+        m, X = self.m, self.X
         eta = X @ beta
         shift = max(0.0, eta.max() - 300.0)  # keep exp finite; the partial likelihood ignores it
         r = self.c * np.exp(eta - shift)
@@ -111,10 +121,15 @@ class EfronProblem:
         sums = self.scatter @ np.column_stack([g0, g1])
         risk = np.cumsum(sums[m::-1], axis=0)[::-1][1:]  # event times 1..m: rows at risk
         dead = sums[m + 1:]
-        s0, s1, d0, d1 = risk[:, 0], risk[:, 1:], dead[:, 0], dead[:, 1:]
-        jj, ff = self.jj, self.ff
-        den = s0[jj] - ff * d0[jj]
+        s1, d1 = risk[:, 1:], dead[:, 1:]
+        den = risk[:, 0][self.jj] - self.ff * dead[:, 0][self.jj]
         loglik = float(self.xdead.sum(axis=0) @ beta - self.n_deaths * shift - np.log(den).sum())
+        return loglik, r, s1, d1, den
+
+    def _derivatives(self, moments: tuple, h: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """Score and information from the risk sums, event time j weighted by h_j."""
+        _, r, s1, d1, den = moments
+        m, X, jj, ff = self.m, self.X, self.jj, self.ff
         hw = np.ones(m) if h is None else np.asarray(h, float)
         inv = hw[jj] / den
         inv2 = inv / den
@@ -130,14 +145,15 @@ class EfronProblem:
         cross = (s1 * b1[:, None]).T @ d1
         info = ((X * w[:, None]).T @ X - (dx * dw[:, None]).T @ dx
                 - (s1 * b0[:, None]).T @ s1 + cross + cross.T - (d1 * b2[:, None]).T @ d1)
-        return loglik, score, (info + info.T) / 2
+        return score, (info + info.T) / 2
 
 
 @dataclass(frozen=True)
 class Fit:
-    """Newton-Raphson result: beta, its inverse information (variance), the log-likelihood."""
+    """Newton-Raphson result: beta, the information there and its inverse (variance), the log-likelihood."""
 
     beta: np.ndarray
+    info: np.ndarray
     var: np.ndarray
     loglik: float
     iterations: int
@@ -185,4 +201,4 @@ def newton_raphson(problem: EfronProblem, *, tol: float = 1e-10, max_iter: int =
             old, beta = new, new_beta
             new_beta = new_beta + _solve(info, score)
     var = _solve(info, np.eye(problem.p))
-    return Fit(new_beta, var, new, iterations, converged)
+    return Fit(new_beta, info, var, new, iterations, converged)
