@@ -159,3 +159,11 @@ def test_risk_table_adds_up_to_n():
     assert (tab.at_risk + tab.events + tab.censored == 7).all()
     assert tab.iloc[0].tolist() == [0, 7, 0, 0]
     assert tab.set_index("time").loc[90].tolist() == [3, 2, 2]
+
+
+def test_holm_equals_statsmodels():
+    from statsmodels.stats.multitest import multipletests
+
+    p = np.array([0.01, 0.04, 0.03, 0.5, 0.0001, 0.04, 0.9])
+    np.testing.assert_allclose(survival.holm(p), multipletests(p, method="holm")[1], rtol=0, atol=1e-15)
+    assert survival.holm([0.6, 0.7]).tolist() == [1.0, 1.0]
