@@ -274,3 +274,17 @@ def test_events_all_on_one_day():
     result = fit_cox(frame, ["program"])
     assert result.terms[0].estimate == pytest.approx(1.0)
     assert all(np.isnan(t.chi2) for t in result.ph_test) and result.warnings
+
+
+def test_second_cross_check_with_lifelines():
+    """lifelines' CoxPHFitter (Efron ties) on the same dummies: a check independent of R."""
+    from lifelines import CoxPHFitter
+
+    frame = simulate(7, n=500, scale=60.0)
+    result = fit_cox(frame, ["group", "arm"], references={"group": "control", "arm": "A"})
+    X = pd.DataFrame({"treated": frame.group == "treated", "B": frame.arm == "B", "C": frame.arm == "C"},
+                     dtype=float).assign(T=frame.days, E=frame.event)
+    theirs = CoxPHFitter().fit(X, "T", "E", fit_options={"precision": 1e-14, "r_precision": 1e-15,
+                                                         "max_steps": 200}).summary
+    np.testing.assert_allclose([t.estimate for t in result.terms], theirs["exp(coef)"], rtol=1e-6)
+    np.testing.assert_allclose([t.p for t in result.terms], theirs["p"], rtol=1e-5)

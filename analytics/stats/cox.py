@@ -8,11 +8,7 @@ same engine. lifelines' proportional_hazard_test differs from cox.zph (a score t
 survival 3.0) and has no global test, and the numbers we show must be the ones a
 statistician gets from R.
 
-The PH test (cox.zph, transform="km", terms=TRUE): at the fitted beta, the score test
-for adding the time-varying terms g(t)*x, where g(t) = 1 - KM(t-) of the whole sample,
-centred on its mean over the event times. For a covariate with k levels the k-1 g*x
-terms are tested together (k-1 df); GLOBAL tests all of them. The variance comes from
-the information matrix of (x, g*x) at beta with the Efron tie correction.
+The PH test is analytics.stats.zph (R's cox.zph on the same engine).
 
 Caveats: hazard ratios are adjusted for the other covariates listed, not causal; a
 level with no events has no finite hazard ratio, so its participants are left out (with
@@ -30,23 +26,14 @@ from scipy import stats
 
 from analytics.stats.efron import EfronProblem, newton_raphson
 from analytics.stats.result import MISSING_LEVEL, Estimate, reference_level
+from analytics.stats.zph import PHTest, zph_on_problem
 
-__all__ = ["PHTest", "CoxResult", "fit_cox", "zph_test"]
+__all__ = ["CoxResult", "fit_cox"]
 
 _TOL, _MAX_ITER = 1e-12, 100  # tighter than coxph's default eps (1e-9): R's estimate to 1e-6 even where flat
 _MAX_ABS_COEF = 10.0  # |log HR| beyond this (HR > 22,000 or < 1/22,000) means divergence
 _MAX_SE = 10.0
 _T, _E = "\0duration", "\0event"  # working column names that cannot clash with a covariate
-
-
-@dataclass
-class PHTest:
-    """cox.zph row for one covariate (all its dummies together) or "GLOBAL"."""
-
-    term: str
-    chi2: float
-    df: int
-    p: float
 
 
 @dataclass
@@ -73,50 +60,6 @@ def _num(x: float) -> float | None:
     return None if np.isnan(x) else float(x)
 
 
-def _km_transform(time: np.ndarray, event: np.ndarray, counts: np.ndarray, at: np.ndarray) -> np.ndarray:
-    """cox.zph's "km" g(t) at the event times `at`: 1 - KM just before t (of every row,
-    each `counts` times), centred on its mean over the individual events."""
-    u, inverse = np.unique(time, return_inverse=True)
-    total = np.bincount(inverse, counts, minlength=len(u))
-    at_risk = total[::-1].cumsum()[::-1]
-    died = np.bincount(inverse, counts * event, minlength=len(u))
-    surv = np.cumprod(1.0 - died / at_risk)
-    g = 1.0 - np.concatenate([[1.0], surv[:-1]])  # value at the previous distinct time
-    g -= (g * died).sum() / died.sum()
-    return g[np.searchsorted(u, at)]
-
-
-def zph_test(time: np.ndarray, event: np.ndarray, X: np.ndarray, beta: np.ndarray,
-             groups: Mapping[str, Sequence[int]], counts: np.ndarray | None = None) -> list[PHTest]:
-    """R's cox.zph table (transform "km", terms=TRUE): one row per group of columns, then GLOBAL.
-    `counts`: how many participants each row stands for (default 1)."""
-    time, event, X = np.asarray(time, float), np.asarray(event, bool), np.asarray(X, float)
-    counts = np.ones(len(time)) if counts is None else np.asarray(counts, float)
-    return _zph(EfronProblem(time, event, X, counts), time, event, counts, np.asarray(beta, float), groups)
-
-
-def _zph(problem: EfronProblem, time: np.ndarray, event: np.ndarray, counts: np.ndarray, beta: np.ndarray,
-         groups: Mapping[str, Sequence[int]]) -> list[PHTest]:
-    """The score test for adding g(t) x at beta: the g x terms share the risk sets of x, so
-    their blocks are the engine's score and information with event time j weighted by g_j, g_j^2."""
-    p = len(beta)
-    g = _km_transform(time, event, counts, problem.event_times)
-    (_, i11), (u2, i12), (_, i22) = problem.weighted(beta, [None, g, g ** 2])
-    imat = np.block([[i11, i12], [i12, i22]])
-    u = np.concatenate([np.zeros(p), u2])  # the x part of the score is 0 at the MLE
-
-    def chi2(cols: np.ndarray) -> float:
-        kk = np.concatenate([np.arange(p), p + cols])
-        sub = imat[np.ix_(kk, kk)]
-        if 1 / np.linalg.cond(sub, 1) < np.finfo(float).eps:  # R's solve() tolerance: there
-            return float("nan")  # cox.zph stops, "computationally singular" (all events on one day)
-        return float(u[kk] @ np.linalg.solve(sub, u[kk]))
-
-    rows = [(name, chi2(np.asarray(cols)), len(cols)) for name, cols in groups.items()]
-    rows.append(("GLOBAL", chi2(np.arange(p)), p))
-    return [PHTest(name, c, df, float(stats.chi2.sf(c, df))) for name, c, df in rows]
-
-
 def _aliased(X: np.ndarray, names: list[str]) -> str | None:
     """Name a dummy that the intercept and earlier dummies determine exactly (collinearity)."""
     kept = [np.ones(len(X))]
@@ -140,7 +83,7 @@ def fit_cox(frame: pd.DataFrame, covariates: Sequence[str], *, duration: str = "
     Every covariate is treated as categorical (values as strings). The reference level is
     the most frequent one unless `references` names another. Levels without events are
     left out with a warning; levels whose hazard ratio still diverges are left out too.
-    Raises ValueError (never a lifelines traceback) for an empty frame, no events, nothing
+    Raises ValueError (never a linear-algebra traceback) for an empty frame, no events, nothing
     left to compare, or covariates that determine each other. `alpha` sets the CI level
     (1 - alpha) and the p-value below which the PH assumption is flagged.
     """
@@ -199,7 +142,7 @@ def fit_cox(frame: pd.DataFrame, covariates: Sequence[str], *, duration: str = "
     pvals = stats.chi2.sf((beta / se) ** 2, 1)
     terms = [Estimate(c, float(np.exp(b)), (float(np.exp(b - z * s)), float(np.exp(b + z * s))), float(pv),
                       level=lvl, reference=refs[c]) for (c, lvl), b, s, pv in zip(labels, beta, se, pvals)]
-    ph = _zph(problem, time, died, counts, beta, groups)
+    ph = zph_on_problem(problem, time, died, counts, beta, groups)
     untestable = [t.term for t in ph if np.isnan(t.chi2) and t.term != "GLOBAL"]
     if any(np.isnan(t.chi2) for t in ph):
         notes.append("The proportional-hazards test could not be computed for "
