@@ -23,6 +23,7 @@ from typing import Mapping, Sequence
 import numpy as np
 import pandas as pd
 from scipy import stats
+from threadpoolctl import threadpool_limits
 
 from analytics.stats.efron import EfronProblem, newton_raphson
 from analytics.stats.result import MISSING_LEVEL, Estimate, reference_level
@@ -142,7 +143,8 @@ def fit_cox(frame: pd.DataFrame, covariates: Sequence[str], *, duration: str = "
     pvals = stats.chi2.sf((beta / se) ** 2, 1)
     terms = [Estimate(c, float(np.exp(b)), (float(np.exp(b - z * s)), float(np.exp(b + z * s))), float(pv),
                       level=lvl, reference=refs[c]) for (c, lvl), b, s, pv in zip(labels, beta, se, pvals)]
-    ph = zph_on_problem(problem, time, died, counts, beta, groups)
+    with threadpool_limits(limits=1, user_api="blas"):
+        ph = zph_on_problem(problem, time, died, counts, beta, groups)
     untestable = [t.term for t in ph if np.isnan(t.chi2) and t.term != "GLOBAL"]
     if any(np.isnan(t.chi2) for t in ph):
         notes.append("The proportional-hazards test could not be computed for "
@@ -210,7 +212,8 @@ def _fit(time: np.ndarray, event: np.ndarray, X: np.ndarray,
     the caller from beta and se. ValueError when the information is singular at the start."""
     problem = EfronProblem(time, event, X, counts)
     try:
-        fit = newton_raphson(problem, tol=_TOL, max_iter=_MAX_ITER)
+        with threadpool_limits(limits=1, user_api="blas"):  # p x p products: threads only add overhead
+            fit = newton_raphson(problem, tol=_TOL, max_iter=_MAX_ITER)
     except ValueError as exc:
         raise ValueError(f"the Cox model could not be fitted ({exc}); "
                          "try fewer covariates or merge rare levels") from None

@@ -96,8 +96,8 @@ class EfronProblem:
         self.ff = (np.arange(self.n_deaths) - first) / np.repeat(d, d)  # l / d_j, l = 0..d_j-1
         self.p = X.shape[1]
         # sum of x over the individual deaths at each event time (m, p)
-        self.xdead = sparse.csr_matrix((self.c[dead], (at, np.arange(len(at)))),
-                                       shape=(m, len(at))) @ self.X[dead]
+        self.Xd = self.X[dead]
+        self.xdead = sparse.csr_matrix((self.c[dead], (at, np.arange(len(at)))), shape=(m, len(at))) @ self.Xd
 
     def evaluate(self, beta: np.ndarray, h: np.ndarray | None = None) -> tuple[float, np.ndarray, np.ndarray]:
         """(log partial likelihood, score, information) at beta; score and information with
@@ -141,7 +141,7 @@ class EfronProblem:
         score = hw @ self.xdead - (a0 @ s1 - a1 @ d1)
         cum = np.r_[0.0, np.cumsum(a0)]
         w = r * (cum[self.a] - cum[self.b])  # sum_j a0_j S2_j = sum_i w_i x_i x_i'
-        dx, dw = X[self.dead], r[self.dead] * a1[self.at]  # sum_j a1_j D2_j over the death rows
+        dx, dw = self.Xd, r[self.dead] * a1[self.at]  # sum_j a1_j D2_j over the death rows
         cross = (s1 * b1[:, None]).T @ d1
         info = ((X * w[:, None]).T @ X - (dx * dw[:, None]).T @ dx
                 - (s1 * b0[:, None]).T @ s1 + cross + cross.T - (d1 * b2[:, None]).T @ d1)
