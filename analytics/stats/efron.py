@@ -49,24 +49,26 @@ class EfronProblem:
         n = len(stop)
         counts = np.ones(n) if counts is None else np.asarray(counts, float)
         event = np.asarray(event, bool)
-        s = np.zeros(n, np.int64) if strata is None else np.unique(np.asarray(strata), return_inverse=True)[1].ravel()
-        values = np.unique(stop if start is None else np.r_[stop, start])
-        width = len(values) + 1  # stratum s owns keys s*width .. s*width + len(values)
-        kstop = s * width + 1 + np.searchsorted(values, stop)
-        kstart = s * width + (0 if start is None else 1 + np.searchsorted(values, start))
-        self.event_keys = np.unique(kstop[event & (counts > 0)])
-        if not len(self.event_keys):
+        died = event & (counts > 0)
+        a, b = np.empty(n, np.int64), np.zeros(n, np.int64)
+        times, owners = [], []
+        for k, rows in enumerate(_strata_rows(strata, n)):  # each stratum owns a block of event indices
+            t = np.unique(stop[rows][died[rows]])
+            offset = sum(len(x) for x in times)
+            a[rows] = offset + np.searchsorted(t, stop[rows], side="right")  # event times <= stop
+            b[rows] = offset + (0 if start is None else np.searchsorted(t, start[rows], side="right"))
+            times.append(t)
+            owners.append(np.full(len(t), k))
+        self.event_times = np.concatenate(times)  # time of each event index
+        self.event_strata = np.concatenate(owners)  # stratum (index into its sorted labels) of each
+        if not len(self.event_times):
             raise ValueError("no events: the model cannot be fitted")
-        self.event_times = values[self.event_keys % width - 1]  # time of each event index
-        self.event_strata = self.event_keys // width
-        a = np.searchsorted(self.event_keys, kstop, side="right")  # event times <= stop (in its stratum)
-        b = np.searchsorted(self.event_keys, kstart, side="right")  # event times <= start, or before its stratum
         keep = np.flatnonzero((a > b) & (counts > 0))  # at risk at some event time
         self.kept = keep
         self._group(a[keep], b[keep], event[keep], np.asarray(X, float)[keep], counts[keep])
 
     def _group(self, a: np.ndarray, b: np.ndarray, ev: np.ndarray, X: np.ndarray, counts: np.ndarray) -> None:
-        self.m = m = len(self.event_keys)
+        self.m = m = len(self.event_times)
         key = (a.astype(np.int64) * (m + 1) + b) * 2 + ev
         order = np.argsort(key, kind="stable")
         key = key[order]
@@ -146,6 +148,15 @@ class EfronProblem:
         info = ((X * w[:, None]).T @ X - (dx * dw[:, None]).T @ dx
                 - (s1 * b0[:, None]).T @ s1 + cross + cross.T - (d1 * b2[:, None]).T @ d1)
         return score, (info + info.T) / 2
+
+
+def _strata_rows(strata: np.ndarray | None, n: int) -> list:
+    """Row selections, one per stratum (sorted labels); everything when there are no strata."""
+    if strata is None:
+        return [slice(None)]
+    codes = np.unique(np.asarray(strata), return_inverse=True)[1].ravel()
+    order = np.argsort(codes, kind="stable")
+    return np.split(order, np.flatnonzero(np.diff(codes[order])) + 1)
 
 
 @dataclass(frozen=True)
