@@ -159,3 +159,26 @@ def test_risk_table_adds_up_to_n():
     assert (tab.at_risk + tab.events + tab.censored == 7).all()
     assert tab.iloc[0].tolist() == [0, 7, 0, 0]
     assert tab.set_index("time").loc[90].tolist() == [3, 2, 2]
+
+
+def test_holm_equals_statsmodels():
+    from statsmodels.stats.multitest import multipletests
+
+    p = np.array([0.01, 0.04, 0.03, 0.5, 0.0001, 0.04, 0.9])
+    np.testing.assert_allclose(survival.holm(p), multipletests(p, method="holm")[1], rtol=0, atol=1e-15)
+    assert survival.holm([0.6, 0.7]).tolist() == [1.0, 1.0]
+
+
+def test_pairwise_is_the_two_group_log_rank_with_holm():
+    rng = np.random.default_rng(3)
+    group = rng.choice(["b", "a", "c", "d"], 600)
+    days = rng.exponential(np.select([group == "a", group == "b"], [50.0, 80.0], 120.0)).round()
+    event, strata = rng.random(600) < 0.7, rng.choice(["x", "y"], 600)
+    pairs = survival.pairwise_logrank(days, event, group, strata)
+    assert [(p.a, p.b) for p in pairs] == [("a", "b"), ("a", "c"), ("a", "d"), ("b", "c"), ("b", "d"), ("c", "d")]
+    for p in pairs:
+        rows = (group == p.a) | (group == p.b)
+        alone = survival.logrank(days[rows], event[rows], group[rows], strata[rows])  # checked against R above
+        assert (p.chi2, p.p) == pytest.approx((alone.chi2, alone.p), rel=1e-12)
+    np.testing.assert_allclose([p.p_holm for p in pairs], survival.holm([p.p for p in pairs]))
+    assert min(p.p for p in pairs) < 1e-3

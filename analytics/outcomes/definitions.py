@@ -33,13 +33,13 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from analytics.outcomes.filters import Filters
+from analytics.stats.result import MISSING_LEVEL  # noqa: F401  (re-exported: the level of an empty descriptor)
 from analytics.store.connection import Store
 
 OUTCOMES = ("sobriety", "retention")
 DESCRIPTORS = ("program", "site", "age_band", "gender", "primary_substance", "referral_source")
 COHORTS = ("cohort_month", "cohort_quarter", "cohort_year")
 GROUP_COLUMNS = DESCRIPTORS + COHORTS
-MISSING_LEVEL = "(not recorded)"
 
 
 @dataclass(frozen=True)
