@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from analytics.cli.main import build_parser
 from analytics.ingest.bootstrap import ensure_store
 from analytics.outcomes.filters import Filters
 from analytics.outcomes.definitions import OutcomeSettings, durations
@@ -86,6 +87,18 @@ def test_bad_arguments_are_refused(db: Path):
     bad = cli("--outcome", "retention", "--adjust", "shoe_size", "--db", str(db))
     assert bad.returncode == 2 and "cannot group by 'shoe_size'" in bad.stderr
     assert cli("--outcome", "retention", "--cutoff", "yesterday", "--db", str(db)).returncode == 2
+
+
+def test_outcome_defaults_to_retention_and_the_help_says_so(db: Path):
+    plain, named = cli("--db", str(db), "--json"), cli("--outcome", "retention", "--db", str(db), "--json")
+    assert plain.returncode == 0, plain.stderr
+    doc = json.loads(plain.stdout)
+    assert doc["outcome"] == "retention" and doc["n"] == json.loads(named.stdout)["n"] > 0
+    parser = build_parser()
+    assert parser.parse_args(["engagement"]).outcome == "retention"
+    helps = [subprocess.run([sys.executable, "-m", "analytics", cmd, "--help"], cwd=REPO, capture_output=True,
+                            text=True).stdout for cmd in ("survival", "engagement")]
+    assert all("(default retention)" in h for h in helps)
 
 
 def test_text_report_is_readable(db: Path):
