@@ -21,7 +21,7 @@ to start they block forever.)
 
 - Which browser: $BROWSER_PATH if set (analytics.settings); otherwise Debian's
   /usr/bin/chromium. The path is passed to kaleido as its `path` argument (kaleido hands it
-  to choreographer), never written into os.environ; explicitly, also because choreographer
+  to choreographer), never written into the environment; explicitly, also because choreographer
   prefers a browser downloaded by `kaleido_get_chrome` over BROWSER_PATH. Every image of this
   process is drawn by this module's kept browser. Never run the download commands here.
 - Flags: choreographer starts it headless with --no-sandbox (its default, needed when
@@ -247,7 +247,7 @@ def prepare(fig: go.Figure, meta: ChartMeta, *, width: int = WIDTH, height: int 
 
 def _browser_path() -> str | None:
     """$BROWSER_PATH, else Debian's chromium if present, else None (kaleido looks). The path goes to
-    kaleido as an argument (passed on to choreographer), so nothing is written into os.environ."""
+    kaleido as an argument (passed on to choreographer), so nothing is written into the environment."""
     chosen = BROWSER_PATH.from_env()
     if chosen:
         return chosen
