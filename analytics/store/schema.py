@@ -2,7 +2,7 @@
 
 One declaration serves the importer (which columns, which types, which values),
 the store's CHECK constraints and the docs, so the three cannot drift apart.
-See ../shared/DESIGN.md, "Import format (version 1)".
+Documented in docs/import-format.md.
 """
 
 from __future__ import annotations
