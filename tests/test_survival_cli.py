@@ -123,3 +123,11 @@ def test_relapse_on_day_zero_is_an_event_at_day_zero(tmp_path: Path):
     assert frame.loc["P-1", ["days", "event"]].tolist() == [0, True]
     assert frame.loc["P-2", ["days", "event"]].tolist() == [8, True]
     assert d.left_out == {"no check-in on or after the sobriety start": 1}
+
+
+def test_incidence_is_skipped_on_request_only(db: Path):
+    with Store.open(db, read_only=True) as store:
+        full, lean = analyse(store, "retention", by="program"), analyse(store, "retention", by="program",
+                                                                         incidence=False)
+    assert full.incidence is not None and len(full.incidence) > 0 and lean.incidence is None
+    assert lean.to_json() == full.to_json()

@@ -28,7 +28,8 @@ def print_analysis(args: argparse.Namespace, analyse, format_text, **kwargs) -> 
 def cmd_survival(args: argparse.Namespace) -> int:
     from analytics.analyses.survival import analyse, format_text
 
-    return print_analysis(args, analyse, format_text, by=args.by, adjust=args.adjust, strata=args.strata)
+    return print_analysis(args, analyse, format_text, by=args.by, adjust=args.adjust, strata=args.strata,
+                          incidence=False)  # neither the JSON nor the text shows it
 
 
 def cmd_engagement(args: argparse.Namespace) -> int:
