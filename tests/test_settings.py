@@ -4,8 +4,11 @@ the library's defaults and the environment all agree, and nothing writes into os
 from __future__ import annotations
 
 import argparse
+import ast
 import datetime as dt
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -114,3 +117,22 @@ def test_the_environment_is_read_only_through_settings_and_never_written():
         if writes.search(text) or "getenv" in text or "environ.get" in text:
             offenders.append(str(path.relative_to(ROOT)))
     assert offenders == [], "read settings through analytics.settings; never write os.environ"
+
+
+HEAVY = ("numpy", "pandas", "duckdb", "scipy", "statsmodels", "lifelines", "plotly", "reportlab", "streamlit")
+
+
+def _loaded_after(code: str) -> list[str]:
+    probe = f"import sys\n{code}\nprint(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r})))"
+    run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, check=True)
+    return ast.literal_eval(run.stdout.strip())
+
+
+def test_settings_and_the_cli_parser_import_no_heavy_package():
+    assert _loaded_after("import analytics.settings") == []
+    assert _loaded_after("from analytics.cli.main import build_parser\nbuild_parser().parse_args(['survival'])") == []
+
+
+def test_a_survival_analysis_without_cox_needs_neither_scipy_stats_nor_statsmodels():
+    assert _loaded_after("import analytics.analyses.survival, analytics.stats.competing\n"
+                         "assert 'scipy.stats' not in sys.modules") == ["duckdb", "numpy", "pandas", "scipy"]
