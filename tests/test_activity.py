@@ -14,7 +14,7 @@ from analytics.charts import director as director_charts
 from analytics.analyses import kpis
 from analytics.analyses.activity import RiskWeights
 from analytics.outcomes.filters import Filters
-from analytics.analyses.kpis import Period
+from analytics.outcomes.period import Period, default_period
 from analytics.store.connection import Store
 
 from director_data import ATTENDANCE, CHECKINS, CUR, D, EVIL, MENTORING, PARTICIPANTS, PREV, hand, sample  # noqa: F401
@@ -229,7 +229,7 @@ def test_sample_outreach_is_sorted_and_consistent(sample: Store):
 
 
 def test_sample_caseloads_and_adherence(sample: Store):
-    period = kpis.default_period(sample, 91)
+    period = default_period(sample, 91)
     c = activity.mentor_caseloads(sample, Filters(), period)
     assert len(c) > 10 and c.active_mentees.is_monotonic_decreasing
     mentored = sample.scalar("""SELECT count(DISTINCT participant_id) FROM mentoring

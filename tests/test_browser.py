@@ -35,7 +35,8 @@ from analytics.analyses import quality
 from analytics.ingest.bootstrap import ensure_store
 from analytics.analyses.engagement import analyse_engagement
 from analytics.outcomes.filters import Filters
-from analytics.analyses.kpis import default_period, overview
+from analytics.analyses.kpis import overview
+from analytics.outcomes.period import default_period
 from analytics.outcomes.definitions import OutcomeSettings, resolve_cutoff
 from analytics.store.connection import Store
 from analytics.analyses.survival import analyse

@@ -17,7 +17,8 @@ from analytics.access import users
 from analytics.access.roles import AccessDenied, User
 from analytics.outcomes.filters import Filters
 from analytics.ingest.importer import import_files
-from analytics.analyses.kpis import Period, overview
+from analytics.analyses.kpis import overview
+from analytics.outcomes.period import Period
 from analytics.store.connection import Store
 from tests.conftest import TODAY
 

@@ -19,7 +19,8 @@ import pandas as pd
 
 from analytics.access.roles import ANALYTICS, PARTICIPANT_LEVEL, requires
 from analytics.outcomes.filters import Filters
-from analytics.analyses.kpis import Period, adherence_sql
+from analytics.analyses.kpis import adherence_sql
+from analytics.outcomes.period import Period
 from analytics.outcomes.definitions import OutcomeSettings, resolve_cutoff
 from analytics.publish.spreadsheets import neutralise_frame
 from analytics.store.connection import Store

@@ -29,7 +29,7 @@ from analytics.charts.base import (
 )
 from analytics.analyses.cohorts import TRENDS_DEFINITION, CohortRetention
 from analytics.outcomes.filters import Filters
-from analytics.analyses.kpis import Period
+from analytics.outcomes.period import Period
 
 __all__ = ["adherence_figure", "attendance_figure", "caseload_figure", "cohort_heatmap",
            "cohort_trend_figure", "weekday_figure", "weekly_trends_figure"]

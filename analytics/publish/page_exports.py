@@ -58,7 +58,8 @@ from analytics.publish.exports import (
     survival_meta,
 )
 from analytics.outcomes.filters import Filters
-from analytics.analyses.kpis import Overview, Period
+from analytics.analyses.kpis import Overview
+from analytics.outcomes.period import Period
 from analytics.outcomes.definitions import MISSING_LEVEL
 from analytics.publish.privacy import DEFAULT_THRESHOLD, Protected
 from analytics.analyses.survival import SurvivalAnalysis

@@ -38,6 +38,7 @@ from analytics.charts.director import cohort_heatmap, weekly_trends_figure
 from analytics.publish.exports import ChartExport, TooFew
 from analytics.outcomes.filters import Filters
 from analytics.outcomes.definitions import OutcomeSettings, resolve_cutoff
+from analytics.outcomes.period import Period
 from analytics.store.connection import Store
 from analytics.analyses.survival import NoData, SurvivalAnalysis, analyse
 from analytics.charts.survival import km_figure
@@ -61,7 +62,7 @@ class Section:
 
 @dataclass
 class Report:
-    period: kpis.Period
+    period: Period
     filters: Filters
     cutoff: dt.date
     threshold: int
@@ -278,7 +279,7 @@ def _version(name: str) -> str:
 
 
 @access.requires(access.PUBLISHED)  # then reads what it needs itself, as SYSTEM, and publishes it protected
-def build(store: Store, period: kpis.Period, filters: Filters = Filters(), *,
+def build(store: Store, period: Period, filters: Filters = Filters(), *,
           threshold: int = privacy.DEFAULT_THRESHOLD, settings: OutcomeSettings = OutcomeSettings(),
           progress: Progress | None = None) -> Report:
     """Every section's numbers, protected, with its chart and table."""
@@ -286,7 +287,7 @@ def build(store: Store, period: kpis.Period, filters: Filters = Filters(), *,
         return _build(store, period, filters, threshold, settings, progress or (lambda _msg: None))
 
 
-def _build(store: Store, period: kpis.Period, filters: Filters, threshold: int, settings: OutcomeSettings,
+def _build(store: Store, period: Period, filters: Filters, threshold: int, settings: OutcomeSettings,
            say: Progress) -> Report:
     privacy.check_threshold(threshold)
     report = Report(period, filters, resolve_cutoff(store, settings), threshold, dt.datetime.now())
@@ -309,7 +310,7 @@ def _build(store: Store, period: kpis.Period, filters: Filters, threshold: int, 
 
 # --- PDF ------------------------------------------------------------------------------
 
-def write_report(store: Store, period: kpis.Period, out: str | io.BufferedIOBase | None = None,
+def write_report(store: Store, period: Period, out: str | io.BufferedIOBase | None = None,
                  filters: Filters = Filters(), *, threshold: int = privacy.DEFAULT_THRESHOLD,
                  settings: OutcomeSettings = OutcomeSettings(), user: str | None = None,
                  progress: Progress | None = None) -> bytes:

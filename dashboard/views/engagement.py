@@ -13,7 +13,7 @@ from analytics.charts.director import (
     caseload_figure,
     weekday_figure,
 )
-from analytics.analyses.kpis import Period, default_period
+from analytics.outcomes.period import Period, default_period
 from analytics.outcomes.definitions import OutcomeSettings, resolve_cutoff
 from dashboard.auth import guard, log_view
 from dashboard.common import cached, downloads, get_store, sidebar_filters

@@ -7,7 +7,7 @@ import streamlit as st
 from analytics.access import roles as access
 from analytics.publish import privacy
 from analytics.publish.exports import TooFew
-from analytics.analyses.kpis import Period, default_period
+from analytics.outcomes.period import Period, default_period
 from analytics.publish.report import write_report
 from dashboard.auth import guard
 from dashboard.common import cached, get_store, sidebar_filters
