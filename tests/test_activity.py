@@ -11,6 +11,7 @@ import pytest
 
 from analytics.analyses import activity
 from analytics.charts import director as director_charts
+from analytics.publish import page_exports
 from analytics.analyses import kpis
 from analytics.analyses.activity import RiskWeights
 from analytics.outcomes.filters import Filters
@@ -157,14 +158,14 @@ def test_outreach_weights_are_a_setting(hand: Store):
 
 def test_outreach_csv(hand: Store):
     o = activity.outreach_list(hand, Filters(), 30)
-    data = activity.outreach_csv(o)
+    data = page_exports.outreach_csv(o)
     assert isinstance(data, bytes)
     text = data.decode("utf-8")
     assert text.splitlines()[0] == ",".join(activity.OUTREACH_COLUMNS)
     assert "1,A2,A,N1,2025-05-20,2025-05-21,132,meeting,1,0,0,False,82.6" in text
     back = pd.read_csv(io.BytesIO(data))
     assert list(back.participant_id) == list(o.participant_id) and len(back) == 4
-    assert activity.outreach_csv(o.iloc[0:0]).decode().strip() == ",".join(activity.OUTREACH_COLUMNS)
+    assert page_exports.outreach_csv(o.iloc[0:0]).decode().strip() == ",".join(activity.OUTREACH_COLUMNS)
 
 
 # --- empty selections and hostile filter values ----------------------------------------

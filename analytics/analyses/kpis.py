@@ -4,8 +4,8 @@ Every number on the Overview page comes from here. Each KPI is defined once, in
 ``DEFINITIONS``; the same text goes into docstrings, chart notes and the page.
 
 Reporting period
-    ``Period(start, end)`` (analytics.outcomes.period), both days included. The previous period is the same number
-    of days ending the day before ``start``.
+    ``Period(start, end)`` (analytics.outcomes.period), both days included. The previous
+    period is the same number of days ending the day before ``start``.
 
 Who counts
     Participants matching the ``Filters`` (program, site, enrollment window). All

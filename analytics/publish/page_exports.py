@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import html
+import io
 import re
 from collections.abc import Hashable, Mapping
 
@@ -26,6 +27,7 @@ import plotly.graph_objects as go
 from analytics.analyses import activity
 from analytics.analyses import kpis
 from analytics.publish import privacy
+from analytics.publish.spreadsheets import neutralise_frame
 from analytics.charts.render import ChartMeta
 from analytics.charts.base import NOTE_SIZE, add_message, add_note
 from analytics.analyses.cohorts import TRENDS_DEFINITION, CohortRetention
@@ -67,7 +69,8 @@ from analytics.charts.survival import OUTCOME_TEXT, cox_figure, km_figure
 
 __all__ = ["adherence_export", "attendance_export", "caseload_export", "cohort_heatmap_export",
            "cohort_trends_export", "cox_export", "dose_response_export", "hazard_ratio_export",
-           "landmark_km_export", "naive_vs_correct_export", "weekday_export", "weekly_trends_export"]
+           "landmark_km_export", "naive_vs_correct_export", "outreach_csv", "weekday_export",
+           "weekly_trends_export"]
 
 ESTIMATE = ["hr", "ci_lower", "ci_upper", "p"]
 # --- helpers ------------------------------------------------------------------------------
@@ -285,6 +288,18 @@ def caseload_export(caseloads: pd.DataFrame, period: Period, filters: Filters, c
                        notes=[(f"Mentor IDs are pseudonymous. Mentors with fewer than {threshold} active "
                                "mentees (or whose numbers would reveal such a mentor's) are listed with their "
                                "numbers hidden and are not drawn.")])
+
+
+def outreach_csv(frame: pd.DataFrame) -> bytes:
+    """The outreach list (activity.outreach_list) as UTF-8 CSV (header row, ISO dates, no index),
+    for download, through the safe writer (a value such as "=HYPERLINK(...)" stays text).
+
+    It lists pseudonymous IDs only; it is for the program's own outreach, not for release.
+    """
+    buf = io.StringIO()
+    neutralise_frame(frame).to_csv(buf, index=False, date_format="%Y-%m-%d", float_format="%.1f",
+                                   lineterminator="\n")
+    return buf.getvalue().encode("utf-8")
 
 
 # --- Cohorts -------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ store = get_store()
 
 def audited_outreach_csv(frame, user_name: str) -> bytes:
     """The list as CSV, recorded in the audit log (participant-level data leaving the app)."""
-    data = activity.outreach_csv(frame)
+    data = page_exports.outreach_csv(frame)
     audit.record(store, "export", f"outreach-{as_of}.csv", user=user_name, participants=len(frame),
                  days=int(days), filters=filters)
     return data
