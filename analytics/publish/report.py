@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from importlib import metadata
 
 import pandas as pd
-import plotly.graph_objects as go
 
 from analytics.access import roles as access
 from analytics.access import audit
@@ -33,14 +32,15 @@ from analytics.publish import exports
 from analytics.analyses import kpis
 from analytics.publish import privacy
 from analytics.charts.render import ChartMeta
-from analytics.charts.base import color, new_figure
 from analytics.charts.director import cohort_heatmap, weekly_trends_figure
+from analytics.charts.report import dose_figure, use_figure
 from analytics.publish.exports import ChartExport, TooFew
 from analytics.outcomes.filters import Filters
 from analytics.outcomes.definitions import OutcomeSettings, resolve_cutoff
 from analytics.outcomes.period import Period
 from analytics.store.connection import Store
 from analytics.analyses.survival import NoData, SurvivalAnalysis, analyse
+from analytics.charts.exports import hide_small_in_text
 from analytics.charts.survival import km_figure
 
 __all__ = ["Report", "Section", "build", "render_pdf", "write_report"]
@@ -125,18 +125,7 @@ def engagement_dose(report: Report, table: pd.DataFrame) -> Section:
                                                                   "active participants"))
     return Section("Engagement dose", "Meetings attended, check-ins and mentoring sessions in the reporting "
                    "period, in total and per active participant.",
-                   [ChartExport("engagement-dose", meta, p, _dose_figure(p.values, meta.title))])
-
-
-def _dose_figure(values: pd.DataFrame, title: str) -> go.Figure:
-    fig = new_figure(title, height=460)
-    labels = {"meetings_per_active": "Meetings", "checkins_per_active": "Check-ins",
-              "mentoring_sessions_per_active": "Mentoring sessions"}
-    for i, (col, label) in enumerate(labels.items()):
-        fig.add_trace(_bars(values, col, label, color(i), "{:.1f}"))
-    fig.update_layout(barmode="group", yaxis_title="Per active participant in the period",
-                      legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0))
-    return fig
+                   [ChartExport("engagement-dose", meta, p, dose_figure(p.values, meta.title))])
 
 
 def _enrolled(report: Report) -> Filters:
@@ -171,7 +160,7 @@ def survival_section(report: Report, store: Store, outcome: str, times: tuple[in
             "event; blank when not reached) and the number still followed at each time. "
             "Blank: not known yet (too few followed that long).")
     return Section(title, text, [ChartExport(f"{outcome}-survival", meta, p,
-                                           exports.hide_small_in_text(km_figure(safe), report.threshold))]), a
+                                           hide_small_in_text(km_figure(safe), report.threshold))]), a
 
 
 def _columns(p: privacy.Protected, keep: list[str]) -> privacy.Protected:
@@ -224,25 +213,7 @@ def outcomes_by_program(report: Report, table: pd.DataFrame, retention: Survival
     return Section("Outcomes by program", "Check-in outcomes in the reporting period (share of check-ins "
                    "reporting use, mean craving 0-10 and mood 1-5) beside 90-day retention and median "
                    "sobriety of the participants enrolled in the period.",
-                   [ChartExport("outcomes-by-program", meta, p, _use_figure(p.values, meta.title))])
-
-
-def _bars(values: pd.DataFrame, column: str, name: str, hue: str, fmt: str) -> go.Bar:
-    """Bars labelled with their values; a hidden or unknown value has no bar and no label
-    (a bar label template would print a missing value as 0)."""
-    known = values[column].notna()
-    return go.Bar(x=[str(v) for v in values.index], y=values[column].astype(object).where(known, None),
-                  name=name, marker_color=hue, textposition="outside",
-                  text=[fmt.format(v) if ok else "" for v, ok in zip(values[column], known)])
-
-
-def _use_figure(values: pd.DataFrame, title: str) -> go.Figure:
-    fig = new_figure(title, height=440)
-    fig.add_trace(_bars(values, "share_reporting_use", "Check-ins reporting use", color(3), "{:.0%}"))
-    fig.add_trace(_bars(values, "retained_90", "Retained at 90 days", color(0), "{:.0%}"))
-    fig.update_layout(barmode="group", yaxis=dict(tickformat=".0%", range=[0, 1.1], title="Share"),
-                      legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0))
-    return fig
+                   [ChartExport("outcomes-by-program", meta, p, use_figure(p.values, meta.title))])
 
 
 def _total(table: pd.DataFrame) -> str | None:
