@@ -7,8 +7,12 @@ page's own figure builder drawn FROM the protected values (NaN = hidden: a gap, 
 with ChartMeta (title, definition, n, period, cutoff). The screen is unchanged.
 
 Where a chart builder writes a total into its note or cannot take NaN, the fix is made here
-on the copy that goes into the file (`_renote`, `_hide_small_in_text`, filled counts), never
-in the chart modules.
+on the copy that goes into the file (with analytics.charts.exports: renote, hide_small_in_text,
+blank_hover...; filled counts), never in the chart builders.
+
+The engagement exports import analytics.charts.engagement when called: it brings the models'
+libraries (statsmodels, scipy.sparse), which the Overview, Engagement and Cohorts pages, whose
+downloads live here too, do not need on their first load.
 """
 
 from __future__ import annotations
@@ -50,14 +54,6 @@ from analytics.charts.director import (
     weekday_figure,
     weekly_trends_figure,
 )
-from analytics.analyses.engagement import EngagementAnalysis, Landmark, Term
-from analytics.charts.engagement import (
-    dose_response_figure,
-    hazard_ratio_figure,
-    landmark_km,
-    landmark_survival_analysis,
-    naive_vs_correct_figure,
-)
 from analytics.publish.exports import (
     ALL_ROW,
     ChartExport,
@@ -76,6 +72,8 @@ from analytics.charts.survival import cox_figure
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
+
+    from analytics.analyses.engagement import EngagementAnalysis, Landmark, Term
 
 __all__ = ["adherence_export", "attendance_export", "caseload_export", "cohort_heatmap_export",
            "cohort_trends_export", "cox_export", "dose_response_export", "hazard_ratio_export",
@@ -391,11 +389,13 @@ def hazard_ratio_export(analysis: EngagementAnalysis, filters: Filters, cutoff: 
                         threshold: int = DEFAULT_THRESHOLD) -> ChartExport:
     """The time-varying Cox hazard ratios: a row (all rows: one model) is hidden and not drawn
     when its participants, events or person-weeks are fewer than the threshold."""
+    from analytics.charts import engagement as engagement_charts  # see the module docstring
     table = pd.DataFrame(_term_rows(analysis.time_varying, _model_counts(analysis)),
                          columns=["engagement", "n", "events", "person_weeks", *ESTIMATE, "per"])
     p = _protect_estimates(table.set_index("engagement"), ["n", "events", "person_weeks"], threshold)
     kept = [t for t, hidden in zip(analysis.time_varying, p.suppressed["hr"]) if not hidden]
-    fig = hide_small_in_text(hazard_ratio_figure(dataclasses.replace(analysis, time_varying=kept)), threshold)
+    fig = engagement_charts.hazard_ratio_figure(dataclasses.replace(analysis, time_varying=kept))
+    fig = hide_small_in_text(fig, threshold)
     if analysis.time_varying and not kept:
         fig = replace_message(fig, _all_hidden(threshold))
     meta = _engagement_meta(analysis, fig, "Time-varying Cox model (Efron ties) on the person-week table: hazard "
@@ -407,6 +407,7 @@ def hazard_ratio_export(analysis: EngagementAnalysis, filters: Filters, cutoff: 
 def naive_vs_correct_export(analysis: EngagementAnalysis, filters: Filters, cutoff: dt.date,
                             threshold: int = DEFAULT_THRESHOLD) -> ChartExport:
     """The naive (biased) and corrected hazard ratios side by side, hidden as in hazard_ratio_export."""
+    from analytics.charts import engagement as engagement_charts  # see the module docstring
     counts = _model_counts(analysis)
     rows = [{"estimate": "naive (biased)", **r} for r in _term_rows(analysis.naive, {**counts, "person_weeks": np.nan})]
     rows += [{"estimate": "corrected", **r} for r in _term_rows(analysis.time_varying, counts)]
@@ -424,7 +425,7 @@ def naive_vs_correct_export(analysis: EngagementAnalysis, filters: Filters, cuto
     k = len(analysis.naive)
     safe = dataclasses.replace(analysis, naive=[t for t, h in zip(analysis.naive, hidden[:k]) if not h],
                                time_varying=[t for t, h in zip(analysis.time_varying, hidden[k:]) if not h])
-    fig = hide_small_in_text(naive_vs_correct_figure(safe), threshold)
+    fig = hide_small_in_text(engagement_charts.naive_vs_correct_figure(safe), threshold)
     if (analysis.naive or analysis.time_varying) and not (safe.naive or safe.time_varying):
         fig = replace_message(fig, _all_hidden(threshold))
     meta = _engagement_meta(analysis, fig, "Cox models: the naive hazard ratio for total engagement over the whole "
@@ -459,13 +460,14 @@ def dose_response_export(analysis: EngagementAnalysis, filters: Filters, cutoff:
     """Landmark dose-response: per landmark day, each meetings tier's participants and events
     (with the day's total, so complements are hidden too); a tier's HR is hidden and not drawn
     when its counts are hidden, and a whole day's when its reference tier's are."""
+    from analytics.charts import engagement as engagement_charts  # see the module docstring
     parts = {f"day {lm.day}": _protect_block(_tier_table(lm), ["n", "events"], _reference_tier(lm), "All tiers",
                                              threshold) for lm in analysis.landmarks}
     p = _stack(parts, "landmark", _empty_estimates(["n", "events"], threshold))
     safe = dataclasses.replace(analysis, landmarks=[dataclasses.replace(lm, tiers=[
         t for t in lm.tiers if not p.suppressed["hr"].get((f"day {lm.day}", t.term.split(" vs ", 1)[0]), True)])
         for lm in analysis.landmarks])
-    fig = hide_small_in_text(dose_response_figure(safe), threshold)
+    fig = hide_small_in_text(engagement_charts.dose_response_figure(safe), threshold)
     if any(lm.tiers for lm in analysis.landmarks) and not any(lm.tiers for lm in safe.landmarks):
         fig = replace_message(fig, _all_hidden(threshold))
     meta = _engagement_meta(analysis, fig, "Landmark Cox models: among those still in on the landmark day, hazard "
@@ -510,13 +512,14 @@ def landmark_km_export(analysis: EngagementAnalysis, day: int, filters: Filters,
                        threshold: int = DEFAULT_THRESHOLD) -> ChartExport:
     """Kaplan-Meier after a landmark day by meetings tier, protected like km_export (protect_survival):
     tiers of hidden size dropped, curves and numbers at risk stopped below the threshold."""
+    from analytics.charts import engagement as engagement_charts  # see the module docstring
     lm = next((m for m in analysis.landmarks if m.day == day), None)
     if lm is None:
         raise TooFew(f"no landmark analysis at day {day} for this selection: nothing can be exported")
-    sa = landmark_survival_analysis(analysis, lm)
+    sa = engagement_charts.landmark_survival_analysis(analysis, lm)
     sa = dataclasses.replace(sa, durations=_FollowedAfter(analysis.outcome, sa.durations.describe(), _durations(sa)))
     safe, p = protect_survival(sa, threshold)
-    fig = landmark_km(safe, analysis.outcome, day)
+    fig = engagement_charts.landmark_km(safe, analysis.outcome, day)
     fig = hide_small_in_text(fig if safe.curves else replace_message(fig, _all_hidden(threshold)), threshold)
     meta = ChartMeta(figure_title(fig), f"Landmark at day {day}: participants still in on day {day}, grouped by the meetings "
                      f"they attended before it, followed from day {day}. Kaplan-Meier, 95% CI (log-log); not adjusted.",
