@@ -227,7 +227,7 @@ def test_find_cycles_sees_a_cycle_through_three_modules_and_nothing_in_a_tree():
     assert find_cycles({"a": {"a"}}) == [["a"]]
 
 
-def test_late_imports_and_relative_imports_are_seen(tmp_path):
+def test_late_imports_and_relative_imports_are_seen():
     source = ("from typing import TYPE_CHECKING\n"
               "if TYPE_CHECKING:\n    import plotly\n"
               "def f():\n    from analytics.publish import exports\n    import duckdb\n")
@@ -236,6 +236,10 @@ def test_late_imports_and_relative_imports_are_seen(tmp_path):
     seen = [ast.unparse(n) for n in ast.walk(tree)
             if isinstance(n, (ast.Import, ast.ImportFrom)) and id(n) not in skip]
     assert seen == ["from typing import TYPE_CHECKING", "from analytics.publish import exports", "import duckdb"]
+    relative = ast.parse("from ..charts import render\nfrom . import privacy").body
+    assert _resolve("analytics.publish.exports", relative[0]) == "analytics.charts"
+    assert _resolve("analytics.publish.exports", relative[1]) == "analytics.publish"
+    assert _resolve("analytics.publish", relative[1]) == "analytics.publish"  # in a package's __init__
     # a real late import: the CLI's commands import the analyses inside functions
     late = [i for i in IMPORTS["analytics.cli.analyses"] if i.target == "analytics.analyses.survival"]
     assert late and all(i.line > 1 for i in late)
