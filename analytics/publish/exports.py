@@ -23,7 +23,7 @@ from analytics.charts import render as chart_export
 from analytics.publish import privacy
 from analytics.publish import spreadsheets
 from analytics.stats import survival
-from analytics.charts.exports import hide_small_in_text, message_figure
+from analytics.charts.exports import hide_small_in_text, message_figure  # the first re-exported (__all__)
 from analytics.charts.render import ChartMeta
 from analytics.analyses.cohorts import CohortRetention
 from analytics.publish.privacy import Protected
