@@ -22,7 +22,7 @@ from analytics.publish import report
 from analytics.ingest.bootstrap import ensure_store
 from analytics.publish.exports import ALL_ROW
 from analytics.outcomes.filters import Filters
-from analytics.analyses.kpis import Period
+from analytics.outcomes.period import Period
 from analytics.store.connection import Store
 from analytics.analyses.survival import analyse
 
