@@ -38,6 +38,8 @@ from analytics.store.schema import TABLES
 from analytics.store.connection import Store
 from conftest import assert_same, snapshot
 
+pytestmark = pytest.mark.crash
+
 REPO = Path(__file__).resolve().parent.parent
 FIRST_PARTICIPANTS = 3_000
 SECOND_PARTICIPANTS = 16_000  # ~2.3M rows: a clean CLI import takes about 1.5-2 s here

@@ -18,6 +18,8 @@ import pytest
 from analytics.stats.tvcox import TVCoxResult, fit_counting_cox
 from rsupport import run_r
 
+pytestmark = pytest.mark.r
+
 COVARIATES = ["meetings_prev", "checkins_prev", "program_b", "program_c", "female"]
 TRUE_LOG_HR = {"meetings_prev": np.log(0.85), "checkins_prev": np.log(0.95),
                "program_b": 0.3, "program_c": -0.2, "female": 0.15}
