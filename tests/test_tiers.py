@@ -53,3 +53,19 @@ def test_the_tiers_are_registered_and_documented():
     assert "python -m pytest -m unit" in readme
     for tier in TIERS:
         assert f"`{tier}`" in readme, tier
+
+
+def test_ci_runs_the_readme_test_command_and_checks_every_system_package():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("Run the tests:", 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
+    command = block.strip()
+    assert command.endswith("python -m pytest -q")
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert ci.rstrip().splitlines()[-1] == command  # the last command: its status is the script's
+    assert "set -euo pipefail" in ci
+    for package in ("r-base-core", "r-cran-survival", "r-cran-lme4", "chromium", "fonts-dejavu-core",
+                    "poppler-utils", "postgresql"):
+        assert f" {package}" in ci, package
+    for check in ("library(survival); library(lme4)", "/usr/bin/chromium", "pdftotext",
+                  "/usr/lib/postgresql/*/bin/initdb"):
+        assert check in ci, check
