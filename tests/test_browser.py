@@ -17,7 +17,6 @@ import io
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -42,6 +41,8 @@ from analytics.outcomes.definitions import OutcomeSettings, resolve_cutoff
 from analytics.store.connection import Store
 from analytics.analyses.survival import analyse
 
+pytestmark = pytest.mark.browser
+
 REPO = Path(__file__).resolve().parent.parent
 SCREENSHOTS = REPO / "test-artifacts" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
@@ -50,7 +51,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 EXCEPTION = '[data-testid="stException"]'
 VIEWPORT = {"width": 1400, "height": 900}
-TIMEOUT_MS = 60_000  # a cold page on a slow CI machine; a healthy one takes 1-3 s
+TIMEOUT_MS = 120_000  # how long expect() retries: a healthy page takes 1-3 s, a cold one on a
+# loaded 2-core machine 10-15 s; only a failing test ever waits this long
 PROGRAM = "Recovery Mentoring"
 
 expect.set_options(timeout=TIMEOUT_MS)
@@ -64,46 +66,44 @@ class Server:
     log: Path
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+_URL_LINE = re.compile(r"URL: (http://127\.0\.0\.1:\d+)")
 
 
-def _wait_until_up(proc: subprocess.Popen, url: str, log: Path, timeout: float = 60) -> None:
+def _wait_until_up(proc: subprocess.Popen, log: Path, timeout: float = 180) -> str:
+    """The server's URL, once it has printed it and answers its health check. The server
+    picks a free port itself (port 0) and prints it: no other process can take it first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             pytest.fail(f"streamlit exited with code {proc.returncode} before answering:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
+        found = _URL_LINE.search(log.read_text(errors="replace"))
+        if found:
+            try:
+                with urllib.request.urlopen(f"{found[1]}/_stcore/health", timeout=10) as r:
+                    if r.status == 200:
+                        return found[1]
+            except OSError:
+                pass
         time.sleep(0.2)
-    pytest.fail(f"streamlit did not answer on {url} within {timeout:.0f} s:\n{log.read_text()[-3000:]}")
+    pytest.fail(f"streamlit did not answer within {timeout:.0f} s:\n{log.read_text()[-3000:]}")
 
 
 @contextmanager
 def running_app(db: Path, log: Path, **env: str) -> Iterator[str]:
     """`streamlit run dashboard/app.py` on the store `db` (extra environment `env`); yields its
     URL once it answers, and stops it afterwards."""
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
     cmd = [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.headless", "true",
-           "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
+           "--server.port", "0", "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
            "--server.fileWatcherType", "none"]
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, "OUTCOMES_DB": str(db), **env},
                                 stdout=out, stderr=subprocess.STDOUT)
     try:
-        _wait_until_up(proc, url, log)
-        yield url
+        yield _wait_until_up(proc, log)
     finally:
         proc.terminate()
         try:
-            proc.wait(timeout=10)
+            proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()

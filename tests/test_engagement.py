@@ -110,6 +110,7 @@ def sample(tmp_path_factory) -> Store:
     store.close()
 
 
+@pytest.mark.r
 def test_time_varying_cox_matches_r_on_the_person_week_table(sample: Store, tmp_path: Path):
     pw = person_weeks(sample, "retention").frame
     table = pw[["tstart", "tstop", "event", "meetings_prev", "checkins_prev", "mentoring_prev", "program"]]

@@ -10,12 +10,14 @@ statsmodels' GEE, and the pattern grouping against pandas.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.api as sm
+from threadpoolctl import threadpool_limits
 
 from analytics.analyses import engagement
 from analytics.ingest.bootstrap import ensure_store
@@ -128,15 +130,57 @@ def test_patterns_group_like_pandas():
         np.testing.assert_array_equal(frame.to_numpy()[rep][inv], frame.to_numpy())  # each row's group
 
 
-def test_analysis_is_the_sum_of_its_parts(sample: Store):
-    """analyse_engagement runs the models on threads: the same numbers as one by one."""
+# The analysis holds BLAS to one thread while its model threads run; a fit called alone uses
+# every core, and a sum split over threads adds in another order: the same numbers to about
+# 1e-15, so they are compared to RTOL, not with ==.
+RTOL = 1e-9
+
+
+def assert_close(got, expected, path: str = "result") -> None:
+    """Dataclasses, lists, tuples and dicts equal field by field; floats to RTOL, the rest exactly."""
+    if dataclasses.is_dataclass(got):
+        assert type(got) is type(expected), path
+        for f in dataclasses.fields(got):
+            assert_close(getattr(got, f.name), getattr(expected, f.name), f"{path}.{f.name}")
+    elif isinstance(got, (list, tuple)):
+        assert len(got) == len(expected), path
+        for i, (a, b) in enumerate(zip(got, expected)):
+            assert_close(a, b, f"{path}[{i}]")
+    elif isinstance(got, dict):
+        assert got.keys() == expected.keys(), path
+        for key in got:
+            assert_close(got[key], expected[key], f"{path}[{key!r}]")
+    elif isinstance(got, float) or isinstance(expected, float):
+        assert got == pytest.approx(expected, rel=RTOL, abs=0, nan_ok=True), path
+    else:
+        assert got == expected, path
+
+
+def test_assert_close_tells_rounding_from_a_difference():
+    term = engagement.Term("meetings", 0.85, (0.8, 0.9), 1e-12)
+    assert_close(term, engagement.Term("meetings", 0.85 * (1 + 1e-14), (0.8, 0.9), 1e-12 * (1 + 1e-13)))
+    for other in (engagement.Term("meetings", 0.85 * (1 + 1e-6), (0.8, 0.9), 1e-12),
+                  engagement.Term("check-ins", 0.85, (0.8, 0.9), 1e-12),
+                  engagement.Term("meetings", 0.85, (0.8, 0.91), 1e-12)):
+        with pytest.raises(AssertionError):
+            assert_close(term, other)
+    with pytest.raises(AssertionError):
+        assert_close([term], [term, term])
+
+
+@pytest.mark.parametrize("blas_threads", [1, None], ids=["blas-1-thread", "blas-default"])
+def test_analysis_is_the_sum_of_its_parts(sample: Store, blas_threads: int | None):
+    """analyse_engagement runs the models on threads: the same numbers as one by one, whether
+    the fits alone run with one BLAS thread (as the analysis does) or with every core."""
     whole = engagement.analyse_engagement(sample, "retention", adjust=("program", "age_band"))
     pw = person_weeks(sample, "retention", first_days=engagement.LANDMARKS)
     adjust = ["program", "age_band"]
-    assert whole.time_varying == engagement.fit_time_varying(pw, adjust)[0]
-    assert whole.gee == engagement.gee(pw, adjust)
-    assert whole.naive == engagement.naive(pw, adjust)
-    for lm in whole.landmarks:
-        alone = engagement.fit_landmark(pw, lm.day, adjust)
-        assert (lm.n, lm.events, lm.terms, lm.tiers, lm.odds) == (alone.n, alone.events, alone.terms, alone.tiers,
-                                                                  alone.odds)
+    with threadpool_limits(limits=blas_threads, user_api="blas"):
+        assert_close(whole.time_varying, engagement.fit_time_varying(pw, adjust)[0], "time_varying")
+        assert_close(whole.gee, engagement.gee(pw, adjust), "gee")
+        assert_close(whole.naive, engagement.naive(pw, adjust), "naive")
+        assert [lm.day for lm in whole.landmarks] == list(engagement.LANDMARKS)
+        for lm in whole.landmarks:
+            alone = engagement.fit_landmark(pw, lm.day, adjust)
+            assert_close((lm.n, lm.events, lm.terms, lm.tiers, lm.odds),
+                         (alone.n, alone.events, alone.terms, alone.tiers, alone.odds), f"landmark {lm.day}")

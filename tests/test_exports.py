@@ -29,7 +29,8 @@ filters_strategy = st.builds(
     enrolled_from=st.one_of(st.none(), st.dates(dt.date(2024, 4, 1), dt.date(2026, 6, 1))),
     enrolled_to=st.none(),
 )
-SMALL = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+SMALL = settings(max_examples=25, deadline=None,
+                 suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 
 def small_numbers(export: exports.ChartExport) -> list:
