@@ -15,6 +15,7 @@ MODULE_TIERS = {
     "test_cox_vs_r.py": "r", "test_survival_vs_r.py": "r", "test_tvcox_vs_r.py": "r",
     "test_browser.py": "browser", "test_browser_auth.py": "browser", "test_chart_export.py": "browser",
     "test_import_crash.py": "crash", "test_notebooks.py": "notebook",
+    "test_assessments_vs_r.py": "r", "test_accessibility.py": "browser",
 }
 
 
@@ -66,6 +67,7 @@ def test_ci_runs_the_readme_test_command_and_checks_every_system_package():
     for package in ("r-base-core", "r-cran-survival", "r-cran-lme4", "chromium", "fonts-dejavu-core",
                     "poppler-utils", "postgresql"):
         assert f" {package}" in ci, package
+    assert "npm ci" in ci  # axe-core for the accessibility tests (package-lock.json)
     for check in ("library(survival); library(lme4)", "/usr/bin/chromium", "pdftotext",
                   "/usr/lib/postgresql/*/bin/initdb"):
         assert check in ci, check
