@@ -11,10 +11,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from analytics.cli import analyses, data, report, users
+from analytics.cli import analyses, data, outreach, report, users
 from analytics.cli.common import error
 
-COMMANDS = (data, analyses, report, users)
+COMMANDS = (data, analyses, outreach, report, users)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,416 @@
+"""Who to call this week: each active participant's chance of leaving in the next 28 days,
+learned from the program's own history, with the model's track record beside the plain
+"longest silent first" ranking.
+
+The model. Every 28 days back from the reference day (a landmark), each participant then
+active (enrolled, no exit recorded, last contact fewer than inactivity_days ago) gives one
+row: what was known at the landmark (days since the last contact; in-person group
+meetings, online community meetings, check-ins and mentoring sessions in the 28 days up to
+it; whether the last check-in in them reported use; whether in the first 90 days; the
+program) and what happened in the 28 days after it (analytics.store.queries.outreach:
+leaving by the retention definition, dated the day it becomes known: a recorded
+dropped_out exit, or the day the silence reaches inactivity_days; other exits censor).
+A Cox model (analytics.stats.tvcox.fit_counting_cox, Efron ties) on days since the
+landmark, with the Breslow baseline, gives the risk of leaving within 28 days:
+1 - exp(-H0(28) exp(x'b)). These stacked landmark windows are the landmark design of the
+engagement analysis made dynamic (van Houwelingen 2007): the covariates are updated every
+28 days, so the model says how this month's engagement goes with leaving next month.
+No number comes from the synthetic generator's truths.
+
+The reasons. The terms of a participant's x'b that raise their risk most against the
+average of those ranked (b_k (x_k - mean_k) > 0), at most three, in words.
+
+The track record (backtest). At each of the last 13 landmarks before the reference day
+(a year), the model is refitted on the windows that had ended by then (nothing dated
+after the cutoff enters: the windows end on or before it), the participants active then
+are ranked, and the ranking is compared with who left in the next 28 days: AUC with a
+DeLong CI robust to a participant appearing at several cutoffs (analytics.stats.
+discrimination), calibration by tenth of predicted risk, and how many of the top 20
+left. The same figures are given for "longest silent first", and the AUC difference.
+
+Too little history (fewer than min_events leavings): no model; the list is ranked by days
+since the last contact alone and labelled so (kind "days_silent").
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from threadpoolctl import threadpool_limits
+
+from analytics.access.roles import PARTICIPANT_LEVEL, requires
+from analytics.analyses.outreach_settings import OutreachSettings
+from analytics.outcomes.definitions import OutcomeSettings, resolve_cutoff
+from analytics.outcomes.filters import Filters
+from analytics.publish.spreadsheets import neutralise_frame
+from analytics.stats.discrimination import AUC, auc, auc_difference
+from analytics.stats.tvcox import fit_counting_cox
+from analytics.store.connection import Store
+from analytics.store.queries.outreach import outreach_windows
+
+__all__ = ["DEFINITION", "LIST_COLUMNS", "Backtest", "Model", "Outreach", "outreach", "outreach_csv",
+           "outreach_text"]
+
+NEW_DAYS = 90  # "in the first 90 days" of the program
+TOP = 20  # "of the top 20 flagged, how many left"
+_WORKERS = 2
+
+# term -> (column of the window table, scale: the term is column / scale, unit)
+TERMS = {
+    "weeks_silent": ("days_silent", 7.0, "per week since the last contact"),
+    "in_person_groups": ("in_person", 4.0, "per one more a week (last 4 weeks)"),
+    "online_communities": ("online", 4.0, "per one more a week (last 4 weeks)"),
+    "checkins": ("checkins", 4.0, "per one more a week (last 4 weeks)"),
+    "mentoring": ("mentoring", 4.0, "per one more a week (last 4 weeks)"),
+    "used_at_last_checkin": ("used_last", 1.0, "the last check-in (last 4 weeks) reported use"),
+    "first_90_days": ("new", 1.0, f"in the first {NEW_DAYS} days of the program"),
+}
+
+DEFINITION = (
+    "Active participants: enrolled, no exit recorded, and a contact (meeting attended, check-in or mentoring "
+    "session; enrollment if none) within the last {inactivity} days. Risk of leaving in the next {horizon} days "
+    "(by the retention definition: a recorded drop-out, or {inactivity} days without contact), from a Cox model "
+    "fitted on this program's own history: every {horizon} days back, who was active, what they had done in the "
+    "{horizon} days before, and whether they left in the {horizon} days after. Online community meetings are "
+    "meetings of type online_community or modality online; the rest are in-person groups.")
+FALLBACK = ("Too few leavings in the history to fit a model ({events} < {minimum}): ranked by days since the "
+            "last contact alone (longest silent first).")
+
+LIST_COLUMNS = ("rank", "participant_id", "program", "site", "risk_28d", "reasons", "days_since_contact",
+                "last_contact", "in_person_4w", "online_4w", "checkins_4w", "mentoring_4w", "used_last_checkin",
+                "enrolled_on")
+
+
+@dataclass
+class Term:
+    term: str
+    hr: float
+    ci: tuple[float, float]
+    p: float
+    unit: str
+
+    def to_json(self) -> dict:
+        return {"term": self.term, "hr": self.hr, "ci": list(self.ci), "p": self.p, "unit": self.unit}
+
+
+@dataclass
+class Model:
+    """The fitted model (kind "fitted"), or the days-silent fallback (no terms)."""
+
+    kind: str
+    events: int
+    person_weeks: float  # person-time of the windows it learned from, in weeks
+    windows: int
+    terms: list[Term]
+    reference_program: str | None = None
+    coef: np.ndarray | None = field(default=None, repr=False)
+    names: list[str] = field(default_factory=list)
+    baseline: float = float("nan")  # H0(horizon), Breslow
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, "events": self.events, "person_weeks": round(self.person_weeks, 1),
+                "windows": self.windows, "terms": [t.to_json() for t in self.terms],
+                "reference_program": self.reference_program}
+
+
+@dataclass
+class Ranking:
+    """AUC (95% CI) and the mean number of the top 20 at each cutoff who left."""
+
+    auc: AUC | None
+    top20_left: float | None
+
+    def to_json(self) -> dict:
+        return {"auc": None if self.auc is None else self.auc.estimate,
+                "auc_ci": None if self.auc is None else list(self.auc.ci), "top20_left": self.top20_left}
+
+
+@dataclass
+class Backtest:
+    cutoffs: list[dt.date]
+    model: Ranking
+    days_silent: Ranking
+    difference: AUC | None  # model AUC - days-silent AUC, paired
+    calibration: pd.DataFrame  # tenth, n, predicted, observed
+    per_cutoff: pd.DataFrame  # cutoff, active, left, events_in_fit, model_top20_left, days_silent_top20_left
+    skipped: list[dt.date] = field(default_factory=list)  # cutoffs with too few events to fit
+
+    def to_json(self) -> dict:
+        return {"cutoffs": [c.isoformat() for c in self.cutoffs], "model": self.model.to_json(),
+                "days_silent": self.days_silent.to_json(),
+                "difference": None if self.difference is None else {
+                    "auc": self.difference.estimate, "ci": list(self.difference.ci)},
+                "calibration": [{k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
+                                for row in self.calibration.to_dict("records")],
+                "per_cutoff": [{**{k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()},
+                                "cutoff": row["cutoff"].isoformat()} for row in self.per_cutoff.to_dict("records")],
+                "skipped_cutoffs": [c.isoformat() for c in self.skipped]}
+
+
+@dataclass
+class Outreach:
+    as_of: dt.date
+    filters: Filters
+    horizon: int
+    inactivity_days: int
+    model: Model
+    backtest: Backtest
+    participants: pd.DataFrame  # LIST_COLUMNS, highest risk first
+    silent_no_exit: int  # not ranked: silent inactivity_days or more, no exit recorded
+
+    @property
+    def rule(self) -> str:
+        text = DEFINITION.format(horizon=self.horizon, inactivity=self.inactivity_days)
+        if self.model.kind == "days_silent":
+            text += " " + FALLBACK.format(events=self.model.events, minimum=OutreachSettings().min_events)
+        return text
+
+    def to_json(self, top: int | None = None) -> dict:
+        rows = self.participants if top is None else self.participants.head(top)
+        return {"as_of": self.as_of.isoformat(), "filters": self.filters.describe(), "rule": self.rule,
+                "model": self.model.to_json(), "backtest": self.backtest.to_json(),
+                "participants": [{"rank": int(r.rank), "participant_id": r.participant_id,
+                                  "risk_28d": None if pd.isna(r.risk_28d) else float(r.risk_28d),
+                                  "reasons": list(r.reasons), "days_since_contact": int(r.days_since_contact)}
+                                 for r in rows.itertuples()],
+                "silent_no_exit": self.silent_no_exit}
+
+
+# ------------------------------------------------------------------ model ---
+
+def _design(rows: pd.DataFrame, program_levels: list[str]) -> tuple[np.ndarray, list[str]]:
+    """The model's columns for window rows: TERMS, then program dummies for `program_levels`."""
+    cols = {"new": (rows.tenure_days.to_numpy() < NEW_DAYS).astype(float),
+            "used_last": rows.used_last.to_numpy(bool).astype(float)}
+    X = [cols[col] if col in cols else rows[col].to_numpy(float) / scale for col, scale, _ in TERMS.values()]
+    program = rows.program.astype(str).to_numpy()
+    X += [(program == level).astype(float) for level in program_levels]
+    return np.column_stack(X), list(TERMS) + [f"program: {level}" for level in program_levels]
+
+
+def _fit(train: pd.DataFrame, min_events: int, horizon: int) -> Model:
+    """Cox on days since the landmark, 28-day Breslow baseline; the fallback when too few events."""
+    events = int(train.event.sum())
+    person_weeks = float(train.stop.sum()) / 7
+    if events < min_events:
+        return Model("days_silent", events, person_weeks, int(train.j.nunique()), [])
+    counts = train.program.astype(str).value_counts()
+    counts = counts[counts > 0]
+    reference = min(counts.index[counts == counts.max()])
+    X, names = _design(train, sorted(level for level in counts.index if level != reference))
+    varies = (X != X[:1]).any(axis=0)
+    X, names = X[:, varies], [n for n, v in zip(names, varies) if v]
+    stop, event = train.stop.to_numpy(float), train.event.to_numpy(bool)
+    fit = fit_counting_cox(np.zeros(len(stop)), stop, event, X, names=names)
+    risk = np.exp(X @ fit.coef)
+    at_risk = np.cumsum(np.bincount(stop.astype(int), weights=risk, minlength=horizon + 1)[::-1])[::-1]
+    deaths = np.bincount(stop.astype(int)[event], minlength=horizon + 1)
+    times = np.flatnonzero(deaths[: horizon + 1])
+    baseline = float(np.sum(deaths[times] / at_risk[times]))
+    units = {name: unit for name, (_, _, unit) in TERMS.items()}
+    terms = [Term(n, float(h), (float(lo), float(hi)), float(p), units.get(n, f"against {reference}"))
+             for n, h, lo, hi, p in zip(names, fit.hr, fit.ci[:, 0], fit.ci[:, 1], fit.p)]
+    return Model("fitted", events, person_weeks, int(train.j.nunique()), terms, reference, fit.coef, names, baseline)
+
+
+def _linear(model: Model, rows: pd.DataFrame) -> np.ndarray:
+    """x'b of each row (columns as in the fit)."""
+    levels = [n.removeprefix("program: ") for n in model.names if n.startswith("program: ")]
+    X, names = _design(rows, levels)
+    index = {n: k for k, n in enumerate(names)}
+    return X[:, [index[n] for n in model.names]] @ model.coef
+
+
+def predict(model: Model, rows: pd.DataFrame) -> np.ndarray:
+    """Chance of leaving within the horizon; NaN for the fallback."""
+    if model.kind != "fitted":
+        return np.full(len(rows), np.nan)
+    return 1.0 - np.exp(-model.baseline * np.exp(_linear(model, rows)))
+
+
+# ---------------------------------------------------------------- reasons ---
+
+def _plural(n: int, one: str, many: str | None = None) -> str:
+    return f"{n} {one if n == 1 else (many or one + 's')}"
+
+
+def _words(term: str, row) -> str:
+    """A term of a participant's risk in plain words."""
+    if term == "weeks_silent":
+        d = int(row.days_silent)
+        return f"no contact in {d // 7} weeks" if d >= 14 else f"no contact for {_plural(d, 'day')}"
+    if term == "used_at_last_checkin":
+        return "reported use at the last check-in" if row.used_last else "no use reported at the last check-in"
+    if term == "first_90_days":
+        return f"in the first {NEW_DAYS} days" if row.tenure_days < NEW_DAYS else f"past the first {NEW_DAYS} days"
+    col, noun = {"in_person_groups": ("in_person", "in-person group meeting"),
+                 "online_communities": ("online", "online community meeting"),
+                 "checkins": ("checkins", "check-in"), "mentoring": ("mentoring", "mentoring session")}[term]
+    n = int(getattr(row, col))
+    return f"no {noun} in 4 weeks" if n == 0 else f"{_plural(n, noun)} in 4 weeks"
+
+
+def reasons(model: Model, rows: pd.DataFrame, most: int = 3) -> list[list[str]]:
+    """Per row: the (at most `most`) terms that raise the risk most against the average of
+    `rows`, by b_k (x_k - mean_k), in words; only terms that raise it by 5% or more."""
+    if model.kind != "fitted":
+        return [[_words("weeks_silent", r)] for r in rows.itertuples()]
+    own = [k for k, n in enumerate(model.names) if n in TERMS]
+    X, names = _design(rows, [])
+    index = {n: k for k, n in enumerate(names)}
+    cols = [index[model.names[k]] for k in own]
+    push = (X[:, cols] - X[:, cols].mean(axis=0)) * model.coef[own]
+    out = []
+    for row, contrib in zip(rows.itertuples(), push):
+        order = [k for k in np.argsort(-contrib, kind="stable")[:most] if contrib[k] > np.log(1.05)]
+        out.append([_words(model.names[own[k]], row) for k in order])
+    return out
+
+
+# --------------------------------------------------------------- backtest ---
+
+def _top_left(order_score: np.ndarray, ids: np.ndarray, left: np.ndarray, top: int) -> int:
+    """How many of the `top` highest scores (ties: by participant id) left."""
+    order = np.lexsort((ids, -order_score))
+    return int(left[order[:top]].sum())
+
+
+def _ranking(scores: np.ndarray, left: np.ndarray, ids: np.ndarray, tops: list[int]) -> Ranking:
+    if len(scores) == 0 or left.all() or not left.any():
+        return Ranking(None, float(np.mean(tops)) if tops else None)
+    return Ranking(auc(scores, left, ids), float(np.mean(tops)))
+
+
+def _calibration(risk: np.ndarray, left: np.ndarray) -> pd.DataFrame:
+    """Predicted vs observed by tenth of predicted risk (tenths of the pooled rows, by rank)."""
+    if len(risk) == 0:
+        return pd.DataFrame(columns=["tenth", "n", "predicted", "observed"])
+    tenth = np.minimum((np.argsort(np.argsort(risk, kind="stable")) * 10) // len(risk), 9) + 1
+    frame = pd.DataFrame({"tenth": tenth, "risk": risk, "left": left.astype(float)})
+    out = frame.groupby("tenth").agg(n=("risk", "size"), predicted=("risk", "mean"), observed=("left", "mean"))
+    return out.reset_index()
+
+
+def _backtest(windows: pd.DataFrame, settings: OutreachSettings) -> Backtest:
+    """Refit at each of the last cutoffs on the windows ended by then; score who was active then."""
+    last = int(windows.j.max()) if len(windows) else 0
+    ks = [k for k in range(1, settings.backtest_cutoffs + 1) if k + 1 <= last]
+    cutoff_of = windows.drop_duplicates("j").set_index("j").s
+
+    def one(k: int):
+        model = _fit(windows[windows.j >= k + 1], settings.min_events, settings.horizon_days)
+        rows = windows[(windows.j == k) & windows.active]
+        return k, model, rows, predict(model, rows)
+
+    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(max_workers=_WORKERS) as pool:
+        results = list(pool.map(one, ks))
+    fitted = [(k, m, rows, risk) for k, m, rows, risk in results if m.kind == "fitted"]
+    used = fitted if fitted else results
+    skipped = [cutoff_of[k] for k, m, _, _ in results if m.kind != "fitted"]
+    per, pool_risk, pool_silent, pool_left, pool_ids = [], [], [], [], []
+    for k, model, rows, risk in sorted(used, key=lambda r: r[0], reverse=True):
+        left = rows.event.to_numpy(bool)
+        ids = rows.participant_id.to_numpy(str)
+        silent = rows.days_silent.to_numpy(float)
+        per.append({"cutoff": cutoff_of[k], "active": len(rows), "left": int(left.sum()),
+                    "events_in_fit": model.events,
+                    "model_top20_left": _top_left(risk, ids, left, TOP) if fitted else None,
+                    "days_silent_top20_left": _top_left(silent, ids, left, TOP)})
+        pool_risk.append(risk), pool_silent.append(silent), pool_left.append(left), pool_ids.append(ids)
+    cat = (lambda parts, dtype: np.concatenate(parts) if parts else np.array([], dtype))
+    risk, silent, left, ids = cat(pool_risk, float), cat(pool_silent, float), cat(pool_left, bool), cat(pool_ids, str)
+    per_cutoff = pd.DataFrame(per, columns=["cutoff", "active", "left", "events_in_fit", "model_top20_left",
+                                            "days_silent_top20_left"])
+    model_rank = (_ranking(risk, left, ids, per_cutoff.model_top20_left.tolist()) if fitted
+                  else Ranking(None, None))
+    silent_rank = _ranking(silent, left, ids, per_cutoff.days_silent_top20_left.tolist())
+    difference = (auc_difference(risk, silent, left, ids)
+                  if fitted and model_rank.auc is not None else None)
+    return Backtest(per_cutoff.cutoff.tolist(), model_rank, silent_rank, difference,
+                    _calibration(risk, left) if fitted else _calibration(np.array([]), np.array([], bool)),
+                    per_cutoff, skipped)
+
+
+# ---------------------------------------------------------------- the list ---
+
+def _ranked(model: Model, now: pd.DataFrame) -> pd.DataFrame:
+    """Active participants at the reference day, highest risk first (ties, and the fallback:
+    longest silent first, then by id)."""
+    risk = predict(model, now)
+    frame = pd.DataFrame({
+        "participant_id": now.participant_id.to_numpy(str), "program": now.program.astype(str).to_numpy(),
+        "site": now.site.astype(object).where(now.site.notna(), None).to_numpy(),
+        "risk_28d": risk, "reasons": reasons(model, now), "days_since_contact": now.days_silent.to_numpy(int),
+        "last_contact": now.last_contact.to_numpy(), "in_person_4w": now.in_person.to_numpy(int),
+        "online_4w": now.online.to_numpy(int), "checkins_4w": now.checkins.to_numpy(int),
+        "mentoring_4w": now.mentoring.to_numpy(int), "used_last_checkin": now.used_last.to_numpy(bool),
+        "enrolled_on": now.enrolled_on.to_numpy()})
+    key = np.nan_to_num(risk, nan=-1.0)
+    order = np.lexsort((frame.participant_id.to_numpy(), -frame.days_since_contact.to_numpy(), -key))
+    frame = frame.iloc[order].reset_index(drop=True)
+    frame.insert(0, "rank", np.arange(1, len(frame) + 1))
+    return frame[list(LIST_COLUMNS)]
+
+
+@requires(PARTICIPANT_LEVEL)
+def outreach(store: Store, filters: Filters = Filters(), *, as_of: dt.date | None = None,
+             outcome_settings: OutcomeSettings = OutcomeSettings(),
+             settings: OutreachSettings = OutreachSettings()) -> Outreach:
+    """The ranked list of active participants at `as_of` (default: the latest date in the
+    store), the model it comes from and its backtest; one query, then numpy."""
+    as_of = as_of or resolve_cutoff(store, outcome_settings)
+    horizon, inactivity = settings.horizon_days, outcome_settings.inactivity_days
+    windows = outreach_windows(store, filters, as_of, horizon=horizon, inactivity_days=inactivity)
+    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(max_workers=1) as pool:
+        current = pool.submit(_fit, windows[windows.j >= 1], settings.min_events, horizon)
+        backtest = _backtest(windows, settings)
+        model = current.result()
+    now = windows[(windows.j == 0)]
+    return Outreach(as_of, filters, horizon, inactivity, model, backtest, _ranked(model, now[now.active]),
+                    int((~now.active).sum()))
+
+
+def outreach_csv(frame: pd.DataFrame) -> bytes:
+    """The outreach list as UTF-8 CSV (header row, ISO dates, reasons joined by '; '), for download.
+    It lists pseudonymous IDs only; it is for the program's own outreach, not for release."""
+    out = frame.assign(reasons=["; ".join(r) for r in frame.reasons])
+    buf = io.StringIO()
+    neutralise_frame(out).to_csv(buf, index=False, date_format="%Y-%m-%d", float_format="%.4f", lineterminator="\n")
+    return buf.getvalue().encode("utf-8")
+
+
+def outreach_text(result: Outreach, top: int | None = None) -> str:
+    """The command line's plain-text report."""
+    m, b = result.model, result.backtest
+    out = [f"Outreach as of {result.as_of} ({result.filters.describe()})", result.rule, ""]
+    if m.kind == "fitted":
+        out.append(f"Model: {m.events:,} leavings in {m.person_weeks:,.0f} person-weeks over {m.windows} windows")
+        out += [f"  {t.term:<44} HR {t.hr:6.3f} ({t.ci[0]:.3f}-{t.ci[1]:.3f}), p = {t.p:.3g}  [{t.unit}]"
+                for t in m.terms]
+    else:
+        out.append(f"No model ({m.events} leavings): ranked by days since the last contact.")
+
+    def line(name: str, r: Ranking) -> str:
+        if r.auc is None:
+            return f"  {name:<22} AUC -"
+        return (f"  {name:<22} AUC {r.auc.estimate:.3f} ({r.auc.ci[0]:.3f}-{r.auc.ci[1]:.3f}); "
+                f"of the top {TOP}, {r.top20_left:.1f} left on average")
+
+    out += ["", f"Track record at {len(b.cutoffs)} past cutoffs ({', '.join(str(c) for c in b.cutoffs[:1])} "
+                f"... {', '.join(str(c) for c in b.cutoffs[-1:])}), leaving in the next {result.horizon} days:",
+            line("model", b.model), line("longest silent first", b.days_silent)]
+    if b.difference is not None:
+        d = b.difference
+        out.append(f"  model - silent          AUC {d.estimate:+.3f} ({d.ci[0]:+.3f} to {d.ci[1]:+.3f})")
+    rows = result.participants if top is None else result.participants.head(top)
+    out += ["", f"{len(result.participants):,} active participants; {result.silent_no_exit:,} silent for "
+                f"{result.inactivity_days}+ days with no exit recorded are not ranked.", ""]
+    for r in rows.itertuples():
+        risk = "  -  " if pd.isna(r.risk_28d) else f"{r.risk_28d:5.1%}"
+        out.append(f"{r.rank:>4}. {r.participant_id:<12} {risk}  {'; '.join(r.reasons)}")
+    return "\n".join(out)
