@@ -15,7 +15,9 @@ landmark, with the Breslow baseline, gives the risk of leaving within 28 days:
 1 - exp(-H0(28) exp(x'b)). These stacked landmark windows are the landmark design of the
 engagement analysis made dynamic (van Houwelingen 2007): the covariates are updated every
 28 days, so the model says how this month's engagement goes with leaving next month.
-No number comes from the synthetic generator's truths.
+It learns from the most recent windows holding at least 5,000 leavings (all the
+history when fewer: OutreachSettings.learn_events). No number comes from the synthetic
+generator's truths.
 
 The reasons. The terms of a participant's x'b that raise their risk most against the
 average of those ranked (b_k (x_k - mean_k) > 0), at most three, in words.
@@ -44,6 +46,7 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from analytics.access.roles import PARTICIPANT_LEVEL, requires
+from analytics.analyses.engagement import _patterns as engagement_patterns
 from analytics.analyses.outreach_settings import OutreachSettings
 from analytics.outcomes.definitions import OutcomeSettings, resolve_cutoff
 from analytics.outcomes.filters import Filters
@@ -51,7 +54,7 @@ from analytics.publish.spreadsheets import neutralise_frame
 from analytics.stats.discrimination import AUC, auc, auc_difference
 from analytics.stats.tvcox import fit_counting_cox
 from analytics.store.connection import Store
-from analytics.store.queries.outreach import outreach_windows
+from analytics.store.queries.outreach import outreach_activity, outreach_people
 
 __all__ = ["DEFINITION", "LIST_COLUMNS", "Backtest", "Model", "Outreach", "outreach", "outreach_csv",
            "outreach_text"]
@@ -181,6 +184,61 @@ class Outreach:
                 "silent_no_exit": self.silent_no_exit}
 
 
+# ---------------------------------------------------------------- windows ---
+
+def windows(people: pd.DataFrame, activity: pd.DataFrame, horizon: int, inactivity: int) -> pd.DataFrame:
+    """One row per participant and landmark s_j = as_of - horizon j at which they were active,
+    plus, at j = 0, those with no exit recorded who are not active (active = False).
+
+    From outreach_people and outreach_activity (days counted back from as_of), on dense
+    (participant x window) arrays. Columns: person, j, days_silent (days since the last
+    contact or enrollment at s_j), tenure_days, in_person, online, checkins, mentoring and
+    used_last (the horizon days up to s_j), active, and for j >= 1 what happened in
+    (s_j, s_j + horizon]: stop (day of the window, 1..horizon) and event (left: a recorded
+    dropped_out exit, or the day the silence reaches `inactivity` with no contact before it;
+    other exits censor at their day). Sorted by j, then participant id."""
+    n = len(people)
+    enrolled = people.enrolled_ago.to_numpy(np.int64)
+    last_j = enrolled // horizon  # landmarks on or after enrollment: j = 0..last_j
+    width = int(last_j.max()) + 2 if n else 2
+    person, j = activity.person.to_numpy(np.int64), activity.j.to_numpy(np.int64)
+    dense = {}
+    for col, fill in (("in_person", 0), ("online", 0), ("checkins", 0), ("mentoring", 0), ("used_last", False),
+                      ("last_ago", np.iinfo(np.int64).max), ("first_ago", -1)):
+        grid = np.full((n, width), fill, dtype=bool if col == "used_last" else np.int64)
+        grid[person, j] = activity[col].to_numpy()
+        dense[col] = grid
+    # the latest contact on or before s_j: the smallest last_ago over buckets j' >= j, or enrollment
+    seen = np.minimum.accumulate(dense["last_ago"][:, ::-1], axis=1)[:, ::-1]
+    landmark = horizon * np.arange(width)[None, :]  # s_j, in days before as_of
+    days_silent = np.minimum(seen, enrolled[:, None]) - landmark
+    exited = people.exited_ago.to_numpy(float)
+    exited = np.where(np.isnan(exited), -1, exited).astype(np.int64)[:, None]
+    out_by_landmark = exited >= landmark
+    valid = np.arange(width)[None, :] <= last_j[:, None]
+    active = valid & ~out_by_landmark & (days_silent < inactivity)
+    keep = active.copy()
+    keep[:, 0] |= valid[:, 0] & ~out_by_landmark[:, 0]
+    jj, pp = np.nonzero(keep.T)  # j-major; people are sorted by id
+    ds = days_silent[pp, jj]
+    # the window after s_j (j >= 1): the first contact in bucket j - 1, an exit in it
+    next_after = np.where(jj > 0, landmark[0, jj] - dense["first_ago"][pp, np.maximum(jj - 1, 0)], -1)
+    next_after = np.where(dense["first_ago"][pp, np.maximum(jj - 1, 0)] < 0, -1, next_after)
+    silent_at = inactivity - ds
+    goes_silent = (jj > 0) & (silent_at <= horizon) & ((next_after < 0) | (next_after > silent_at))
+    ex = exited[pp, 0]
+    exit_at = landmark[0, jj] - ex
+    exit_in = (jj > 0) & (ex >= 0) & (exit_at >= 1) & (exit_at <= horizon)
+    by_exit = exit_in & (~goes_silent | (exit_at <= silent_at))
+    stop = np.where(jj == 0, 0, np.where(by_exit, exit_at, np.where(goes_silent, silent_at, horizon)))
+    event = np.where(by_exit, people.dropped_out.to_numpy(bool)[pp], goes_silent)
+    return pd.DataFrame({
+        "person": pp, "j": jj, "days_silent": ds, "tenure_days": enrolled[pp] - landmark[0, jj],
+        **{col: dense[col][pp, jj] for col in ("in_person", "online", "checkins", "mentoring", "used_last")},
+        "active": active[pp, jj], "stop": stop, "event": event.astype(bool),
+        "program": pd.Categorical.from_codes(people.program.cat.codes.to_numpy()[pp], people.program.cat.categories)})
+
+
 # ------------------------------------------------------------------ model ---
 
 def _design(rows: pd.DataFrame, program_levels: list[str]) -> tuple[np.ndarray, list[str]]:
@@ -188,9 +246,20 @@ def _design(rows: pd.DataFrame, program_levels: list[str]) -> tuple[np.ndarray, 
     cols = {"new": (rows.tenure_days.to_numpy() < NEW_DAYS).astype(float),
             "used_last": rows.used_last.to_numpy(bool).astype(float)}
     X = [cols[col] if col in cols else rows[col].to_numpy(float) / scale for col, scale, _ in TERMS.values()]
-    program = rows.program.astype(str).to_numpy()
-    X += [(program == level).astype(float) for level in program_levels]
+    codes, categories = rows.program.cat.codes.to_numpy(), [str(c) for c in rows.program.cat.categories]
+    X += [(codes == categories.index(level)).astype(float) if level in categories else np.zeros(len(rows))
+          for level in program_levels]
     return np.column_stack(X), list(TERMS) + [f"program: {level}" for level in program_levels]
+
+
+def _patterns(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Rows with the same (stop, event, covariates): one representative each and its count
+    (replication weights: the same Cox fit as on every row, in about half the time)."""
+    columns = [rows[c].to_numpy().astype(np.int64) for c in ("stop", "event", "days_silent", "in_person", "online",
+                                                               "checkins", "mentoring", "used_last")]
+    columns += [(rows.tenure_days.to_numpy() < NEW_DAYS).astype(np.int64),
+                rows.program.cat.codes.to_numpy().astype(np.int64)]
+    return engagement_patterns(columns)
 
 
 def _fit(train: pd.DataFrame, min_events: int, horizon: int) -> Model:
@@ -199,17 +268,19 @@ def _fit(train: pd.DataFrame, min_events: int, horizon: int) -> Model:
     person_weeks = float(train.stop.sum()) / 7
     if events < min_events:
         return Model("days_silent", events, person_weeks, int(train.j.nunique()), [])
-    counts = train.program.astype(str).value_counts()
+    counts = train.program.value_counts()
     counts = counts[counts > 0]
-    reference = min(counts.index[counts == counts.max()])
-    X, names = _design(train, sorted(level for level in counts.index if level != reference))
+    reference = str(min(counts.index[counts == counts.max()]))
+    rep, weights = _patterns(train)
+    rows = train.iloc[rep]
+    X, names = _design(rows, sorted(str(level) for level in counts.index if str(level) != reference))
     varies = (X != X[:1]).any(axis=0)
     X, names = X[:, varies], [n for n, v in zip(names, varies) if v]
-    stop, event = train.stop.to_numpy(float), train.event.to_numpy(bool)
-    fit = fit_counting_cox(np.zeros(len(stop)), stop, event, X, names=names)
-    risk = np.exp(X @ fit.coef)
-    at_risk = np.cumsum(np.bincount(stop.astype(int), weights=risk, minlength=horizon + 1)[::-1])[::-1]
-    deaths = np.bincount(stop.astype(int)[event], minlength=horizon + 1)
+    stop, event, weights = rows.stop.to_numpy(np.int64), rows.event.to_numpy(bool), weights.astype(float)
+    fit = fit_counting_cox(np.zeros(len(stop)), stop.astype(float), event, X, weights=weights, names=names)
+    risk = weights * np.exp(X @ fit.coef)
+    at_risk = np.cumsum(np.bincount(stop, weights=risk, minlength=horizon + 1)[::-1])[::-1]
+    deaths = np.bincount(stop[event], weights=weights[event], minlength=horizon + 1)
     times = np.flatnonzero(deaths[: horizon + 1])
     baseline = float(np.sum(deaths[times] / at_risk[times]))
     units = {name: unit for name, (_, _, unit) in TERMS.items()}
@@ -296,34 +367,35 @@ def _calibration(risk: np.ndarray, left: np.ndarray) -> pd.DataFrame:
     return out.reset_index()
 
 
-def _backtest(windows: pd.DataFrame, settings: OutreachSettings) -> Backtest:
-    """Refit at each of the last cutoffs on the windows ended by then; score who was active then."""
-    last = int(windows.j.max()) if len(windows) else 0
-    ks = [k for k in range(1, settings.backtest_cutoffs + 1) if k + 1 <= last]
-    cutoff_of = windows.drop_duplicates("j").set_index("j").s
+def _backtest(table: pd.DataFrame, as_of: dt.date, settings: OutreachSettings,
+              fits: dict[int, Model]) -> Backtest:
+    """At each of the last cutoffs k (fits[k]: the model fitted on the windows ended by then),
+    score who was active then and compare with who left in the next horizon days."""
+    h = settings.horizon_days
 
-    def one(k: int):
-        model = _fit(windows[windows.j >= k + 1], settings.min_events, settings.horizon_days)
-        rows = windows[(windows.j == k) & windows.active]
-        return k, model, rows, predict(model, rows)
+    def cutoff_of(k: int) -> dt.date:
+        return as_of - dt.timedelta(days=h * k)
 
-    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(max_workers=_WORKERS) as pool:
-        results = list(pool.map(one, ks))
+    ks = sorted(k for k in fits if k >= 1)
+    results = []
+    for k in ks:
+        rows = table[(table.j == k) & table.active]
+        results.append((k, fits[k], rows, predict(fits[k], rows)))
     fitted = [(k, m, rows, risk) for k, m, rows, risk in results if m.kind == "fitted"]
     used = fitted if fitted else results
-    skipped = [cutoff_of[k] for k, m, _, _ in results if m.kind != "fitted"]
+    skipped = [cutoff_of(k) for k, m, _, _ in results if m.kind != "fitted"]
     per, pool_risk, pool_silent, pool_left, pool_ids = [], [], [], [], []
     for k, model, rows, risk in sorted(used, key=lambda r: r[0], reverse=True):
         left = rows.event.to_numpy(bool)
-        ids = rows.participant_id.to_numpy(str)
+        ids = rows.person.to_numpy()  # people are numbered in id order
         silent = rows.days_silent.to_numpy(float)
-        per.append({"cutoff": cutoff_of[k], "active": len(rows), "left": int(left.sum()),
+        per.append({"cutoff": cutoff_of(k), "active": len(rows), "left": int(left.sum()),
                     "events_in_fit": model.events,
                     "model_top20_left": _top_left(risk, ids, left, TOP) if fitted else None,
                     "days_silent_top20_left": _top_left(silent, ids, left, TOP)})
         pool_risk.append(risk), pool_silent.append(silent), pool_left.append(left), pool_ids.append(ids)
     cat = (lambda parts, dtype: np.concatenate(parts) if parts else np.array([], dtype))
-    risk, silent, left, ids = cat(pool_risk, float), cat(pool_silent, float), cat(pool_left, bool), cat(pool_ids, str)
+    risk, silent, left, ids = cat(pool_risk, float), cat(pool_silent, float), cat(pool_left, bool), cat(pool_ids, int)
     per_cutoff = pd.DataFrame(per, columns=["cutoff", "active", "left", "events_in_fit", "model_top20_left",
                                             "days_silent_top20_left"])
     model_rank = (_ranking(risk, left, ids, per_cutoff.model_top20_left.tolist()) if fitted
@@ -338,20 +410,23 @@ def _backtest(windows: pd.DataFrame, settings: OutreachSettings) -> Backtest:
 
 # ---------------------------------------------------------------- the list ---
 
-def _ranked(model: Model, now: pd.DataFrame) -> pd.DataFrame:
+def _ranked(model: Model, now: pd.DataFrame, people: pd.DataFrame, as_of: dt.date) -> pd.DataFrame:
     """Active participants at the reference day, highest risk first (ties, and the fallback:
     longest silent first, then by id)."""
     risk = predict(model, now)
+    who = people.iloc[now.person.to_numpy()]
+    day = np.datetime64(as_of, "D")
     frame = pd.DataFrame({
-        "participant_id": now.participant_id.to_numpy(str), "program": now.program.astype(str).to_numpy(),
-        "site": now.site.astype(object).where(now.site.notna(), None).to_numpy(),
+        "participant_id": who.participant_id.to_numpy(str), "program": who.program.astype(str).to_numpy(),
+        "site": who.site.astype(object).where(who.site.notna(), None).to_numpy(),
         "risk_28d": risk, "reasons": reasons(model, now), "days_since_contact": now.days_silent.to_numpy(int),
-        "last_contact": now.last_contact.to_numpy(), "in_person_4w": now.in_person.to_numpy(int),
-        "online_4w": now.online.to_numpy(int), "checkins_4w": now.checkins.to_numpy(int),
-        "mentoring_4w": now.mentoring.to_numpy(int), "used_last_checkin": now.used_last.to_numpy(bool),
-        "enrolled_on": now.enrolled_on.to_numpy()})
+        "last_contact": pd.to_datetime(day - now.days_silent.to_numpy().astype("timedelta64[D]")).date,
+        "in_person_4w": now.in_person.to_numpy(int), "online_4w": now.online.to_numpy(int),
+        "checkins_4w": now.checkins.to_numpy(int), "mentoring_4w": now.mentoring.to_numpy(int),
+        "used_last_checkin": now.used_last.to_numpy(bool),
+        "enrolled_on": pd.to_datetime(day - who.enrolled_ago.to_numpy().astype("timedelta64[D]")).date})
     key = np.nan_to_num(risk, nan=-1.0)
-    order = np.lexsort((frame.participant_id.to_numpy(), -frame.days_since_contact.to_numpy(), -key))
+    order = np.lexsort((now.person.to_numpy(), -frame.days_since_contact.to_numpy(), -key))
     frame = frame.iloc[order].reset_index(drop=True)
     frame.insert(0, "rank", np.arange(1, len(frame) + 1))
     return frame[list(LIST_COLUMNS)]
@@ -362,17 +437,28 @@ def outreach(store: Store, filters: Filters = Filters(), *, as_of: dt.date | Non
              outcome_settings: OutcomeSettings = OutcomeSettings(),
              settings: OutreachSettings = OutreachSettings()) -> Outreach:
     """The ranked list of active participants at `as_of` (default: the latest date in the
-    store), the model it comes from and its backtest; one query, then numpy."""
+    store), the model it comes from and its backtest. Two queries, then numpy; the model of
+    today and those of the backtest's cutoffs are fitted on two threads."""
     as_of = as_of or resolve_cutoff(store, outcome_settings)
-    horizon, inactivity = settings.horizon_days, outcome_settings.inactivity_days
-    windows = outreach_windows(store, filters, as_of, horizon=horizon, inactivity_days=inactivity)
-    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(max_workers=1) as pool:
-        current = pool.submit(_fit, windows[windows.j >= 1], settings.min_events, horizon)
-        backtest = _backtest(windows, settings)
-        model = current.result()
-    now = windows[(windows.j == 0)]
-    return Outreach(as_of, filters, horizon, inactivity, model, backtest, _ranked(model, now[now.active]),
-                    int((~now.active).sum()))
+    h, inactivity = settings.horizon_days, outcome_settings.inactivity_days
+    people = outreach_people(store, filters, as_of)
+    table = windows(people, outreach_activity(store, filters, as_of, h), h, inactivity)
+    last = int(table.j.max()) if len(table) else 0
+    # cutoff k learns from windows that had ended by it: j >= k + 1 (k = 0: today's model)
+    ks = [0] + [k for k in range(1, settings.backtest_cutoffs + 1) if k + 1 <= last]
+    events = np.bincount(table.j.to_numpy(), weights=table.event.to_numpy(float), minlength=last + 2)
+
+    def learn(k: int) -> Model:
+        enough = np.flatnonzero(np.cumsum(events[k + 1:]) >= settings.learn_events)
+        oldest = k + 1 + int(enough[0]) if len(enough) else last
+        return _fit(table[(table.j >= k + 1) & (table.j <= oldest)], settings.min_events, h)
+
+    with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(max_workers=_WORKERS) as pool:
+        fitted = list(pool.map(learn, ks))
+    fits = dict(zip(ks, fitted))
+    now = table[table.j == 0]
+    return Outreach(as_of, filters, h, inactivity, fits[0], _backtest(table, as_of, settings, fits),
+                    _ranked(fits[0], now[now.active], people, as_of), int((~now.active).sum()))
 
 
 def outreach_csv(frame: pd.DataFrame) -> bytes:
