@@ -142,6 +142,7 @@ class Backtest:
     calibration: pd.DataFrame  # tenth, n, predicted, observed
     per_cutoff: pd.DataFrame  # cutoff, active, left, events_in_fit, model_top20_left, days_silent_top20_left
     skipped: list[dt.date] = field(default_factory=list)  # cutoffs with too few events to fit
+    models: list[Model] = field(default_factory=list, repr=False)  # the model fitted at each cutoff
 
     def to_json(self) -> dict:
         return {"cutoffs": [c.isoformat() for c in self.cutoffs], "model": self.model.to_json(),
@@ -384,8 +385,9 @@ def _backtest(table: pd.DataFrame, as_of: dt.date, settings: OutreachSettings,
     fitted = [(k, m, rows, risk) for k, m, rows, risk in results if m.kind == "fitted"]
     used = fitted if fitted else results
     skipped = [cutoff_of(k) for k, m, _, _ in results if m.kind != "fitted"]
-    per, pool_risk, pool_silent, pool_left, pool_ids = [], [], [], [], []
+    per, pool_risk, pool_silent, pool_left, pool_ids, models = [], [], [], [], [], []
     for k, model, rows, risk in sorted(used, key=lambda r: r[0], reverse=True):
+        models.append(model)
         left = rows.event.to_numpy(bool)
         ids = rows.person.to_numpy()  # people are numbered in id order
         silent = rows.days_silent.to_numpy(float)
@@ -405,7 +407,7 @@ def _backtest(table: pd.DataFrame, as_of: dt.date, settings: OutreachSettings,
                   if fitted and model_rank.auc is not None else None)
     return Backtest(per_cutoff.cutoff.tolist(), model_rank, silent_rank, difference,
                     _calibration(risk, left) if fitted else _calibration(np.array([]), np.array([], bool)),
-                    per_cutoff, skipped)
+                    per_cutoff, skipped, models)
 
 
 # ---------------------------------------------------------------- the list ---
