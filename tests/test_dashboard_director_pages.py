@@ -124,7 +124,7 @@ def test_an_empty_selection_says_so(app: AppTest, page: str):
     if page == "engagement":  # each section says it has nothing, rather than drawing empty charts
         assert not app.get("plotly_chart")
         assert any("No meetings attended" in m for m in messages)
-        assert any("has gone 14 to 90 days without contact" in m for m in messages)
+        assert any("No active participant matches the filters" in m for m in messages)
     else:
         assert any("Nothing to show" in m for m in messages)
 
