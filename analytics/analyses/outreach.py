@@ -466,7 +466,7 @@ def outreach(store: Store, filters: Filters = Filters(), *, as_of: dt.date | Non
 def outreach_csv(frame: pd.DataFrame) -> bytes:
     """The outreach list as UTF-8 CSV (header row, ISO dates, reasons joined by '; '), for download.
     It lists pseudonymous IDs only; it is for the program's own outreach, not for release."""
-    out = frame.assign(reasons=["; ".join(r) for r in frame.reasons])
+    out = frame.assign(reasons=[r if isinstance(r, str) else "; ".join(r) for r in frame.reasons])
     buf = io.StringIO()
     neutralise_frame(out).to_csv(buf, index=False, date_format="%Y-%m-%d", float_format="%.4f", lineterminator="\n")
     return buf.getvalue().encode("utf-8")

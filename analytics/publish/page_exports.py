@@ -411,8 +411,9 @@ def hazard_ratio_export(analysis: EngagementAnalysis, filters: Filters, cutoff: 
     if analysis.time_varying and not kept:
         fig = _message(fig, _all_hidden(threshold))
     meta = _engagement_meta(analysis, fig, "Time-varying Cox model (Efron ties) on the person-week table: hazard "
-                            "ratio per one more meeting, check-in or mentoring session in the previous week, "
-                            "with 95% CI.", filters, cutoff, threshold)
+                            "ratio per one more in-person group meeting, online community meeting (type "
+                            "online_community or modality online), check-in or mentoring session in the previous "
+                            "week, with 95% CI.", filters, cutoff, threshold)
     return ChartExport(f"{analysis.outcome}-engagement-hazard-ratios", meta, p, fig)
 
 

@@ -148,7 +148,7 @@ else:
             "days_since_contact": "Days since", "in_person_4w": "In-person groups (4 wk)",
             "online_4w": "Online (4 wk)", "checkins_4w": "Check-ins (4 wk)", "mentoring_4w": "Mentoring (4 wk)",
             "used_last_checkin": "Use at last check-in"})
-    st.download_button("Download outreach list (CSV)", data=lambda: audited_outreach_csv(shown, user.name),
+    st.download_button("Download outreach list (CSV)", data=lambda: audited_outreach_csv(ranked.head(int(top)), user.name),
                        file_name=f"outreach-{as_of}.csv", mime="text/csv", key="outreach_download",
                        on_click="ignore", icon=":material/download:",
                        help="The rows shown, with the chance and the reasons. For the program's own outreach "
