@@ -33,7 +33,7 @@ from streamlit.testing.v1.element_tree import Block, Dataframe, Html, Markdown, 
 
 import analytics
 from analytics.access import roles as access
-from analytics.analyses import activity
+from analytics.analyses import activity, outreach
 from analytics.access import audit
 from analytics.analyses import cohorts
 from analytics.analyses import kpis
@@ -293,9 +293,9 @@ def test_analytics_refuse_a_role_without_the_permission(shared: Path):
         store = open_store(shared)
     gw = User("gw", "grant_writer")
     with access.acting_as(gw), pytest.raises(AccessDenied, match="grant_writer"):
-        activity.outreach_list(store, Filters(), 14)
+        outreach.outreach(store, Filters())
     functions = protected_functions()
-    assert "analytics.analyses.activity.outreach_list" in dict(functions)
+    assert "analytics.analyses.outreach.outreach" in dict(functions)
     for name, func in functions:
         for role in ROLES:
             user = User(role, role)
@@ -309,11 +309,11 @@ def test_analytics_refuse_a_role_without_the_permission(shared: Path):
     access.enforce(True)
     try:
         with pytest.raises(AccessDenied, match="nobody signed in"):
-            activity.outreach_list(store, Filters(), 14)
+            outreach.outreach(store, Filters())
     finally:
         access.enforce(False)
     with access.acting_as(User("c", "clinician")):
-        assert not activity.outreach_list(store, Filters(), 14).empty
+        assert not outreach.outreach(store, Filters()).participants.empty
 
 
 # --- 3. a grant writer never sees an ID nor a small count -------------------------------
@@ -614,7 +614,7 @@ def test_injection_in_analytics_filters_is_only_a_value(shared: Path):
     hostile = Filters(programs=INJECTIONS, sites=INJECTIONS)
     period = default_period(store)
     with access.acting_as(access.SYSTEM):
-        assert activity.outreach_list(store, hostile, 14).empty
+        assert outreach.outreach(store, hostile).participants.empty
         assert quality.last_activity_by_program(store, hostile).empty
         assert kpis.by_program(store, hostile, period).empty
         assert cohorts.cohort_retention(store, hostile).empty
@@ -696,9 +696,9 @@ def test_viewing_participant_level_data_is_audited_once_per_selection(fresh: Pat
     at.run()  # a rerun with the same selection is not a new view
     views = log(fresh, "view")
     assert views.what.tolist() == ["outreach list"] and views.user_name.tolist() == ["amira"]
-    at.number_input(key="no_contact_days").set_value(30).run()
+    at.number_input(key="outreach_top").set_value(30).run()
     assert log(fresh, "view").what.tolist() == ["outreach list", "outreach list"]
-    assert json.loads(log(fresh, "view").details.iloc[0])["days"] == 30
+    assert json.loads(log(fresh, "view").details.iloc[0])["top"] == 30
 
 
 def test_single_sign_on_takes_the_role_from_our_user_table(fresh: Path):

@@ -29,9 +29,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from analytics.analyses import activity
+from analytics.analyses.outreach import LIST_COLUMNS, outreach, outreach_csv
 from analytics.analyses import quality
-from analytics.publish import page_exports
 from analytics.ingest.bootstrap import ensure_store
 from analytics.analyses.engagement import analyse_engagement
 from analytics.outcomes.filters import Filters
@@ -248,8 +247,8 @@ def _overview(page: Page, ref: Store) -> None:
 def _engagement(page: Page, ref: Store) -> None:
     expect(page.get_by_role("heading", name="Engagement", level=1)).to_be_visible()
     as_of = resolve_cutoff(ref, OutcomeSettings())
-    expected = activity.outreach_list(ref, Filters(), 14, as_of=as_of, max_days=90)
-    expect(metric(page, "Participants to reach out to")).to_have_text(n(len(expected)))
+    expected = outreach(ref, Filters(), as_of=as_of)
+    expect(metric(page, "Active participants, ranked")).to_have_text(n(len(expected.participants)))
     expect(page.get_by_role("heading", name="Who is slipping away? The outreach list")).to_be_visible()
 
 
@@ -385,17 +384,18 @@ def test_bad_upload_shows_every_problem_and_imports_nothing(tab: Page, server: S
 # --- the outreach list download --------------------------------------------------------
 
 def test_outreach_download_equals_the_analytics(tab: Page, server: Server, ref: Store):
-    days = 30  # not the default 14, to check the download follows the input
+    top = 30  # not the default 50, to check the download follows the input
     as_of = resolve_cutoff(ref, OutcomeSettings())
-    expected = activity.outreach_list(ref, Filters(), days, as_of=as_of, max_days=90)
-    expected_csv = list(csv.reader(io.StringIO(page_exports.outreach_csv(expected).decode())))
+    result = outreach(ref, Filters(), as_of=as_of)
+    expected = result.participants.head(top)
+    expected_csv = list(csv.reader(io.StringIO(outreach_csv(expected).decode())))
 
     open_page(tab, server, "engagement")
-    field = tab.get_by_role("spinbutton", name="No contact for at least N days", exact=True)
-    field.fill(str(days))
+    field = tab.get_by_role("spinbutton", name="Show the top N", exact=True)
+    field.fill(str(top))
     field.press("Enter")
-    expect(tab).to_have_url(re.compile(rf"[?&]no_contact_days={days}(&|$)"))
-    expect(metric(tab, "Participants to reach out to")).to_have_text(n(len(expected)))
+    expect(tab).to_have_url(re.compile(rf"[?&]outreach_top={top}(&|$)"))
+    expect(metric(tab, "Active participants, ranked")).to_have_text(n(len(result.participants)))
     idle(tab)
 
     with tab.expect_download() as info:
@@ -403,9 +403,9 @@ def test_outreach_download_equals_the_analytics(tab: Page, server: Server, ref: 
     download = info.value
     assert download.suggested_filename == f"outreach-{as_of}.csv"
     got = list(csv.reader(io.StringIO(Path(download.path()).read_text(encoding="utf-8"))))
-    assert got[0] == expected_csv[0] == list(activity.OUTREACH_COLUMNS)
-    assert len(got) - 1 == len(expected) > 0
-    assert [r[1] for r in got[1:]] == expected.participant_id.tolist()  # same people, same order
+    assert got[0] == expected_csv[0] == list(LIST_COLUMNS)
+    assert got == expected_csv  # same people, same order, same chances and reasons
+    assert len(got) - 1 == len(expected) == top
     assert_no_exception(tab)
 
 

@@ -86,13 +86,14 @@ def test_time_varying_on_patterns_equals_the_fit_on_every_row(sample: Store):
     pw = person_weeks(sample, "retention")
     main, others = engagement.fit_time_varying(pw, ["program", "gender"])
     frame = pw.frame
-    X = pd.concat([frame[list(engagement.LAGGED)].astype(float), engagement._dummies(frame, ["program", "gender"])],
-                  axis=1)
+    frame["in_person_prev"] = frame.meetings_prev - frame.online_prev
+    X = pd.concat([frame[list(engagement.SPLIT_TERMS)].astype(float),
+                   engagement._dummies(frame, ["program", "gender"])], axis=1)
     got = {t.term: t for t in main + others}
     # on every row the reference level is the most frequent among person-weeks; on the patterns,
     # among the patterns: compare the engagement terms (they do not depend on the reference)
     full = fit_counting_cox(frame.tstart, frame.tstop, frame.event, X).table().set_index("term")
-    for col, label in engagement.TERMS.items():
+    for col, label in engagement.SPLIT_TERMS.items():
         np.testing.assert_allclose([got[label].estimate, *got[label].ci, got[label].p],
                                    full.loc[col, ["hr", "lo", "hi", "p"]].to_numpy(float), rtol=1e-8)
 

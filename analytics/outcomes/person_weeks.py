@@ -9,6 +9,8 @@ day 0 (interval (0, 1]); Cox estimates depend only on the order of times, so the
 shift changes nothing else.
 
 Engagement columns per row: this week's meetings, check-ins and mentoring sessions;
+of the meetings, those online (`online`: meeting_type online_community or modality
+online; the rest are in-person groups);
 the previous week's (the `_prev` columns: the default exposure, so the week someone
 leaves cannot explain their leaving); and totals to date before this week. Only
 activity inside each participant's follow-up counts. Check-in summaries for the week
@@ -47,6 +49,8 @@ from analytics.store.connection import Store
 
 ENGAGEMENT = ("meetings", "checkins", "mentoring")
 LAGGED = tuple(f"{e}_prev" for e in ENGAGEMENT)
+# The rule for an online meeting (the rest are in-person groups), as SQL on attendance.
+ONLINE_MEETING_SQL = "(meeting_type = 'online_community' OR modality = 'online')"
 DEFAULT_SETTINGS, NO_FILTERS = OutcomeSettings(), Filters()  # the defaults (both are immutable)
 
 _PERSON_WEEKS = """
@@ -55,13 +59,14 @@ followed AS (
     SELECT participant_id, {descriptors}, start, stop, event, (stop - start) AS stop_day
     FROM dur WHERE left_out IS NULL),
 activity AS (
-    SELECT participant_id, attended_on AS day, 1 AS m, 0 AS c, 0 AS s, NULL::BOOLEAN AS used,
+    SELECT participant_id, attended_on AS day, 1 AS m, 0 AS c, 0 AS s, {online}::INTEGER AS o, NULL::BOOLEAN AS used,
            NULL::INTEGER AS craving, NULL::INTEGER AS mood FROM attendance
-    UNION ALL SELECT participant_id, checked_in_on, 0, 1, 0, used, craving, mood FROM checkins
-    UNION ALL SELECT participant_id, met_on, 0, 0, 1, NULL, NULL, NULL FROM mentoring),
+    UNION ALL SELECT participant_id, checked_in_on, 0, 1, 0, 0, used, craving, mood FROM checkins
+    UNION ALL SELECT participant_id, met_on, 0, 0, 1, 0, NULL, NULL, NULL FROM mentoring),
 weekly AS (
     SELECT a.participant_id, (a.day - f.start) // 7 AS week,
            sum(m)::INTEGER AS meetings, sum(c)::INTEGER AS checkins, sum(s)::INTEGER AS mentoring,
+           sum(o)::INTEGER AS online,
            bool_or(used) AS used_any, avg(craving) AS craving, avg(mood) AS mood
     FROM activity a JOIN followed f USING (participant_id)
     WHERE a.day >= f.start AND a.day <= f.stop
@@ -78,7 +83,8 @@ SELECT w.participant_id, {w_descriptors}, w.week,
        coalesce(sum(coalesce(cur.meetings, 0)) OVER to_date, 0)::INTEGER AS meetings_to_date,
        coalesce(sum(coalesce(cur.checkins, 0)) OVER to_date, 0)::INTEGER AS checkins_to_date,
        coalesce(sum(coalesce(cur.mentoring, 0)) OVER to_date, 0)::INTEGER AS mentoring_to_date,
-       cur.used_any, cur.craving, cur.mood
+       cur.used_any, cur.craving, cur.mood,
+       coalesce(cur.online, 0) AS online, coalesce(prev.online, 0) AS online_prev
 FROM weeks w
 LEFT JOIN weekly cur ON cur.participant_id = w.participant_id AND cur.week = w.week
 LEFT JOIN weekly prev ON prev.participant_id = w.participant_id AND prev.week = w.week - 1
@@ -104,14 +110,14 @@ FROM weeks
 """
 _PEOPLE = "SELECT participant_id, {descriptors}, days, event, left_out FROM pw_followed ORDER BY participant_id"
 
-# One row per activity inside follow-up: slot = 3 * (its person-week row) + kind (0 meeting,
-# 1 check-in, 2 mentoring), and day = days since the start.
+# One row per activity inside follow-up: slot = 4 * (its person-week row) + kind (0 in-person
+# meeting, 1 check-in, 2 mentoring, 3 online meeting), and day = days since the start.
 _ACTIVITY = """
 WITH activity AS (
-    SELECT participant_id, attended_on AS day, 0 AS kind FROM attendance
+    SELECT participant_id, attended_on AS day, CASE WHEN {online} THEN 3 ELSE 0 END AS kind FROM attendance
     UNION ALL SELECT participant_id, checked_in_on, 1 FROM checkins
     UNION ALL SELECT participant_id, met_on, 2 FROM mentoring)
-SELECT (3 * (f.first_row + (a.day - f.start) // 7) + a.kind)::INTEGER AS slot, (a.day - f.start)::INTEGER AS day
+SELECT (4 * (f.first_row + (a.day - f.start) // 7) + a.kind)::INTEGER AS slot, (a.day - f.start)::INTEGER AS day
 FROM activity a JOIN pw_followed f USING (participant_id)
 WHERE f.weeks > 0 AND a.day >= f.start AND a.day <= f.stop
 """
@@ -130,7 +136,9 @@ class PersonWeeks:
     (sorted by id; participant_id, the descriptors as categoricals, days = stop - start,
     event); each array has one entry per person-week row, sorted by participant and week
     (`person` indexes `people`). Engagement columns are (rows, 3) arrays in the order
-    meetings, check-ins, mentoring. `first_days[d]` holds each participant's engagement
+    meetings, check-ins, mentoring; `online_previous` / `online_totals` count the online
+    meetings among them (ONLINE_MEETING_SQL; the rest are in-person groups).
+    `first_days[d]` holds each participant's engagement
     in their first d days of follow-up, (people, 3), for the d asked for."""
 
     outcome: str
@@ -147,6 +155,9 @@ class PersonWeeks:
     craving: np.ndarray  # mean craving of the week's check-ins, NaN if none
     totals: np.ndarray  # (people, 3): each participant's engagement over all their follow-up
     first_days: dict[int, np.ndarray] = field(default_factory=dict)
+    online_current: np.ndarray | None = None  # (rows,): online meetings this week
+    online_previous: np.ndarray | None = None  # (rows,): online meetings the previous week
+    online_totals: np.ndarray | None = None  # (people,): online meetings over all the follow-up
     _checkin_mood: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
 
     @cached_property
@@ -201,7 +212,8 @@ class PersonWeeks:
         used = np.full(len(person), None, dtype=object)
         known = ~np.isnan(self.used_any)
         used[known] = self.used_any[known] > 0
-        out |= {"used_any": used, "craving": self.craving, "mood": self.mood}
+        out |= {"used_any": used, "craving": self.craving, "mood": self.mood,
+                "online": self.online_current, "online_prev": self.online_previous}
         return pd.DataFrame(out)
 
 
@@ -212,7 +224,7 @@ def person_weeks_sql(store: Store, outcome: str, settings: OutcomeSettings,
     cutoff = resolve_cutoff(store, settings)
     durations, params = durations_sql(outcome, cutoff, settings, filters)
     sql = _PERSON_WEEKS.format(
-        durations=durations,
+        durations=durations, online=ONLINE_MEETING_SQL,
         descriptors=", ".join(f"coalesce({c}, '{MISSING_LEVEL}') AS {c}" for c in DESCRIPTORS),
         w_descriptors=", ".join(f"w.{c}" for c in DESCRIPTORS))
     return sql, params
@@ -234,7 +246,7 @@ def person_weeks(store: Store, outcome: str, settings: OutcomeSettings = DEFAULT
     try:
         session.execute(_FOLLOWED.format(durations=durations, descriptors=descriptors), params)
         everyone = session.categorical_df(_PEOPLE.format(descriptors=", ".join(DESCRIPTORS)))
-        act = session.categorical_df(_ACTIVITY)  # numeric only, via Arrow
+        act = session.categorical_df(_ACTIVITY.format(online=ONLINE_MEETING_SQL))  # numeric only, via Arrow
         checkins = session.categorical_df(_CHECKINS)
     finally:
         session.execute("DROP TABLE IF EXISTS pw_followed")
@@ -253,7 +265,7 @@ def _build(outcome: str, people: pd.DataFrame, left_out: dict[str, int], act: pd
     days = people.days.to_numpy(np.int64)
     nweeks = np.maximum(days // 7 + 1, 0)
     total = int(nweeks.sum())
-    if 3 * total >= 2**31:  # _ACTIVITY's slot is a 32-bit integer (the query fails first)
+    if 4 * total >= 2**31:  # _ACTIVITY's slot is a 32-bit integer (the query fails first)
         raise ValueError(f"{total:,} person-weeks is more than this table can index")
     first = (np.cumsum(nweeks) - nweeks).astype(np.int32)  # each participant's first row
     person = np.repeat(np.arange(n, dtype=np.int32), nweeks)
@@ -264,10 +276,18 @@ def _build(outcome: str, people: pd.DataFrame, left_out: dict[str, int], act: pd
     event = people.event.to_numpy(bool)[person] & (week == last_week)
 
     slot = act["slot"].to_numpy()
-    current = np.bincount(slot, minlength=3 * total).astype(np.int32).reshape(total, 3)
+    by_kind = np.bincount(slot, minlength=4 * total).astype(np.int32).reshape(total, 4)
+    online = by_kind[:, 3].copy()
+    current = by_kind[:, :3]  # meetings (in person and online), check-ins, mentoring
+    current[:, 0] += online
+    current = np.ascontiguousarray(current)
+    del by_kind
     previous = np.zeros_like(current)
     previous[1:] = current[:-1]
     previous[week == 0] = 0
+    online_prev = np.zeros_like(online)
+    online_prev[1:] = online[:-1]
+    online_prev[week == 0] = 0
     to_date = np.cumsum(current, axis=0, dtype=np.int32)
     to_date -= current
     to_date -= to_date[first[person]]
@@ -292,7 +312,7 @@ def _build(outcome: str, people: pd.DataFrame, left_out: dict[str, int], act: pd
         day = act["day"].to_numpy()
         early = np.flatnonzero(day < max(first_days))
         early_day, early_slot = day[early], slot[early]
-        early_who = person[early_slot // 3].astype(np.int64) * 3 + early_slot % 3
+        early_who = person[early_slot // 4].astype(np.int64) * 3 + (early_slot % 4) % 3  # online: a meeting
     for d in first_days:  # the weeks before d's week (to date), plus the days of its week before d
         if d <= 0:
             counts[int(d)] = np.zeros((n, 3), np.int64)
@@ -305,5 +325,7 @@ def _build(outcome: str, people: pd.DataFrame, left_out: dict[str, int], act: pd
             part = (early_day >= 7 * q) & (early_day < d)
             before += np.bincount(early_who[part], minlength=3 * n).reshape(n, 3)
         counts[int(d)] = before
+    online_totals = np.bincount(person, weights=online, minlength=n).astype(np.int64)
     return PersonWeeks(outcome, people, left_out, person, week, tstop, event, current, previous, to_date,
-                       used_any, craving, totals, counts, _checkin_mood=(at, mood))
+                       used_any, craving, totals, counts, online, online_prev, online_totals,
+                       _checkin_mood=(at, mood))

@@ -1,1 +1,1 @@
-"""SQL by area: plain functions taking the Store plus plain parameters (bound parameters only)."""
+"""SQL by area: plain functions taking the Store (or a Session) and plain parameters, bound parameters only."""
