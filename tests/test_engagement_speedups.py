@@ -19,6 +19,8 @@ import pytest
 import statsmodels.api as sm
 from threadpoolctl import threadpool_limits
 
+from analytics.stats.result import Estimate
+from analytics.stats.patterns import distinct_patterns
 from analytics.analyses import engagement
 from analytics.ingest.bootstrap import ensure_store
 from analytics.outcomes.filters import Filters
@@ -122,7 +124,7 @@ def test_patterns_group_like_pandas():
     rng = np.random.default_rng(3)
     for highs in ((3, 5, 2), (10**6, 10**6, 10**6, 7)):  # the second needs renumbering (overflow)
         cols = [rng.integers(0, h, 20_000) for h in highs]
-        rep, counts, inv = engagement._patterns(cols, inverse=True)
+        rep, counts, inv = distinct_patterns(cols, inverse=True)
         frame = pd.DataFrame({f"c{i}": c for i, c in enumerate(cols)})
         expected = frame.value_counts()
         got = pd.Series(counts, index=pd.MultiIndex.from_frame(frame.iloc[rep]))
@@ -158,11 +160,11 @@ def assert_close(got, expected, path: str = "result") -> None:
 
 
 def test_assert_close_tells_rounding_from_a_difference():
-    term = engagement.Term("meetings", 0.85, (0.8, 0.9), 1e-12)
-    assert_close(term, engagement.Term("meetings", 0.85 * (1 + 1e-14), (0.8, 0.9), 1e-12 * (1 + 1e-13)))
-    for other in (engagement.Term("meetings", 0.85 * (1 + 1e-6), (0.8, 0.9), 1e-12),
-                  engagement.Term("check-ins", 0.85, (0.8, 0.9), 1e-12),
-                  engagement.Term("meetings", 0.85, (0.8, 0.91), 1e-12)):
+    term = Estimate("meetings", 0.85, (0.8, 0.9), 1e-12)
+    assert_close(term, Estimate("meetings", 0.85 * (1 + 1e-14), (0.8, 0.9), 1e-12 * (1 + 1e-13)))
+    for other in (Estimate("meetings", 0.85 * (1 + 1e-6), (0.8, 0.9), 1e-12),
+                  Estimate("check-ins", 0.85, (0.8, 0.9), 1e-12),
+                  Estimate("meetings", 0.85, (0.8, 0.91), 1e-12)):
         with pytest.raises(AssertionError):
             assert_close(term, other)
     with pytest.raises(AssertionError):

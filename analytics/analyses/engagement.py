@@ -47,6 +47,7 @@ from scipy import linalg, sparse, stats
 from threadpoolctl import threadpool_limits
 
 from analytics.stats import survival
+from analytics.stats.patterns import distinct_patterns
 from analytics.stats.result import Estimate, reference_level
 from analytics.access.roles import ANALYTICS, requires
 from analytics.outcomes.filters import Filters
@@ -186,40 +187,6 @@ def _varies(X: pd.DataFrame, keep: Sequence[str] = ()) -> pd.DataFrame:
     return X.loc[:, varies | X.columns.isin(list(keep))]
 
 
-def _patterns(columns: Sequence[np.ndarray], inverse: bool = False):
-    """Rows grouped by their values in `columns` (non-negative integers): one row index per
-    group (its representative), each group's count and, with `inverse`, each row's group.
-    Works on a combined integer key, renumbered densely (no sort) whenever it grows past a
-    few times the number of rows."""
-    n = len(columns[0])
-    key, size = np.zeros(n, np.int64), 1
-    for col in columns:
-        hi = int(col.max()) + 1 if n else 1
-        if size * hi > 4 * n + 2**16:
-            key, size = _renumber(key, size)
-        key = key * hi + col
-        size *= hi
-    if size > 4 * n + 2**16:
-        key, size = _renumber(key, size)
-    counts = np.bincount(key, minlength=size)
-    groups = np.flatnonzero(counts)
-    rep = np.empty(size, np.int64)
-    rep[key] = np.arange(n)  # any row of a group stands for it
-    out = (rep[groups], counts[groups])
-    if inverse:
-        out += ((np.cumsum(counts > 0) - 1)[key],)
-    return out
-
-
-def _renumber(key: np.ndarray, size: int) -> tuple[np.ndarray, int]:
-    """Keys 0..size-1 renumbered 0..distinct-1, in the same order."""
-    if size <= 8 * len(key) + 2**20:
-        present = np.bincount(key, minlength=size) > 0
-        return (np.cumsum(present) - 1)[key], int(present.sum())
-    uniq, inv = np.unique(key, return_inverse=True)
-    return inv.ravel(), len(uniq)
-
-
 def _cox_terms(result, names: dict[str, str], unit: str) -> list[Estimate]:
     table = result.table().set_index("term")
     return [Estimate(label, float(table.hr[col]), (float(table.lo[col]), float(table.hi[col])), float(table.p[col]),
@@ -262,7 +229,7 @@ def fit_time_varying(pw: PersonWeeks, adjust: Sequence[str]) -> tuple[list[Estim
     as on every row)."""
     codes = [_row_codes(pw, col) for col in adjust]
     prev = split_previous(pw)
-    rep, counts = _patterns([pw.week, pw.tstop - 7 * pw.week, pw.event, *prev.T, *(c for c, _ in codes)])
+    rep, counts = distinct_patterns([pw.week, pw.tstop - 7 * pw.week, pw.event, *prev.T, *(c for c, _ in codes)])
     columns = {name: prev[rep, j].astype(float) for j, name in enumerate(SPLIT_TERMS)}
     for col, (c, categories) in zip(adjust, codes):
         columns |= _dummy_columns(col, c[rep], categories)  # reference: the most frequent among patterns
@@ -380,7 +347,7 @@ class GEEFit:
         return pd.Series(2 * stats.norm.sf(np.abs(self.params / self.bse)), index=self.params.index)
 
 
-def _gee_on_patterns(y: np.ndarray, cells: np.ndarray, cell_y: np.ndarray, counts: np.ndarray, row_cell: np.ndarray,
+def _gee_ondistinct_patterns(y: np.ndarray, cells: np.ndarray, cell_y: np.ndarray, counts: np.ndarray, row_cell: np.ndarray,
                      clusters: np.ndarray, n_clusters: int, family: sm.families.Family,
                      names: list[str]) -> GEEFit:
     """Independence GEE from distinct patterns of the rows: `cells` (patterns x terms), their y
@@ -439,7 +406,7 @@ def gee_independence(y: pd.Series, X: pd.DataFrame, groups: pd.Series, family: s
     _, first, row_cell, counts = np.unique(np.column_stack([yv, x]), axis=0, return_index=True,
                                            return_inverse=True, return_counts=True)
     clusters, labels = pd.factorize(groups)
-    return _gee_on_patterns(yv, x[first], yv[first], counts.astype(float), row_cell.ravel(), clusters, len(labels),
+    return _gee_ondistinct_patterns(yv, x[first], yv[first], counts.astype(float), row_cell.ravel(), clusters, len(labels),
                             family, list(X.columns))
 
 
@@ -461,7 +428,7 @@ def _gee_rows(pw: PersonWeeks, rows: np.ndarray, y: np.ndarray, adjust: Sequence
     codes = [_row_codes(pw, col, rows) for col in adjust]
     x_columns = [prev[:, 0], prev[:, 1], prev[:, 2], week, *(c for c, _ in codes)]
     binary = isinstance(family, sm.families.Binomial)
-    first, counts, row_cell = _patterns([y.astype(np.int64), *x_columns] if binary else x_columns, inverse=True)
+    first, counts, row_cell = distinct_patterns([y.astype(np.int64), *x_columns] if binary else x_columns, inverse=True)
     counts = counts.astype(float)
     cell_y = y[first] if binary else np.bincount(row_cell, weights=y, minlength=len(first)) / counts
     columns = {"const": np.ones(len(first))} | {name: prev[first, j].astype(float) for j, name in enumerate(LAGGED)}
@@ -469,7 +436,7 @@ def _gee_rows(pw: PersonWeeks, rows: np.ndarray, y: np.ndarray, adjust: Sequence
     for col, (c, categories) in zip(adjust, codes):
         columns |= _dummy_columns(col, c[first], categories, weights=counts)  # reference: by person-weeks
     X = _varies(pd.DataFrame(columns), keep=["const"])
-    return _gee_on_patterns(y, X.to_numpy(float), cell_y, counts, row_cell, pw.person[rows], len(pw.people),
+    return _gee_ondistinct_patterns(y, X.to_numpy(float), cell_y, counts, row_cell, pw.person[rows], len(pw.people),
                             family, list(X.columns))
 
 

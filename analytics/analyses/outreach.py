@@ -46,11 +46,12 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from analytics.access.roles import PARTICIPANT_LEVEL, requires
-from analytics.analyses.engagement import _patterns as engagement_patterns
 from analytics.analyses.outreach_settings import OutreachSettings
 from analytics.outcomes.definitions import OutcomeSettings, resolve_cutoff
 from analytics.outcomes.filters import Filters
 from analytics.safe_files import neutralise_frame
+from analytics.stats.patterns import distinct_patterns
+from analytics.stats.result import Estimate
 from analytics.stats.discrimination import AUC, auc, auc_difference
 from analytics.stats.tvcox import fit_counting_cox
 from analytics.store.connection import Store
@@ -90,18 +91,6 @@ LIST_COLUMNS = ("rank", "participant_id", "program", "site", "risk_28d", "reason
 
 
 @dataclass
-class Term:
-    term: str
-    hr: float
-    ci: tuple[float, float]
-    p: float
-    unit: str
-
-    def to_json(self) -> dict:
-        return {"term": self.term, "hr": self.hr, "ci": list(self.ci), "p": self.p, "unit": self.unit}
-
-
-@dataclass
 class Model:
     """The fitted model (kind "fitted"), or the days-silent fallback (no terms)."""
 
@@ -109,7 +98,7 @@ class Model:
     events: int
     person_weeks: float  # person-time of the windows it learned from, in weeks
     windows: int
-    terms: list[Term]
+    terms: list[Estimate]
     reference_program: str | None = None
     coef: np.ndarray | None = field(default=None, repr=False)
     names: list[str] = field(default_factory=list)
@@ -260,7 +249,7 @@ def _patterns(rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
                                                                "checkins", "mentoring", "used_last")]
     columns += [(rows.tenure_days.to_numpy() < NEW_DAYS).astype(np.int64),
                 rows.program.cat.codes.to_numpy().astype(np.int64)]
-    return engagement_patterns(columns)
+    return distinct_patterns(columns)
 
 
 def _fit(train: pd.DataFrame, min_events: int, horizon: int) -> Model:
@@ -285,7 +274,7 @@ def _fit(train: pd.DataFrame, min_events: int, horizon: int) -> Model:
     times = np.flatnonzero(deaths[: horizon + 1])
     baseline = float(np.sum(deaths[times] / at_risk[times]))
     units = {name: unit for name, (_, _, unit) in TERMS.items()}
-    terms = [Term(n, float(h), (float(lo), float(hi)), float(p), units.get(n, f"against {reference}"))
+    terms = [Estimate(n, float(h), (float(lo), float(hi)), float(p), "hr", units.get(n, f"against {reference}"))
              for n, h, lo, hi, p in zip(names, fit.hr, fit.ci[:, 0], fit.ci[:, 1], fit.p)]
     return Model("fitted", events, person_weeks, int(train.j.nunique()), terms, reference, fit.coef, names, baseline)
 
@@ -478,7 +467,7 @@ def outreach_text(result: Outreach, top: int | None = None) -> str:
     out = [f"Outreach as of {result.as_of} ({result.filters.describe()})", result.rule, ""]
     if m.kind == "fitted":
         out.append(f"Model: {m.events:,} leavings in {m.person_weeks:,.0f} person-weeks over {m.windows} windows")
-        out += [f"  {t.term:<44} HR {t.hr:6.3f} ({t.ci[0]:.3f}-{t.ci[1]:.3f}), p = {t.p:.3g}  [{t.unit}]"
+        out += [f"  {t.term:<44} HR {t.estimate:6.3f} ({t.ci[0]:.3f}-{t.ci[1]:.3f}), p = {t.p:.3g}  [{t.unit}]"
                 for t in m.terms]
     else:
         out.append(f"No model ({m.events} leavings): ranked by days since the last contact.")

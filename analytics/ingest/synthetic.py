@@ -766,7 +766,7 @@ def assessment_latent(participants: int = 800, seed: int = DEFAULT_SEED,
     end_day = _day(_as_date(end))
     streams = np.random.default_rng(seed).spawn(5)
     P = _people(streams[0], participants, end_day)
-    A = _simulate(streams[1], P, end_day)
+    A = _simulate(streams[1], P, end_day, DROPOUT_HR)
     plan = _assessment_plan(seed, P, A, end_day)
     who = np.flatnonzero(plan["has_base"])
     at = plan["b"][who] + ASSESS_DUE_DAYS[0]

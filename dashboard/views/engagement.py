@@ -191,7 +191,7 @@ with st.expander("Track record: how well has this ranking done?"):
     if result.model.terms:
         st.markdown(f"**The model today** ({result.model.events:,} leavings learned from): hazard ratios with "
                     "95% CI, each adjusted for the others.")
-        st.dataframe(pd.DataFrame([{"term": t.term, "hazard ratio": t.hr, "CI from": t.ci[0], "CI to": t.ci[1],
+        st.dataframe(pd.DataFrame([{"term": t.term, "hazard ratio": t.estimate, "CI from": t.ci[0], "CI to": t.ci[1],
                                     "p": t.p, "per": t.unit} for t in result.model.terms]),
                      hide_index=True, width="stretch", key="outreach_terms",
                      column_config={c: st.column_config.NumberColumn(format="%.3f")
