@@ -3,7 +3,7 @@ participant, mentor caseloads, and the outreach list.
 
 Every function takes the store, the participant `Filters` and (except the outreach list,
 which looks back from a day) a reporting `Period` (analytics.analyses.kpis). All counting is SQL in
-DuckDB with bound parameters; the results are small frames. Activity of a participant
+DuckDB with bound parameters (analytics.store.queries.activity); the results are small frames. Activity of a participant
 with a recorded exit before the period's first day is never counted, so the totals agree
 with the Overview KPIs (analytics.analyses.kpis).
 """
@@ -19,10 +19,11 @@ import pandas as pd
 
 from analytics.access.roles import ANALYTICS, PARTICIPANT_LEVEL, requires
 from analytics.outcomes.filters import Filters
-from analytics.analyses.kpis import Period, adherence_sql
+from analytics.analyses.kpis import Period
 from analytics.outcomes.definitions import OutcomeSettings, resolve_cutoff
 from analytics.publish.spreadsheets import neutralise_frame
 from analytics.store.connection import Store
+from analytics.store.queries import activity as queries
 
 __all__ = ["ADHERENCE_BANDS", "DEFINITIONS", "FREQUENCIES", "MONTH_DAYS", "OUTREACH_COLUMNS", "RiskWeights",
            "adherence_by_participant", "adherence_distribution", "attendance_over_time",
@@ -62,18 +63,6 @@ def _frame_dates(frame: pd.DataFrame, *cols: str) -> pd.DataFrame:
 
 # --- attendance by type and modality ------------------------------------------------
 
-_ATTENDANCE = """
-WITH p AS (SELECT p.participant_id FROM participants p WHERE {where}
-           AND p.enrolled_on <= $period_end::DATE
-           AND (p.exited_on IS NULL OR p.exited_on >= $period_start::DATE))
-SELECT date_trunc($freq, a.attended_on)::DATE AS bucket, a.meeting_type, a.modality,
-       count(*)::INTEGER AS meetings, count(DISTINCT a.participant_id)::INTEGER AS participants,
-       sum(a.minutes)::BIGINT AS minutes
-FROM attendance a JOIN p USING (participant_id)
-WHERE a.attended_on BETWEEN $period_start::DATE AND $period_end::DATE
-GROUP BY ALL ORDER BY bucket, meeting_type, modality"""
-
-
 @requires(ANALYTICS)
 def attendance_over_time(store: Store, filters: Filters, period: Period, freq: str = "week") -> pd.DataFrame:
     """Meetings attended per week (Monday-Sunday) or calendar month, by meeting type and modality.
@@ -87,8 +76,7 @@ def attendance_over_time(store: Store, filters: Filters, period: Period, freq: s
     """
     if freq not in FREQUENCIES:
         raise ValueError(f"freq must be one of {', '.join(FREQUENCIES)}, not {freq!r}")
-    where, params = filters.where("p")
-    frame = store.df(_ATTENDANCE.format(where=where), {**params, **period.params(), "freq": freq})
+    frame = queries.attendance(store, filters, period.start, period.end, freq)
     frame = _frame_dates(frame, "bucket")
     if freq == "week":
         ends = [b + dt.timedelta(days=6) for b in frame.bucket]
@@ -104,29 +92,6 @@ def attendance_over_time(store: Store, filters: Filters, period: Period, freq: s
 
 # --- weekday pattern --------------------------------------------------------------
 
-_WEEKDAY = """
-WITH p AS (SELECT p.participant_id FROM participants p WHERE {where}
-           AND p.enrolled_on <= $period_end::DATE
-           AND (p.exited_on IS NULL OR p.exited_on >= $period_start::DATE)),
-act AS (
-    SELECT isodow(attended_on) AS weekday, 1 AS m, 0 AS c, 0 AS s FROM attendance JOIN p USING (participant_id)
-        WHERE attended_on BETWEEN $period_start::DATE AND $period_end::DATE
-    UNION ALL
-    SELECT isodow(checked_in_on), 0, 1, 0 FROM checkins JOIN p USING (participant_id)
-        WHERE checked_in_on BETWEEN $period_start::DATE AND $period_end::DATE
-    UNION ALL
-    SELECT isodow(met_on), 0, 0, 1 FROM mentoring JOIN p USING (participant_id)
-        WHERE met_on BETWEEN $period_start::DATE AND $period_end::DATE),
-counts AS (SELECT weekday, sum(m) AS meetings, sum(c) AS checkins, sum(s) AS mentoring FROM act GROUP BY 1),
-days AS (SELECT isodow(d::DATE) AS weekday, dayname(d::DATE) AS day_name, count(*) AS days_in_period
-         FROM generate_series($period_start::DATE::TIMESTAMP, $period_end::DATE::TIMESTAMP, INTERVAL 1 DAY) t(d)
-         GROUP BY ALL)
-SELECT d.weekday, d.day_name, d.days_in_period::INTEGER AS days_in_period,
-       coalesce(c.meetings, 0)::INTEGER AS meetings, coalesce(c.checkins, 0)::INTEGER AS checkins,
-       coalesce(c.mentoring, 0)::INTEGER AS mentoring
-FROM days d LEFT JOIN counts c USING (weekday) ORDER BY d.weekday"""
-
-
 @requires(ANALYTICS)
 def weekday_pattern(store: Store, filters: Filters, period: Period) -> pd.DataFrame:
     """Activity by day of the week (1 = Monday ... 7 = Sunday) in the period.
@@ -137,8 +102,7 @@ def weekday_pattern(store: Store, filters: Filters, period: Period) -> pd.DataFr
     days_in_period) and meetings_share / checkins_share / mentoring_share (share of the
     period's total of that kind; NaN when the total is 0). See DEFINITIONS['weekday'].
     """
-    where, params = filters.where("p")
-    frame = store.df(_WEEKDAY.format(where=where), {**params, **period.params()})
+    frame = queries.weekday_counts(store, filters, period.start, period.end)
     for kind in ("meetings", "checkins", "mentoring"):
         frame[f"{kind}_per_day"] = frame[kind] / frame["days_in_period"]
         total = frame[kind].sum()
@@ -160,18 +124,7 @@ def adherence_by_participant(store: Store, filters: Filters, period: Period) -> 
     participants, sum(weeks_with_checkin) / sum(weeks) is the Overview's check-in adherence.
     See DEFINITIONS['adherence'].
     """
-    sql, params = adherence_sql(filters, period)
-    return store.df(f"""
-        SELECT participant_id, program, site, weeks, weeks_with_checkin,
-               weeks_with_checkin / weeks AS adherence, {_BAND_SQL} AS band
-        FROM ({sql}) WHERE weeks > 0 ORDER BY participant_id""", params)
-
-
-_BAND_SQL = ("CASE WHEN weeks_with_checkin = 0 THEN '0%' "
-             "WHEN weeks_with_checkin = weeks THEN '100%' "
-             "WHEN weeks_with_checkin / weeks < 0.25 THEN '1-24%' "
-             "WHEN weeks_with_checkin / weeks < 0.50 THEN '25-49%' "
-             "WHEN weeks_with_checkin / weeks < 0.75 THEN '50-74%' ELSE '75-99%' END")
+    return queries.adherence_by_participant(store, filters, period.start, period.end, period.full_weeks())
 
 
 @requires(ANALYTICS)
@@ -182,34 +135,14 @@ def adherence_distribution(store: Store, filters: Filters, period: Period) -> pd
     week; NaN when there are none). Every band is present, with 0 when empty. The bands
     are of each participant's own adherence (see adherence_by_participant).
     """
-    sql, params = adherence_sql(filters, period)
-    frame = store.df(f"""
-        WITH bands AS (SELECT unnest($bands::VARCHAR[]) AS band, unnest(range(len($bands::VARCHAR[]))) AS i),
-        per AS (SELECT {_BAND_SQL} AS band FROM ({sql}) WHERE weeks > 0)
-        SELECT b.band, count(per.band)::INTEGER AS participants
-        FROM bands b LEFT JOIN per USING (band) GROUP BY b.band, b.i ORDER BY b.i""",
-        {**params, "bands": list(ADHERENCE_BANDS)})
+    frame = queries.adherence_bands(store, filters, period.start, period.end, period.full_weeks(),
+                                    ADHERENCE_BANDS)
     total = frame.participants.sum()
     frame["share"] = frame.participants / total if total else float("nan")
     return frame
 
 
 # --- mentor caseloads -------------------------------------------------------------
-
-_CASELOAD = """
-WITH p AS (SELECT p.participant_id, p.program, p.site FROM participants p WHERE {where}
-           AND p.enrolled_on <= $period_end::DATE
-           AND (p.exited_on IS NULL OR p.exited_on >= $period_start::DATE)),
-s AS (SELECT m.mentor_id, m.participant_id, any_value(p.program) AS program, any_value(p.site) AS site,
-             count(*) AS sessions
-      FROM mentoring m JOIN p USING (participant_id)
-      WHERE m.met_on BETWEEN $period_start::DATE AND $period_end::DATE
-      GROUP BY m.mentor_id, m.participant_id)
-SELECT mentor_id, count(*)::INTEGER AS active_mentees, sum(sessions)::INTEGER AS sessions,
-       string_agg(DISTINCT program, ', ' ORDER BY program) AS programs,
-       string_agg(DISTINCT coalesce(site, '(not recorded)'), ', ' ORDER BY coalesce(site, '(not recorded)')) AS sites
-FROM s GROUP BY mentor_id ORDER BY active_mentees DESC, sessions DESC, mentor_id"""
-
 
 @requires(ANALYTICS)
 def mentor_caseloads(store: Store, filters: Filters, period: Period) -> pd.DataFrame:
@@ -221,8 +154,7 @@ def mentor_caseloads(store: Store, filters: Filters, period: Period) -> pd.DataF
     days / 30.44), programs and sites of those mentees. With program/site filters a
     mentor's caseload counts only the matching mentees. See DEFINITIONS['caseload'].
     """
-    where, params = filters.where("p")
-    frame = store.df(_CASELOAD.format(where=where), {**params, **period.params()})
+    frame = queries.mentor_caseloads(store, filters, period.start, period.end)
     months = period.days / MONTH_DAYS
     frame.insert(3, "sessions_per_mentee", frame.sessions / frame.active_mentees)
     frame.insert(4, "sessions_per_mentee_per_month", frame.sessions_per_mentee / months)
@@ -264,6 +196,7 @@ class RiskWeights:
             raise ValueError("silence_full_days must be at least 1")
 
     def params(self) -> dict:
+        """The score's terms as analytics.store.queries.activity.outreach takes them."""
         return {"w_meeting": -math.log(self.hr_meeting), "w_checkin": -math.log(self.hr_checkin),
                 "w_mentoring": -math.log(self.hr_mentoring), "pts_engagement": self.engagement_points,
                 "pts_silence": self.silence_points, "silence_days": self.silence_full_days,
@@ -274,62 +207,6 @@ OUTREACH_COLUMNS = ("rank", "participant_id", "program", "site", "enrolled_on", 
                     "days_since_contact", "last_contact_type", "meetings_4w", "checkins_4w",
                     "mentoring_4w", "used_4w", "risk_score", "engagement_points", "silence_points",
                     "use_points")
-
-_OUTREACH = """
-WITH p AS (
-    SELECT p.participant_id, p.program, p.site, p.enrolled_on FROM participants p
-    WHERE {where} AND p.enrolled_on <= $as_of::DATE
-      AND (p.exited_on IS NULL OR p.exited_on > $as_of::DATE)),
-last AS (
-    SELECT participant_id, max(d) AS last_day FROM (
-        SELECT participant_id, max(attended_on) AS d FROM attendance WHERE attended_on <= $as_of::DATE GROUP BY 1
-        UNION ALL SELECT participant_id, max(checked_in_on) FROM checkins WHERE checked_in_on <= $as_of::DATE GROUP BY 1
-        UNION ALL SELECT participant_id, max(met_on) FROM mentoring WHERE met_on <= $as_of::DATE GROUP BY 1)
-    GROUP BY 1),
-quiet AS (
-    SELECT p.*, l.last_day, ($as_of::DATE - coalesce(l.last_day, p.enrolled_on))::INTEGER AS days_since
-    FROM p LEFT JOIN last l USING (participant_id)
-    WHERE $as_of::DATE - coalesce(l.last_day, p.enrolled_on) >= $min_days
-      AND ($max_days IS NULL OR $as_of::DATE - coalesce(l.last_day, p.enrolled_on) <= $max_days)),
-recent AS (
-    SELECT participant_id, sum(m)::INTEGER AS m, sum(c)::INTEGER AS c, sum(s)::INTEGER AS s,
-           coalesce(bool_or(used), false) AS used,
-           bool_or(m = 1 AND last) AS last_m, bool_or(c = 1 AND last) AS last_c, bool_or(s = 1 AND last) AS last_s
-    FROM (
-        SELECT q.participant_id, 1 AS m, 0 AS c, 0 AS s, NULL::BOOLEAN AS used, a.attended_on = q.last_day AS last
-            FROM attendance a JOIN quiet q USING (participant_id)
-            WHERE a.attended_on BETWEEN q.last_day - $window::INTEGER AND q.last_day
-        UNION ALL
-        SELECT q.participant_id, 0, 1, 0, c.used, c.checked_in_on = q.last_day
-            FROM checkins c JOIN quiet q USING (participant_id)
-            WHERE c.checked_in_on BETWEEN q.last_day - $window::INTEGER AND q.last_day
-        UNION ALL
-        SELECT q.participant_id, 0, 0, 1, NULL, m.met_on = q.last_day
-            FROM mentoring m JOIN quiet q USING (participant_id)
-            WHERE m.met_on BETWEEN q.last_day - $window::INTEGER AND q.last_day)
-    GROUP BY 1),
-scored AS (
-    SELECT q.participant_id, q.program, q.site, q.enrolled_on, q.last_day AS last_contact,
-           q.days_since AS days_since_contact,
-           CASE WHEN q.last_day IS NULL THEN 'none since enrollment'
-                ELSE concat_ws(' + ', CASE WHEN r.last_m THEN 'meeting' END,
-                               CASE WHEN r.last_c THEN 'check-in' END,
-                               CASE WHEN r.last_s THEN 'mentoring' END) END AS last_contact_type,
-           coalesce(r.m, 0) AS meetings_4w, coalesce(r.c, 0) AS checkins_4w, coalesce(r.s, 0) AS mentoring_4w,
-           coalesce(r.used, false) AS used_4w,
-           $pts_engagement * exp(-($w_meeting * coalesce(r.m, 0) + $w_checkin * coalesce(r.c, 0)
-                                   + $w_mentoring * coalesce(r.s, 0)) / 4.0) AS engagement_points,
-           $pts_silence * least(q.days_since, $silence_days) / $silence_days AS silence_points,
-           CASE WHEN coalesce(r.used, false) THEN $pts_use ELSE 0 END AS use_points
-    FROM quiet q LEFT JOIN recent r USING (participant_id))
-SELECT row_number() OVER (ORDER BY risk_score DESC, days_since_contact DESC, participant_id)::INTEGER AS rank, *
-FROM (SELECT * EXCLUDE (engagement_points, silence_points, use_points),
-             round(engagement_points + silence_points + use_points, 1) AS risk_score,
-             round(engagement_points, 1) AS engagement_points, round(silence_points, 1) AS silence_points,
-             use_points::DOUBLE AS use_points
-      FROM scored)
-ORDER BY rank"""
-
 
 @requires(PARTICIPANT_LEVEL)
 def outreach_list(store: Store, filters: Filters, no_contact_days: int, as_of: dt.date | None = None,
@@ -359,11 +236,8 @@ def outreach_list(store: Store, filters: Filters, no_contact_days: int, as_of: d
     if max_days is not None and max_days < no_contact_days:
         raise ValueError("max_days must be at least no_contact_days")
     as_of = as_of or resolve_cutoff(store, OutcomeSettings())
-    where, params = filters.where("p")
-    sql = _OUTREACH.format(where=where)
-    frame = store.df(sql, {**params, **weights.params(), "as_of": as_of, "min_days": int(no_contact_days),
-                               "max_days": None if max_days is None else int(max_days),
-                               "window": RECENT_DAYS - 1})
+    frame = queries.outreach(store, filters, as_of, int(no_contact_days),
+                             None if max_days is None else int(max_days), RECENT_DAYS - 1, **weights.params())
     frame = _frame_dates(frame, "enrolled_on", "last_contact")
     frame["last_contact"] = [None if pd.isna(d) else d for d in frame["last_contact"]]
     frame["used_4w"] = frame["used_4w"].astype(bool)
