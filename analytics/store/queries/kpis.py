@@ -15,7 +15,8 @@ from analytics.store.connection import Store
 from analytics.store.queries.filters import ParticipantFilter, check_columns, participant_where
 from analytics.store.queries.outcomes import COHORT_COLUMNS, durations_sql
 
-__all__ = ["active_sql", "adherence_sql", "by_program", "period_counts", "retention_counts", "weekly_trends"]
+__all__ = ["active_sql", "adherence_sql", "by_program", "period_counts", "period_params", "retention_counts",
+           "weekly_trends"]
 
 
 def period_params(start: dt.date, end: dt.date) -> dict:
@@ -24,7 +25,7 @@ def period_params(start: dt.date, end: dt.date) -> dict:
 
 
 # Every contact in the period, one row each: m/c/s flag a meeting, check-in or mentoring session.
-PERIOD_ACTIVITY = """
+_PERIOD_ACTIVITY = """
     SELECT participant_id, attended_on AS day, 1 AS m, 0 AS c, 0 AS s FROM attendance
         WHERE attended_on BETWEEN $period_start::DATE AND $period_end::DATE
     UNION ALL
@@ -38,7 +39,7 @@ _ACTIVE = """
     SELECT p.participant_id, p.program, p.site, p.enrolled_on, p.exited_on,
            sum(a.m)::INTEGER AS meetings, sum(a.c)::INTEGER AS checkins, sum(a.s)::INTEGER AS mentoring,
            max(a.day) AS last_day
-    FROM (""" + PERIOD_ACTIVITY + """
+    FROM (""" + _PERIOD_ACTIVITY + """
     ) a JOIN participants p USING (participant_id)
     WHERE {where} AND p.enrolled_on <= $period_end::DATE
       AND (p.exited_on IS NULL OR p.exited_on >= $period_start::DATE)
@@ -116,7 +117,7 @@ def retention_counts(store: Store, filters: ParticipantFilter, cutoff: dt.date, 
 
 _TRENDS = """
 WITH p AS (SELECT p.participant_id, p.enrolled_on, p.exited_on FROM participants p WHERE {where}),
-act AS (""" + PERIOD_ACTIVITY + """),
+act AS (""" + _PERIOD_ACTIVITY + """),
 per AS (
     SELECT date_trunc('week', a.day)::DATE AS monday, a.participant_id,
            sum(a.m) AS m, sum(a.c) AS c, sum(a.s) AS s
