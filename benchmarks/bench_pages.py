@@ -189,14 +189,13 @@ def page_calls(name: str):
     from analytics.outcomes.definitions import OutcomeSettings, latest_date, resolve_cutoff
     from analytics.analyses.summary import import_history, store_summary
     from analytics.analyses.survival import analyse
+    from analytics.store.queries.filters import filter_choices
 
     f = Filters()  # sidebar_filters() with nothing chosen
     got = {}  # results later calls use, as the page passes them on
 
     def sidebar(store):  # dashboard.common._choices, run by every page
-        programs = store.rows("SELECT DISTINCT program FROM participants ORDER BY 1")
-        sites = store.rows("SELECT DISTINCT site FROM participants WHERE site IS NOT NULL ORDER BY 1")
-        return programs, sites, store.scalar("SELECT min(enrolled_on) FROM participants"), latest_date(store)
+        return (*filter_choices(store), latest_date(store))
 
     def period(s):
         got["period"] = default_period(s)

@@ -3,7 +3,7 @@
 Why in the store: the log travels with the data it is about, and one transaction can
 hold an import and its audit entry. Append-only: this module only inserts, and no
 other module writes to ``audit_log``. Details are JSON text so the log stays readable
-with plain SQL.
+with plain SQL (analytics.store.queries.audit writes and reads it).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from analytics.store.connection import Session, Store
+from analytics.store.queries import audit as queries
 
 __all__ = ["ACTIONS", "entries", "record"]
 
@@ -41,16 +42,13 @@ def record(store: Store | Session, action: str, what: str, *, user: str | None =
     if action not in ACTIONS:
         raise ValueError(f"unknown audit action {action!r}; known: {', '.join(ACTIONS)}")
     text = json.dumps(_jsonable(details), sort_keys=True) if details else None
-    sql = ("INSERT INTO audit_log SELECT coalesce(max(seq), 0) + 1, now(), ?, ?, ?, ? FROM audit_log")
-    params = [user, action, what, text]
     if isinstance(store, Session):
-        store.execute(sql, params)
+        queries.append(store, user, action, what, text)
         return
     with store.transaction() as db:
-        db.execute(sql, params)
+        queries.append(db, user, action, what, text)
 
 
 def entries(store: Store, *, action: str | None = None, limit: int = 1000) -> pd.DataFrame:
     """The latest entries first (all actions, or one)."""
-    return store.df("SELECT seq, logged_at, user_name, action, what, details FROM audit_log"
-                    " WHERE ? IS NULL OR action = ? ORDER BY seq DESC LIMIT ?", [action, action, limit])
+    return queries.entries(store, action, limit)

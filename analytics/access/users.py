@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -26,6 +27,8 @@ from analytics import settings
 from analytics.access import audit
 from analytics.access.roles import ROLES, User
 from analytics.store.connection import Session, Store
+from analytics.store.queries import summary
+from analytics.store.queries import users as queries
 
 __all__ = ["MIN_PASSWORD", "SignInError", "SignInPolicy", "add_user", "authenticate", "disable_user",
            "has_users", "list_users", "session_ended", "set_role", "sign_in_required"]
@@ -73,7 +76,7 @@ def _check_password(password: str) -> str:
 
 def sign_in_required(store: Store) -> bool:
     """True once the store holds anything besides the bundled synthetic sample."""
-    return bool(store.scalar("SELECT count(*) FROM import_batches WHERE source IS DISTINCT FROM 'sample'"))
+    return summary.has_user_data(store)
 
 
 def session_ended(signed_in_at: dt.datetime, last_seen: dt.datetime, now: dt.datetime,
@@ -88,39 +91,39 @@ def session_ended(signed_in_at: dt.datetime, last_seen: dt.datetime, now: dt.dat
 
 
 def has_users(store: Store) -> bool:
-    return bool(store.scalar("SELECT count(*) FROM users"))
+    return queries.count_users(store) > 0
 
 
 def add_user(store: Store, name: str, role: str, password: str, *, by: str | None = None) -> None:
     _check_name(name), _check_role(role), _check_password(password)
     with store.transaction() as db:
-        if db.scalar("SELECT count(*) FROM users WHERE lower(user_name) = lower(?)", [name]):
+        if queries.name_taken(db, name):
             raise ValueError(f"user {name!r} already exists")
-        db.execute("INSERT INTO users (user_name, role, password_hash, created_at) VALUES (?, ?, ?, now())",
-                   [name, role, _hasher.hash(password)])
+        queries.insert_user(db, name, role, _hasher.hash(password))
         audit.record(db, "user_change", name, user=by, change="added", role=role)
 
 
-def _update(store: Store, name: str, sql: str, params: list, by: str | None, **details: object) -> None:
+def _update(store: Store, name: str, apply: Callable[[Session], None], by: str | None,
+            **details: object) -> None:
+    """Apply a change to an existing account and record it (details), in one transaction."""
     with store.transaction() as db:
-        if not db.scalar("SELECT count(*) FROM users WHERE user_name = ?", [name]):
+        if not queries.user_exists(db, name):
             raise ValueError(f"no user {name!r}")
-        db.execute(sql, [*params, name])
+        apply(db)
         audit.record(db, "user_change", name, user=by, **details)
 
 
 def disable_user(store: Store, name: str, *, by: str | None = None) -> None:
-    _update(store, name, "UPDATE users SET disabled = true WHERE user_name = ?", [], by, change="disabled")
+    _update(store, name, lambda db: queries.set_disabled(db, name), by, change="disabled")
 
 
 def set_role(store: Store, name: str, role: str, *, by: str | None = None) -> None:
-    _update(store, name, "UPDATE users SET role = ? WHERE user_name = ?", [_check_role(role)], by,
-            change="role", role=role)
+    _check_role(role)
+    _update(store, name, lambda db: queries.set_role(db, name, role), by, change="role", role=role)
 
 
 def list_users(store: Store) -> pd.DataFrame:
-    return store.df("SELECT user_name, role, disabled, created_at, last_sign_in, failed_sign_ins, locked_until "
-                    "FROM users ORDER BY user_name")
+    return queries.list_users(store)
 
 
 def authenticate(store: Store, name: str, password: str, *, policy: SignInPolicy | None = None,
@@ -138,23 +141,21 @@ def authenticate(store: Store, name: str, password: str, *, policy: SignInPolicy
 
 def _sign_in(db: Session, name: str, password: str, now: dt.datetime,
              policy: SignInPolicy) -> User | SignInError:
-    row = db.rows("SELECT role, password_hash, disabled, failed_sign_ins, locked_until FROM users "
-                  "WHERE user_name = ?", [name])
-    if not row:
+    state = queries.sign_in_state(db, name)
+    if state is None:
         _verify(_DUMMY, password)
         audit.record(db, "sign_in_failed", name, user=name, reason="unknown user")
         return SignInError(FAILED)
-    role, stored, disabled, failures, locked_until = row[0]
+    role, stored, disabled, failures, locked_until = state
     if locked_until is not None and locked_until > now:
         audit.record(db, "sign_in_failed", name, user=name, reason="locked")
         return SignInError(f"Too many failed sign-ins: this account is locked until {locked_until:%H:%M}.")
     if disabled or not stored or not _verify(stored, password):
         _failed(db, name, failures + 1, now, policy, "disabled" if disabled else "wrong password")
         return SignInError(FAILED)
-    db.execute("UPDATE users SET failed_sign_ins = 0, locked_until = NULL, last_sign_in = ? WHERE user_name = ?",
-               [now, name])
+    queries.signed_in(db, name, now)
     if _hasher.check_needs_rehash(stored):
-        db.execute("UPDATE users SET password_hash = ? WHERE user_name = ?", [_hasher.hash(password), name])
+        queries.set_password_hash(db, name, _hasher.hash(password))
     audit.record(db, "sign_in", name, user=name, role=role)
     return User(name, role)
 
@@ -169,9 +170,9 @@ def _verify(stored: str, password: str) -> bool:
 def _failed(db: Session, name: str, failures: int, now: dt.datetime, policy: SignInPolicy, reason: str) -> None:
     if failures >= policy.max_failures:
         until = now + dt.timedelta(minutes=policy.lockout_minutes)
-        db.execute("UPDATE users SET failed_sign_ins = 0, locked_until = ? WHERE user_name = ?", [until, name])
+        queries.lock(db, name, until)
         audit.record(db, "sign_in_failed", name, user=name, reason=reason)
         audit.record(db, "lock_out", name, user=name, until=until, failures=failures)
     else:
-        db.execute("UPDATE users SET failed_sign_ins = ? WHERE user_name = ?", [failures, name])
+        queries.set_failed_sign_ins(db, name, failures)
         audit.record(db, "sign_in_failed", name, user=name, reason=reason)

@@ -2,8 +2,8 @@
 participant and mentor caseloads (the outreach list: analytics.analyses.outreach).
 
 Every function takes the store, the participant `Filters` and a reporting `Period`
-(analytics.analyses.kpis). All counting is SQL in
-DuckDB with bound parameters; the results are small frames. Activity of a participant
+(analytics.outcomes.period). All counting is SQL in DuckDB with bound parameters
+(analytics.store.queries.activity); the results are small frames. Activity of a participant
 with a recorded exit before the period's first day is never counted, so the totals agree
 with the Overview KPIs (analytics.analyses.kpis).
 """
@@ -16,9 +16,9 @@ import pandas as pd
 
 from analytics.access.roles import ANALYTICS, PARTICIPANT_LEVEL, requires
 from analytics.outcomes.filters import Filters
-from analytics.analyses.kpis import adherence_sql
 from analytics.outcomes.period import Period
 from analytics.store.connection import Store
+from analytics.store.queries import activity as queries
 
 __all__ = ["ADHERENCE_BANDS", "DEFINITIONS", "FREQUENCIES", "MONTH_DAYS", "adherence_by_participant",
            "adherence_distribution", "attendance_over_time", "mentor_caseloads", "weekday_pattern"]
@@ -52,18 +52,6 @@ def _frame_dates(frame: pd.DataFrame, *cols: str) -> pd.DataFrame:
 
 # --- attendance by type and modality ------------------------------------------------
 
-_ATTENDANCE = """
-WITH p AS (SELECT p.participant_id FROM participants p WHERE {where}
-           AND p.enrolled_on <= $period_end::DATE
-           AND (p.exited_on IS NULL OR p.exited_on >= $period_start::DATE))
-SELECT date_trunc($freq, a.attended_on)::DATE AS bucket, a.meeting_type, a.modality,
-       count(*)::INTEGER AS meetings, count(DISTINCT a.participant_id)::INTEGER AS participants,
-       sum(a.minutes)::BIGINT AS minutes
-FROM attendance a JOIN p USING (participant_id)
-WHERE a.attended_on BETWEEN $period_start::DATE AND $period_end::DATE
-GROUP BY ALL ORDER BY bucket, meeting_type, modality"""
-
-
 @requires(ANALYTICS)
 def attendance_over_time(store: Store, filters: Filters, period: Period, freq: str = "week") -> pd.DataFrame:
     """Meetings attended per week (Monday-Sunday) or calendar month, by meeting type and modality.
@@ -77,8 +65,7 @@ def attendance_over_time(store: Store, filters: Filters, period: Period, freq: s
     """
     if freq not in FREQUENCIES:
         raise ValueError(f"freq must be one of {', '.join(FREQUENCIES)}, not {freq!r}")
-    where, params = filters.where("p")
-    frame = store.df(_ATTENDANCE.format(where=where), {**params, **period.params(), "freq": freq})
+    frame = queries.attendance(store, filters, period.start, period.end, freq)
     frame = _frame_dates(frame, "bucket")
     if freq == "week":
         ends = [b + dt.timedelta(days=6) for b in frame.bucket]
@@ -94,29 +81,6 @@ def attendance_over_time(store: Store, filters: Filters, period: Period, freq: s
 
 # --- weekday pattern --------------------------------------------------------------
 
-_WEEKDAY = """
-WITH p AS (SELECT p.participant_id FROM participants p WHERE {where}
-           AND p.enrolled_on <= $period_end::DATE
-           AND (p.exited_on IS NULL OR p.exited_on >= $period_start::DATE)),
-act AS (
-    SELECT isodow(attended_on) AS weekday, 1 AS m, 0 AS c, 0 AS s FROM attendance JOIN p USING (participant_id)
-        WHERE attended_on BETWEEN $period_start::DATE AND $period_end::DATE
-    UNION ALL
-    SELECT isodow(checked_in_on), 0, 1, 0 FROM checkins JOIN p USING (participant_id)
-        WHERE checked_in_on BETWEEN $period_start::DATE AND $period_end::DATE
-    UNION ALL
-    SELECT isodow(met_on), 0, 0, 1 FROM mentoring JOIN p USING (participant_id)
-        WHERE met_on BETWEEN $period_start::DATE AND $period_end::DATE),
-counts AS (SELECT weekday, sum(m) AS meetings, sum(c) AS checkins, sum(s) AS mentoring FROM act GROUP BY 1),
-days AS (SELECT isodow(d::DATE) AS weekday, dayname(d::DATE) AS day_name, count(*) AS days_in_period
-         FROM generate_series($period_start::DATE::TIMESTAMP, $period_end::DATE::TIMESTAMP, INTERVAL 1 DAY) t(d)
-         GROUP BY ALL)
-SELECT d.weekday, d.day_name, d.days_in_period::INTEGER AS days_in_period,
-       coalesce(c.meetings, 0)::INTEGER AS meetings, coalesce(c.checkins, 0)::INTEGER AS checkins,
-       coalesce(c.mentoring, 0)::INTEGER AS mentoring
-FROM days d LEFT JOIN counts c USING (weekday) ORDER BY d.weekday"""
-
-
 @requires(ANALYTICS)
 def weekday_pattern(store: Store, filters: Filters, period: Period) -> pd.DataFrame:
     """Activity by day of the week (1 = Monday ... 7 = Sunday) in the period.
@@ -127,8 +91,7 @@ def weekday_pattern(store: Store, filters: Filters, period: Period) -> pd.DataFr
     days_in_period) and meetings_share / checkins_share / mentoring_share (share of the
     period's total of that kind; NaN when the total is 0). See DEFINITIONS['weekday'].
     """
-    where, params = filters.where("p")
-    frame = store.df(_WEEKDAY.format(where=where), {**params, **period.params()})
+    frame = queries.weekday_counts(store, filters, period.start, period.end)
     for kind in ("meetings", "checkins", "mentoring"):
         frame[f"{kind}_per_day"] = frame[kind] / frame["days_in_period"]
         total = frame[kind].sum()
@@ -150,18 +113,7 @@ def adherence_by_participant(store: Store, filters: Filters, period: Period) -> 
     participants, sum(weeks_with_checkin) / sum(weeks) is the Overview's check-in adherence.
     See DEFINITIONS['adherence'].
     """
-    sql, params = adherence_sql(filters, period)
-    return store.df(f"""
-        SELECT participant_id, program, site, weeks, weeks_with_checkin,
-               weeks_with_checkin / weeks AS adherence, {_BAND_SQL} AS band
-        FROM ({sql}) WHERE weeks > 0 ORDER BY participant_id""", params)
-
-
-_BAND_SQL = ("CASE WHEN weeks_with_checkin = 0 THEN '0%' "
-             "WHEN weeks_with_checkin = weeks THEN '100%' "
-             "WHEN weeks_with_checkin / weeks < 0.25 THEN '1-24%' "
-             "WHEN weeks_with_checkin / weeks < 0.50 THEN '25-49%' "
-             "WHEN weeks_with_checkin / weeks < 0.75 THEN '50-74%' ELSE '75-99%' END")
+    return queries.adherence_by_participant(store, filters, period.start, period.end, period.full_weeks())
 
 
 @requires(ANALYTICS)
@@ -172,34 +124,14 @@ def adherence_distribution(store: Store, filters: Filters, period: Period) -> pd
     week; NaN when there are none). Every band is present, with 0 when empty. The bands
     are of each participant's own adherence (see adherence_by_participant).
     """
-    sql, params = adherence_sql(filters, period)
-    frame = store.df(f"""
-        WITH bands AS (SELECT unnest($bands::VARCHAR[]) AS band, unnest(range(len($bands::VARCHAR[]))) AS i),
-        per AS (SELECT {_BAND_SQL} AS band FROM ({sql}) WHERE weeks > 0)
-        SELECT b.band, count(per.band)::INTEGER AS participants
-        FROM bands b LEFT JOIN per USING (band) GROUP BY b.band, b.i ORDER BY b.i""",
-        {**params, "bands": list(ADHERENCE_BANDS)})
+    frame = queries.adherence_bands(store, filters, period.start, period.end, period.full_weeks(),
+                                    ADHERENCE_BANDS)
     total = frame.participants.sum()
     frame["share"] = frame.participants / total if total else float("nan")
     return frame
 
 
 # --- mentor caseloads -------------------------------------------------------------
-
-_CASELOAD = """
-WITH p AS (SELECT p.participant_id, p.program, p.site FROM participants p WHERE {where}
-           AND p.enrolled_on <= $period_end::DATE
-           AND (p.exited_on IS NULL OR p.exited_on >= $period_start::DATE)),
-s AS (SELECT m.mentor_id, m.participant_id, any_value(p.program) AS program, any_value(p.site) AS site,
-             count(*) AS sessions
-      FROM mentoring m JOIN p USING (participant_id)
-      WHERE m.met_on BETWEEN $period_start::DATE AND $period_end::DATE
-      GROUP BY m.mentor_id, m.participant_id)
-SELECT mentor_id, count(*)::INTEGER AS active_mentees, sum(sessions)::INTEGER AS sessions,
-       string_agg(DISTINCT program, ', ' ORDER BY program) AS programs,
-       string_agg(DISTINCT coalesce(site, '(not recorded)'), ', ' ORDER BY coalesce(site, '(not recorded)')) AS sites
-FROM s GROUP BY mentor_id ORDER BY active_mentees DESC, sessions DESC, mentor_id"""
-
 
 @requires(ANALYTICS)
 def mentor_caseloads(store: Store, filters: Filters, period: Period) -> pd.DataFrame:
@@ -211,8 +143,7 @@ def mentor_caseloads(store: Store, filters: Filters, period: Period) -> pd.DataF
     days / 30.44), programs and sites of those mentees. With program/site filters a
     mentor's caseload counts only the matching mentees. See DEFINITIONS['caseload'].
     """
-    where, params = filters.where("p")
-    frame = store.df(_CASELOAD.format(where=where), {**params, **period.params()})
+    frame = queries.mentor_caseloads(store, filters, period.start, period.end)
     months = period.days / MONTH_DAYS
     frame.insert(3, "sessions_per_mentee", frame.sessions / frame.active_mentees)
     frame.insert(4, "sessions_per_mentee_per_month", frame.sessions_per_mentee / months)

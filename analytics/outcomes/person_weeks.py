@@ -16,7 +16,8 @@ leaves cannot explain their leaving); and totals to date before this week. Only
 activity inside each participant's follow-up counts. Check-in summaries for the week
 (any use reported, mean craving, mean mood) feed the repeated-measures models.
 
-How it is built: DuckDB computes the durations once (into a temporary table) and
+How it is built (the SQL: analytics.store.queries.outcomes): DuckDB computes the
+durations once (into a temporary table) and
 returns one row per participant followed (sorted by id), one small numeric row per
 activity inside a participant's follow-up (its person-week row and kind packed in one
 integer: participant i's week k is row first_i + k; its day of follow-up) and one per
@@ -38,96 +39,14 @@ import numpy as np
 import pandas as pd
 
 from analytics.outcomes.filters import Filters
-from analytics.outcomes.definitions import (
-    DESCRIPTORS,
-    MISSING_LEVEL,
-    OutcomeSettings,
-    durations_sql,
-    resolve_cutoff,
-)
+from analytics.outcomes.definitions import DESCRIPTORS, MISSING_LEVEL, OutcomeSettings, check_outcome, resolve_cutoff
 from analytics.store.connection import Store
+from analytics.store.queries import outcomes as queries
+from analytics.store.queries.outcomes import ONLINE_MEETING_SQL  # noqa: F401  (the rule, re-exported)
 
 ENGAGEMENT = ("meetings", "checkins", "mentoring")
 LAGGED = tuple(f"{e}_prev" for e in ENGAGEMENT)
-# The rule for an online meeting (the rest are in-person groups), as SQL on attendance.
-ONLINE_MEETING_SQL = "(meeting_type = 'online_community' OR modality = 'online')"
 DEFAULT_SETTINGS, NO_FILTERS = OutcomeSettings(), Filters()  # the defaults (both are immutable)
-
-_PERSON_WEEKS = """
-WITH dur AS ({durations}),
-followed AS (
-    SELECT participant_id, {descriptors}, start, stop, event, (stop - start) AS stop_day
-    FROM dur WHERE left_out IS NULL),
-activity AS (
-    SELECT participant_id, attended_on AS day, 1 AS m, 0 AS c, 0 AS s, {online}::INTEGER AS o, NULL::BOOLEAN AS used,
-           NULL::INTEGER AS craving, NULL::INTEGER AS mood FROM attendance
-    UNION ALL SELECT participant_id, checked_in_on, 0, 1, 0, 0, used, craving, mood FROM checkins
-    UNION ALL SELECT participant_id, met_on, 0, 0, 1, 0, NULL, NULL, NULL FROM mentoring),
-weekly AS (
-    SELECT a.participant_id, (a.day - f.start) // 7 AS week,
-           sum(m)::INTEGER AS meetings, sum(c)::INTEGER AS checkins, sum(s)::INTEGER AS mentoring,
-           sum(o)::INTEGER AS online,
-           bool_or(used) AS used_any, avg(craving) AS craving, avg(mood) AS mood
-    FROM activity a JOIN followed f USING (participant_id)
-    WHERE a.day >= f.start AND a.day <= f.stop
-    GROUP BY ALL),
-weeks AS (
-    SELECT f.*, unnest(range(0, f.stop_day // 7 + 1)) AS week FROM followed f)
-SELECT w.participant_id, {w_descriptors}, w.week,
-       7 * w.week AS tstart, least(7 * w.week + 7, w.stop_day + 1) AS tstop,
-       (w.event AND w.week = w.stop_day // 7) AS event,
-       coalesce(cur.meetings, 0) AS meetings, coalesce(cur.checkins, 0) AS checkins,
-       coalesce(cur.mentoring, 0) AS mentoring,
-       coalesce(prev.meetings, 0) AS meetings_prev, coalesce(prev.checkins, 0) AS checkins_prev,
-       coalesce(prev.mentoring, 0) AS mentoring_prev,
-       coalesce(sum(coalesce(cur.meetings, 0)) OVER to_date, 0)::INTEGER AS meetings_to_date,
-       coalesce(sum(coalesce(cur.checkins, 0)) OVER to_date, 0)::INTEGER AS checkins_to_date,
-       coalesce(sum(coalesce(cur.mentoring, 0)) OVER to_date, 0)::INTEGER AS mentoring_to_date,
-       cur.used_any, cur.craving, cur.mood,
-       coalesce(cur.online, 0) AS online, coalesce(prev.online, 0) AS online_prev
-FROM weeks w
-LEFT JOIN weekly cur ON cur.participant_id = w.participant_id AND cur.week = w.week
-LEFT JOIN weekly prev ON prev.participant_id = w.participant_id AND prev.week = w.week - 1
-WINDOW to_date AS (PARTITION BY w.participant_id ORDER BY w.week
-                   ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
-ORDER BY w.participant_id, w.week
-"""
-
-
-# Every participant of the filters once (the durations query runs once, into a temporary
-# table of the query's own cursor): descriptors, days = stop - start, event, why left out,
-# and for those followed the first person-week row (participants sorted by id, week k of
-# a participant at row first_row + k).
-_FOLLOWED = """
-CREATE TEMP TABLE pw_followed AS
-WITH dur AS ({durations}),
-weeks AS (
-    SELECT *, CASE WHEN left_out IS NULL AND stop >= start THEN (stop - start) // 7 + 1 ELSE 0 END AS weeks
-    FROM dur)
-SELECT participant_id, {descriptors}, start, stop, (stop - start)::BIGINT AS days, event, left_out,
-       sum(weeks) OVER (ORDER BY participant_id ROWS UNBOUNDED PRECEDING) - weeks AS first_row, weeks
-FROM weeks
-"""
-_PEOPLE = "SELECT participant_id, {descriptors}, days, event, left_out FROM pw_followed ORDER BY participant_id"
-
-# One row per activity inside follow-up: slot = 4 * (its person-week row) + kind (0 in-person
-# meeting, 1 check-in, 2 mentoring, 3 online meeting), and day = days since the start.
-_ACTIVITY = """
-WITH activity AS (
-    SELECT participant_id, attended_on AS day, CASE WHEN {online} THEN 3 ELSE 0 END AS kind FROM attendance
-    UNION ALL SELECT participant_id, checked_in_on, 1 FROM checkins
-    UNION ALL SELECT participant_id, met_on, 2 FROM mentoring)
-SELECT (4 * (f.first_row + (a.day - f.start) // 7) + a.kind)::INTEGER AS slot, (a.day - f.start)::INTEGER AS day
-FROM activity a JOIN pw_followed f USING (participant_id)
-WHERE f.weeks > 0 AND a.day >= f.start AND a.day <= f.stop
-"""
-# One row per check-in inside follow-up: its person-week row, used, craving, mood (-1: none).
-_CHECKINS = """
-SELECT (f.first_row + (c.checked_in_on - f.start) // 7)::INTEGER AS row, coalesce(c.used::TINYINT, -1)::TINYINT AS used,
-       coalesce(c.craving, -1)::TINYINT AS craving, coalesce(c.mood, -1)::TINYINT AS mood
-FROM checkins c JOIN pw_followed f USING (participant_id)
-WHERE f.weeks > 0 AND c.checked_in_on >= f.start AND c.checked_in_on <= f.stop
-"""
 
 
 @dataclass
@@ -221,13 +140,9 @@ def person_weeks_sql(store: Store, outcome: str, settings: OutcomeSettings,
                      filters: Filters) -> tuple[str, dict]:
     """The person-week table as one SQL query (the reference definition; person_weeks
     builds the same rows faster)."""
-    cutoff = resolve_cutoff(store, settings)
-    durations, params = durations_sql(outcome, cutoff, settings, filters)
-    sql = _PERSON_WEEKS.format(
-        durations=durations, online=ONLINE_MEETING_SQL,
-        descriptors=", ".join(f"coalesce({c}, '{MISSING_LEVEL}') AS {c}" for c in DESCRIPTORS),
-        w_descriptors=", ".join(f"w.{c}" for c in DESCRIPTORS))
-    return sql, params
+    check_outcome(outcome)
+    return queries.person_weeks_sql(outcome, resolve_cutoff(store, settings), settings.inactivity_days,
+                                    filters, DESCRIPTORS, MISSING_LEVEL)
 
 
 def _mean(total: np.ndarray, n: np.ndarray) -> np.ndarray:
@@ -240,16 +155,10 @@ def person_weeks(store: Store, outcome: str, settings: OutcomeSettings = DEFAULT
                  filters: Filters = NO_FILTERS, *, first_days: Sequence[int] = ()) -> PersonWeeks:
     """The person-week table for `outcome`, one row per participant-week at risk; with
     `first_days`, also each participant's engagement in their first d days."""
-    durations, params = durations_sql(outcome, resolve_cutoff(store, settings), settings, filters)
-    descriptors = ", ".join(f"coalesce({c}, '{MISSING_LEVEL}') AS {c}" for c in DESCRIPTORS)
-    session = store.session()  # the temporary table lives on this cursor only
-    try:
-        session.execute(_FOLLOWED.format(durations=durations, descriptors=descriptors), params)
-        everyone = session.categorical_df(_PEOPLE.format(descriptors=", ".join(DESCRIPTORS)))
-        act = session.categorical_df(_ACTIVITY.format(online=ONLINE_MEETING_SQL))  # numeric only, via Arrow
-        checkins = session.categorical_df(_CHECKINS)
-    finally:
-        session.execute("DROP TABLE IF EXISTS pw_followed")
+    check_outcome(outcome)
+    everyone, act, checkins = queries.person_week_parts(store, outcome, resolve_cutoff(store, settings),
+                                                        settings.inactivity_days, filters, DESCRIPTORS,
+                                                        MISSING_LEVEL)
     left_out = everyone.left_out[everyone.left_out.notna()].astype(str).value_counts()
     people = everyone[everyone.left_out.isna()].drop(columns="left_out").reset_index(drop=True)
     people["participant_id"] = people.participant_id.astype(str)
@@ -265,7 +174,7 @@ def _build(outcome: str, people: pd.DataFrame, left_out: dict[str, int], act: pd
     days = people.days.to_numpy(np.int64)
     nweeks = np.maximum(days // 7 + 1, 0)
     total = int(nweeks.sum())
-    if 4 * total >= 2**31:  # _ACTIVITY's slot is a 32-bit integer (the query fails first)
+    if 4 * total >= 2**31:  # the activity query's slot is a 32-bit integer (the query fails first)
         raise ValueError(f"{total:,} person-weeks is more than this table can index")
     first = (np.cumsum(nweeks) - nweeks).astype(np.int32)  # each participant's first row
     person = np.repeat(np.arange(n, dtype=np.int32), nweeks)

@@ -8,9 +8,25 @@ while a store from a newer release is refused instead of being damaged.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Protocol
 
+from analytics.store.ddl import table_ddl
 from analytics.store.schema import ACTIVITY_TABLES, ASSESSMENTS, PARTICIPANTS
-from analytics.store.connection import Session, Store, StoreError, table_ddl
+from analytics.store.session import Session, StoreError
+
+
+class Migratable(Protocol):
+    """What bring_up_to_date needs of a store (analytics.store.connection.Store has it);
+    a protocol, so this module does not import the connection module that calls it."""
+
+    path: Path | None
+    read_only: bool
+
+    def read(self) -> Session: ...
+
+    def transaction(self) -> AbstractContextManager[Session]: ...
 
 
 def _v1(db: Session) -> None:
@@ -97,7 +113,7 @@ def stored_version(db: Session) -> int:
     return int(db.scalar("SELECT coalesce(max(version), 0) FROM schema_version") or 0) if exists else 0
 
 
-def bring_up_to_date(store: Store, target: int = CURRENT_VERSION) -> int:
+def bring_up_to_date(store: Migratable, target: int = CURRENT_VERSION) -> int:
     """Apply the missing steps up to `target`; return the version the store is at."""
     version = stored_version(store.read())
     if version > CURRENT_VERSION:

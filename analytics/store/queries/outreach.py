@@ -14,8 +14,8 @@ import datetime as dt
 
 import pandas as pd
 
-from analytics.outcomes.filters import Filters
-from analytics.outcomes.person_weeks import ONLINE_MEETING_SQL
+from analytics.store.queries.filters import ParticipantFilter, participant_where
+from analytics.store.queries.outcomes import ONLINE_MEETING_SQL
 from analytics.store.connection import Store
 
 __all__ = ["outreach_activity", "outreach_people"]
@@ -48,19 +48,19 @@ GROUP BY ALL
 """
 
 
-def outreach_people(store: Store, filters: Filters, as_of: dt.date) -> pd.DataFrame:
+def outreach_people(store: Store, filters: ParticipantFilter, as_of: dt.date) -> pd.DataFrame:
     """Participants of the filters enrolled by `as_of`, sorted by id (person = 0, 1, ...):
     program, site, enrolled_ago, exited_ago (None: no exit recorded by as_of), dropped_out."""
-    where, params = filters.where("p")
+    where, params = participant_where(filters, "p")
     frame = store.categorical_df(_PEOPLE.format(where=where), {**params, "as_of": as_of})
     frame["participant_id"] = frame.participant_id.astype(str)
     return frame
 
 
-def outreach_activity(store: Store, filters: Filters, as_of: dt.date, horizon: int) -> pd.DataFrame:
+def outreach_activity(store: Store, filters: ParticipantFilter, as_of: dt.date, horizon: int) -> pd.DataFrame:
     """Per person (as outreach_people numbers them) and bucket j: in_person, online, checkins,
     mentoring (counts), used_last (the bucket's last check-in reported use), last_ago and
     first_ago (days before as_of of its latest and earliest activity). Unordered."""
-    where, params = filters.where("p")
+    where, params = participant_where(filters, "p")
     return store.categorical_df(_ACTIVITY.format(where=where, online=ONLINE_MEETING_SQL),
                                 {**params, "as_of": as_of, "horizon": int(horizon)})
