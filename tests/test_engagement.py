@@ -138,7 +138,7 @@ out("coef", data.frame(term = rownames(s$coefficients), hr = s$coefficients[, "e
 def test_documented_synthetic_effects_are_recovered(tmp_path: Path):
     """The generator's dropout truths (0.80 / 0.95 / 0.90 / 0.75 per in-person group meeting /
     online community meeting / check-in / session in the previous week) come back from
-    retention as DESIGN.md defines it, in-person groups clearly apart from online communities."""
+    retention as docs/outcome-definitions.md defines it, in-person groups clearly apart from online communities."""
     folder = tmp_path / "synth"
     synthetic.write_sample(folder, participants=20_000, seed=21)
     with Store.open(folder / "s.duckdb") as store:
