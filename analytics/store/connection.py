@@ -12,6 +12,7 @@ share one Store.
 from __future__ import annotations
 
 import os
+import re
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -38,12 +39,32 @@ class StoreError(Exception):
     """The store cannot be opened or used (locked, newer schema, not a DuckDB file)."""
 
 
-def resolve_path(path: str | os.PathLike | None = None) -> Path:
-    """The store's file: an explicit path, else $OUTCOMES_DB, else data/outcomes.duckdb."""
-    if path:
-        return Path(path)
-    env = os.environ.get(DB_ENV)
-    return Path(env) if env else DEFAULT_DB
+SERVER_SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_server_url(target: object) -> bool:
+    """A postgresql:// address names the server store; anything else is a DuckDB file."""
+    return isinstance(target, str) and target.startswith(SERVER_SCHEMES)
+
+
+def resolve_path(path: str | os.PathLike | None = None) -> Path | str:
+    """The store: an explicit path or address, else $OUTCOMES_DB, else data/outcomes.duckdb.
+
+    A postgresql:// address is returned as text (a Path would fold its '//')."""
+    target = os.fspath(path) if path else os.environ.get(DB_ENV)
+    if not target:
+        return DEFAULT_DB
+    return target if is_server_url(target) else Path(target)
+
+
+def in_use_message(target: object, exc: Exception) -> str:
+    """Why a DuckDB file cannot be opened while another process holds it, and what to do."""
+    holder = re.search(r"PID (\d+)", str(exc))
+    who = f"another process (PID {holder.group(1)}, probably the dashboard)" if holder else "another process"
+    return (f"{target} is in use by {who}. A DuckDB store can be open in one process at a time while it "
+            "is written, even for reading. Stop the dashboard before running this command, or import "
+            "through the dashboard's Data page, or use the server store for a team "
+            "(OUTCOMES_DB=postgresql://..., see 'Running it for a team' in README.md).")
 
 
 class Session:
@@ -75,6 +96,29 @@ class Session:
         """Roll the surrounding transaction back at its end instead of committing."""
         self.discarded = True
 
+    # Writes to the import tables go through these three, so the server store can apply them
+    # to PostgreSQL as well as to its DuckDB copy (analytics/store/server.py).
+
+    def insert_select(self, table: str, columns: Sequence[str], select: str) -> None:
+        """Insert the rows `select` yields (no parameters) into `table`'s `columns`."""
+        self.execute(f"INSERT INTO {table} ({', '.join(columns)}) {select}")
+
+    def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        """Insert a few rows given as values."""
+        marks = ", ".join("?" for _ in columns)
+        for row in rows:
+            self.execute(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", list(row))
+
+    def update_from(self, table: str, key: Sequence[str], columns: Sequence[str], select: str) -> None:
+        """Set `columns` of the rows of `table` whose `key` matches a row of `select`."""
+        sets = ", ".join(f"{c} = m.{c}" for c in columns)
+        where = " AND ".join(f"{table}.{k} = m.{k}" for k in key)
+        self.execute(f"UPDATE {table} SET {sets} FROM ({select}) m WHERE {where}")
+
+    def serialise(self, name: str) -> None:
+        """Wait for other processes' transactions that took the same name (server store only:
+        one DuckDB file has one writer at a time anyway)."""
+
     def execute(self, sql: str, params: Sequence[Any] | dict | None = None) -> None:
         self._cur.execute(sql, params) if params is not None else self._cur.execute(sql)
         # Drain any result so the cursor is free for the next statement.
@@ -104,6 +148,8 @@ class Session:
 class Store:
     """A DuckDB file holding pseudonymous records, at the current schema version."""
 
+    is_server = False  # the PostgreSQL store (server.ServerStore) says True
+
     def __init__(self, con: duckdb.DuckDBPyConnection, path: Path | None, read_only: bool) -> None:
         self._con = con
         self.path = path
@@ -119,6 +165,10 @@ class Store:
         than silently creating or altering anything.
         """
         target = None if memory else resolve_path(path)
+        if is_server_url(target):
+            from analytics.store.server import ServerStore
+
+            return ServerStore.open(target)
         if target is not None and read_only and not target.exists():
             raise StoreError(f"no store at {target}")
         if target is not None:
@@ -127,6 +177,8 @@ class Store:
             con = duckdb.connect(":memory:" if target is None else str(target),
                                  read_only=read_only, config=dict(_CONFIG))
         except duckdb.IOException as exc:
+            if "lock" in str(exc).lower():
+                raise StoreError(in_use_message(target, exc)) from exc
             raise StoreError(f"cannot open {target}: {exc}") from exc
         store = cls(con, target, read_only)
         from analytics.store import migrations  # here, not at the top: migrations uses Session
