@@ -25,7 +25,8 @@ def error(message: str) -> None:
 
 
 def with_db(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    p.add_argument("--db", help="store file (default: $OUTCOMES_DB, else data/outcomes.duckdb)")
+    p.add_argument("--db", help="store: a DuckDB file or a postgresql://user@host:5432/dbname address "
+                   "(default: $OUTCOMES_DB, else data/outcomes.duckdb)")
     return p
 
 
