@@ -76,10 +76,11 @@ def pg_server() -> Iterator[PgServer]:
 @pytest.fixture
 def pg_db(pg_server: PgServer, monkeypatch: pytest.MonkeyPatch) -> str:
     """A fresh database, its tables made by the owner with the app role granted; the app's URL."""
-    from analytics.store.server import APP_ROLE_ENV, ServerStore
+    from analytics.settings import PG_APP_ROLE
+    from analytics.store.server import ServerStore
 
     name = pg_server.new_database()
-    monkeypatch.setenv(APP_ROLE_ENV, APP)
+    monkeypatch.setenv(PG_APP_ROLE.env, APP)
     ServerStore.open(pg_server.url(name, OWNER)).close()
-    monkeypatch.delenv(APP_ROLE_ENV)
+    monkeypatch.delenv(PG_APP_ROLE.env)
     return pg_server.url(name, APP)

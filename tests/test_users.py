@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +18,8 @@ from analytics.access import users
 from analytics.access.roles import AccessDenied, User
 from analytics.outcomes.filters import Filters
 from analytics.ingest.importer import import_files
-from analytics.analyses.kpis import Period, overview
+from analytics.analyses.kpis import overview
+from analytics.outcomes.period import Period
 from analytics.store.connection import Store
 from tests.conftest import TODAY
 
@@ -37,6 +39,14 @@ def accounts(store: Store) -> Store:
 def test_password_is_hashed_with_argon2(accounts: Store):
     stored = accounts.scalar("SELECT password_hash FROM users WHERE user_name = 'amira'")
     assert stored.startswith("$argon2id$") and PASSWORD not in stored
+
+
+def test_an_unknown_name_costs_a_full_hash_check():
+    """The unknown-name path verifies against a constant hash: it must carry the hasher's current
+    cost (else it would be quicker than a wrong password) and match no password we know."""
+    assert not users._hasher.check_needs_rehash(users._DUMMY)
+    assert users._DUMMY.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+    assert not users._verify(users._DUMMY, "not a real password, for equal timing")
 
 
 def test_sign_in(accounts: Store):
@@ -168,6 +178,29 @@ def test_cli_users(tmp_path: Path):
     assert cli("users", "add", "x1", "--role", "boss", "--db", db).returncode == 2
     with Store.open(db, read_only=True) as s:
         assert users.authenticate.__module__ and s.scalar("SELECT role FROM users WHERE user_name = 'amira'") == "admin"
+
+
+def test_cli_users_add_without_a_terminal_says_to_use_password_stdin(tmp_path: Path):
+    run = subprocess.run([sys.executable, "-m", "analytics", "users", "add", "amira", "--role", "admin",
+                          "--db", str(tmp_path / "u.duckdb")], stdin=subprocess.DEVNULL, capture_output=True,
+                         text=True, cwd=ROOT, start_new_session=True)  # a new session: no controlling terminal
+    assert run.returncode == 2, run.stderr
+    assert "Traceback" not in run.stderr and "--password-stdin" in run.stderr and "no terminal" in run.stderr
+
+
+def test_cli_users_list_shows_times_to_the_minute_and_blanks_for_never(tmp_path: Path):
+    db = str(tmp_path / "u.duckdb")
+    for name in ("amira", "bo"):
+        assert cli("users", "add", name, "--role", "director", "--password-stdin", "--db", db,
+                   stdin=PASSWORD + "\n").returncode == 0
+    with Store.open(db) as s:
+        users.authenticate(s, "amira", PASSWORD, now=dt.datetime(2026, 11, 27, 9, 5, 42, 123456))
+    listed = cli("users", "list", "--db", db)
+    assert listed.returncode == 0, listed.stderr
+    amira, bo = listed.stdout.splitlines()[1:]
+    assert "2026-11-27 09:05" in amira and "09:05:42" not in amira and ".123456" not in amira
+    assert "NaT" not in listed.stdout and "2026-11-27 09:05" not in bo
+    assert re.fullmatch(r"\s*bo\s+director\s+False\s+\d{4}-\d\d-\d\d \d\d:\d\d\s+0\s*", bo), bo
 
 
 from director_data import sample  # noqa: E402, F401

@@ -12,7 +12,6 @@ readable with plain SQL.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 from dataclasses import asdict, is_dataclass
 from typing import Any
@@ -21,6 +20,7 @@ import pandas as pd
 
 from analytics.store.connection import Session, Store
 from analytics.store.queries import audit as q
+from analytics.store.queries.audit import entry_hash
 
 __all__ = ["ACTIONS", "entries", "entry_hash", "first_broken", "record"]
 
@@ -59,13 +59,6 @@ def _append(db: Session, user: str | None, action: str, what: str, details: str 
     logged_at = dt.datetime.now()
     fields = (seq + 1, logged_at, user, action, what, details)
     q.append(db, *fields, entry_hash(previous, *fields))
-
-
-def entry_hash(previous: str | None, seq: int, logged_at: dt.datetime, user: str | None, action: str,
-               what: str, details: str | None) -> str:
-    """SHA-256 over the previous entry's hash and this entry's fields."""
-    text = json.dumps([previous, int(seq), logged_at.isoformat(), user, action, what, details])
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def first_broken(store: Store) -> tuple[int, str] | None:

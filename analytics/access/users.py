@@ -7,15 +7,14 @@ from the command line. A sign-in that fails counts against the account; after
 same message, so the form does not tell which names exist. Every sign-in, failure and
 lock-out goes to the audit log in the same transaction as the account change.
 
-Settings come from the environment (documented in README):
-    OUTCOMES_MAX_FAILED_SIGN_INS (default 5), OUTCOMES_LOCKOUT_MINUTES (15),
-    OUTCOMES_IDLE_MINUTES (30), OUTCOMES_SESSION_HOURS (12).
+The policy's settings (OUTCOMES_MAX_FAILED_SIGN_INS, OUTCOMES_LOCKOUT_MINUTES,
+OUTCOMES_IDLE_MINUTES, OUTCOMES_SESSION_HOURS) are declared in analytics.settings and
+read from the environment when a policy is made.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 from dataclasses import dataclass, field
 
@@ -23,6 +22,7 @@ import pandas as pd
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from analytics import settings
 from analytics.access import audit
 from analytics.access.roles import ROLES, User
 from analytics.store.connection import Session, Store
@@ -33,23 +33,20 @@ __all__ = ["MIN_PASSWORD", "SignInError", "SignInPolicy", "add_user", "authentic
 MIN_PASSWORD = 12
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{1,63}$")
 _hasher = PasswordHasher()
-_DUMMY = _hasher.hash("not a real password, for equal timing")
+# An unknown user name is checked against this hash, so it takes as long as a wrong password. A
+# constant (argon2id with the hasher's default cost, of a random password nobody kept) rather than
+# hashing at import, which cost every process 0.3-0.5 s, the dashboard's first page included;
+# tests/test_users.py checks that it has the hasher's current parameters.
+_DUMMY = "$argon2id$v=19$m=65536,t=3,p=4$jovrvRZRoDEe9eJD2RKv+g$Zra2kSQ4DIlWeXp9kI0lK6b7cwp87nRFQCTkr7pfPJU"
 FAILED = "Sign-in failed: wrong user name or password."
-
-
-def _env_float(name: str, default: float) -> float:
-    try:
-        return float(os.environ.get(name, default))
-    except ValueError:
-        raise ValueError(f"{name} must be a number, not {os.environ[name]!r}") from None
 
 
 @dataclass(frozen=True)
 class SignInPolicy:
-    max_failures: int = field(default_factory=lambda: int(_env_float("OUTCOMES_MAX_FAILED_SIGN_INS", 5)))
-    lockout_minutes: float = field(default_factory=lambda: _env_float("OUTCOMES_LOCKOUT_MINUTES", 15))
-    idle_minutes: float = field(default_factory=lambda: _env_float("OUTCOMES_IDLE_MINUTES", 30))
-    session_hours: float = field(default_factory=lambda: _env_float("OUTCOMES_SESSION_HOURS", 12))
+    max_failures: int = field(default_factory=settings.MAX_FAILED_SIGN_INS.value)
+    lockout_minutes: float = field(default_factory=settings.LOCKOUT_MINUTES.value)
+    idle_minutes: float = field(default_factory=settings.IDLE_MINUTES.value)
+    session_hours: float = field(default_factory=settings.SESSION_HOURS.value)
 
 
 class SignInError(Exception):

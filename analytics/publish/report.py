@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from importlib import metadata
 
 import pandas as pd
-import plotly.graph_objects as go
 
 from analytics.access import roles as access
 from analytics.access import audit
@@ -33,13 +32,15 @@ from analytics.publish import exports
 from analytics.analyses import kpis
 from analytics.publish import privacy
 from analytics.charts.render import ChartMeta
-from analytics.charts.base import color, new_figure
 from analytics.charts.director import cohort_heatmap, weekly_trends_figure
+from analytics.charts.report import dose_figure, use_figure
 from analytics.publish.exports import ChartExport, TooFew
 from analytics.outcomes.filters import Filters
 from analytics.outcomes.definitions import OutcomeSettings, resolve_cutoff
+from analytics.outcomes.period import Period
 from analytics.store.connection import Store
 from analytics.analyses.survival import NoData, SurvivalAnalysis, analyse
+from analytics.charts.exports import hide_small_in_text
 from analytics.charts.survival import km_figure
 
 __all__ = ["Report", "Section", "build", "render_pdf", "write_report"]
@@ -48,7 +49,7 @@ Progress = Callable[[str], None]
 RETENTION_TIMES = (30, 90, 180)
 SOBRIETY_TIMES = (90, 180, 365)
 COHORT_MONTHS = (1, 3, 6, 12)
-SOFTWARE = ("duckdb", "pandas", "numpy", "scipy", "lifelines", "statsmodels", "plotly", "kaleido",
+SOFTWARE = ("duckdb", "pandas", "numpy", "scipy", "statsmodels", "plotly", "kaleido",
             "reportlab", "svglib")
 
 
@@ -61,7 +62,7 @@ class Section:
 
 @dataclass
 class Report:
-    period: kpis.Period
+    period: Period
     filters: Filters
     cutoff: dt.date
     threshold: int
@@ -124,18 +125,7 @@ def engagement_dose(report: Report, table: pd.DataFrame) -> Section:
                                                                   "active participants"))
     return Section("Engagement dose", "Meetings attended, check-ins and mentoring sessions in the reporting "
                    "period, in total and per active participant.",
-                   [ChartExport("engagement-dose", meta, p, _dose_figure(p.values, meta.title))])
-
-
-def _dose_figure(values: pd.DataFrame, title: str) -> go.Figure:
-    fig = new_figure(title, height=460)
-    labels = {"meetings_per_active": "Meetings", "checkins_per_active": "Check-ins",
-              "mentoring_sessions_per_active": "Mentoring sessions"}
-    for i, (col, label) in enumerate(labels.items()):
-        fig.add_trace(_bars(values, col, label, color(i), "{:.1f}"))
-    fig.update_layout(barmode="group", yaxis_title="Per active participant in the period",
-                      legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0))
-    return fig
+                   [ChartExport("engagement-dose", meta, p, dose_figure(p.values, meta.title))])
 
 
 def _enrolled(report: Report) -> Filters:
@@ -170,7 +160,7 @@ def survival_section(report: Report, store: Store, outcome: str, times: tuple[in
             "event; blank when not reached) and the number still followed at each time. "
             "Blank: not known yet (too few followed that long).")
     return Section(title, text, [ChartExport(f"{outcome}-survival", meta, p,
-                                           exports.hide_small_in_text(km_figure(safe), report.threshold))]), a
+                                           hide_small_in_text(km_figure(safe), report.threshold))]), a
 
 
 def _columns(p: privacy.Protected, keep: list[str]) -> privacy.Protected:
@@ -223,7 +213,7 @@ def outcomes_by_program(report: Report, table: pd.DataFrame, retention: Survival
     return Section("Outcomes by program", "Check-in outcomes in the reporting period (share of check-ins "
                    "reporting use, mean craving 0-10 and mood 1-5) beside 90-day retention and median "
                    "sobriety of the participants enrolled in the period.",
-                   [ChartExport("outcomes-by-program", meta, p, _use_figure(p.values, meta.title))])
+                   [ChartExport("outcomes-by-program", meta, p, use_figure(p.values, meta.title))])
 
 
 def recovery_capital_sections(report: Report, store: Store) -> list[Section]:
@@ -245,23 +235,6 @@ def recovery_capital_sections(report: Report, store: Store) -> list[Section]:
     return [Section(title, text, [export]) for title, text, export in
             published.sections(r, report.threshold, scope)]
 
-
-def _bars(values: pd.DataFrame, column: str, name: str, hue: str, fmt: str) -> go.Bar:
-    """Bars labelled with their values; a hidden or unknown value has no bar and no label
-    (a bar label template would print a missing value as 0)."""
-    known = values[column].notna()
-    return go.Bar(x=[str(v) for v in values.index], y=values[column].astype(object).where(known, None),
-                  name=name, marker_color=hue, textposition="outside",
-                  text=[fmt.format(v) if ok else "" for v, ok in zip(values[column], known)])
-
-
-def _use_figure(values: pd.DataFrame, title: str) -> go.Figure:
-    fig = new_figure(title, height=440)
-    fig.add_trace(_bars(values, "share_reporting_use", "Check-ins reporting use", color(3), "{:.0%}"))
-    fig.add_trace(_bars(values, "retained_90", "Retained at 90 days", color(0), "{:.0%}"))
-    fig.update_layout(barmode="group", yaxis=dict(tickformat=".0%", range=[0, 1.1], title="Share"),
-                      legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0))
-    return fig
 
 
 def _total(table: pd.DataFrame) -> str | None:
@@ -302,7 +275,7 @@ def _version(name: str) -> str:
 
 
 @access.requires(access.PUBLISHED)  # then reads what it needs itself, as SYSTEM, and publishes it protected
-def build(store: Store, period: kpis.Period, filters: Filters = Filters(), *,
+def build(store: Store, period: Period, filters: Filters = Filters(), *,
           threshold: int = privacy.DEFAULT_THRESHOLD, settings: OutcomeSettings = OutcomeSettings(),
           progress: Progress | None = None) -> Report:
     """Every section's numbers, protected, with its chart and table."""
@@ -310,7 +283,7 @@ def build(store: Store, period: kpis.Period, filters: Filters = Filters(), *,
         return _build(store, period, filters, threshold, settings, progress or (lambda _msg: None))
 
 
-def _build(store: Store, period: kpis.Period, filters: Filters, threshold: int, settings: OutcomeSettings,
+def _build(store: Store, period: Period, filters: Filters, threshold: int, settings: OutcomeSettings,
            say: Progress) -> Report:
     privacy.check_threshold(threshold)
     report = Report(period, filters, resolve_cutoff(store, settings), threshold, dt.datetime.now())
@@ -335,7 +308,7 @@ def _build(store: Store, period: kpis.Period, filters: Filters, threshold: int, 
 
 # --- PDF ------------------------------------------------------------------------------
 
-def write_report(store: Store, period: kpis.Period, out: str | io.BufferedIOBase | None = None,
+def write_report(store: Store, period: Period, out: str | io.BufferedIOBase | None = None,
                  filters: Filters = Filters(), *, threshold: int = privacy.DEFAULT_THRESHOLD,
                  settings: OutcomeSettings = OutcomeSettings(), user: str | None = None,
                  progress: Progress | None = None) -> bytes:

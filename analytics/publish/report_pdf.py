@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from reportlab.lib import colors
@@ -30,7 +31,9 @@ from reportlab.platypus import (
 from svglib.svglib import svg2rlg
 
 from analytics.publish.exports import ChartExport
-from analytics.publish.report import Report
+
+if TYPE_CHECKING:  # report.py calls render(); a run-time import back would be a cycle
+    from analytics.publish.report import Report
 
 WIDTH = LETTER[0] - 1.5 * inch
 HEADER = colors.HexColor("#E8EEF4")

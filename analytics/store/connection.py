@@ -22,11 +22,11 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from analytics.settings import REPO_ROOT, SERVER_SCHEMES, STORE, store_target
 from analytics.store.schema import EARLIEST_DATE, Table
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_DB = REPO_ROOT / "data" / "outcomes.duckdb"
-DB_ENV = "OUTCOMES_DB"
+DEFAULT_DB = REPO_ROOT / STORE.default
+DB_ENV = STORE.env
 
 # No extension may download at run time (no network); excel/httpfs are never needed.
 _CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
@@ -39,9 +39,6 @@ class StoreError(Exception):
     """The store cannot be opened or used (locked, newer schema, not a DuckDB file)."""
 
 
-SERVER_SCHEMES = ("postgresql://", "postgres://")
-
-
 def is_server_url(target: object) -> bool:
     """A postgresql:// address names the server store; anything else is a DuckDB file."""
     return isinstance(target, str) and target.startswith(SERVER_SCHEMES)
@@ -51,10 +48,9 @@ def resolve_path(path: str | os.PathLike | None = None) -> Path | str:
     """The store: an explicit path or address, else $OUTCOMES_DB, else data/outcomes.duckdb.
 
     A postgresql:// address is returned as text (a Path would fold its '//')."""
-    target = os.fspath(path) if path else os.environ.get(DB_ENV)
-    if not target:
-        return DEFAULT_DB
-    return target if is_server_url(target) else Path(target)
+    if path:
+        return store_target(os.fspath(path))
+    return STORE.from_env() or DEFAULT_DB
 
 
 def in_use_message(target: object, exc: Exception) -> str:

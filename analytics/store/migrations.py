@@ -89,13 +89,12 @@ def _v5(db: Session) -> None:
 def _v6(db: Session) -> None:
     """Audit entries carry a hash chain (issue 15), so an edit of the log is detectable;
     the entries already there are chained in order."""
-    from analytics.access.audit import entry_hash
     from analytics.store.queries import audit as q
 
     db.execute("ALTER TABLE audit_log ADD COLUMN entry_hash VARCHAR")
     previous = None
     for seq, logged_at, user, action, what, details, _ in q.chain(db):
-        previous = entry_hash(previous, seq, logged_at, user, action, what, details)
+        previous = q.entry_hash(previous, seq, logged_at, user, action, what, details)
         q.set_hash(db, seq, previous)
 
 

@@ -18,7 +18,6 @@ it commits on PostgreSQL first (all or nothing, also under kill -9), then on the
 
 from __future__ import annotations
 
-import os
 import re
 import tempfile
 import threading
@@ -33,13 +32,13 @@ import psycopg
 from psycopg import IsolationLevel
 from psycopg import sql as pgsql
 
+from analytics.settings import PG_APP_ROLE
 from analytics.store import migrations
 from analytics.store.connection import _CONFIG, Session, Store, StoreError
 from analytics.store.schema import TABLES
 
 LIVE_TABLES = ("users", "audit_log", "schema_version", "data_version")
 MIRRORED_TABLES = (*TABLES, "import_batches", "import_files")
-APP_ROLE_ENV = "OUTCOMES_PG_APP_ROLE"  # the role the dashboard and CLI connect as (granted at setup)
 LOCKS = {"import": 150_001, "audit_log": 150_002, "migrate": 150_003}  # advisory-lock keys
 
 _LIVE = re.compile(r"\b(?:" + "|".join(LIVE_TABLES) + r")\b", re.IGNORECASE)
@@ -331,7 +330,7 @@ class ServerStore(Store):
                 return
             try:
                 migrations.apply(db, version, migrations.CURRENT_VERSION)
-                server_setup(db, os.environ.get(APP_ROLE_ENV))
+                server_setup(db, PG_APP_ROLE.value() or None)
             except psycopg.errors.InsufficientPrivilege as exc:
                 raise StoreError(f"{self.path} needs its tables created or upgraded (schema version {version}): "
                                  "run any command once as the database's owner. " + str(exc).strip()) from exc

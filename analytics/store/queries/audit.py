@@ -6,10 +6,20 @@ The same statements run on DuckDB and on PostgreSQL (bound parameters only).
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 
 import pandas as pd
 
 from analytics.store.connection import Session, Store
+
+def entry_hash(previous: str | None, seq: int, logged_at: dt.datetime, user: str | None, action: str,
+               what: str, details: str | None) -> str:
+    """SHA-256 over the previous entry's hash and this entry's fields: the chain that makes an
+    edited or deleted entry detectable (analytics.access.audit.first_broken)."""
+    text = json.dumps([previous, int(seq), logged_at.isoformat(), user, action, what, details])
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
 
 COLUMNS = ("seq", "logged_at", "user_name", "action", "what", "details", "entry_hash")
 
