@@ -25,6 +25,7 @@ from analytics.analyses import cohorts, kpis, quality, survival
 from analytics.ingest import synthetic
 from analytics.ingest.importer import import_files
 from analytics.outcomes.filters import Filters
+from analytics.outcomes.period import default_period
 from analytics.store.connection import Store, StoreError
 from analytics.store.server import LOCKS, ServerStore
 from tests.conftest import TODAY, assert_same, snapshot
@@ -48,7 +49,7 @@ def numbers(store: Store) -> dict:
     out = {}
     for outcome in ("sobriety", "retention"):
         out[outcome] = survival.analyse(store, outcome, by="program").to_json()
-    period = kpis.default_period(store)
+    period = default_period(store)
     out["overview"] = kpis.overview(store, Filters(), period)
     out["by_program"] = kpis.by_program(store, Filters(), period)
     out["cohorts"] = cohorts.cohort_retention(store, Filters())
