@@ -20,7 +20,7 @@ TODAY = dt.date(2026, 11, 27)  # fixed "today" so date rules do not move under t
 
 # The tiers registered in pytest.ini. A test marks its tier (pytestmark for a whole module);
 # one without a tier is a unit test.
-TIERS = ("unit", "r", "browser", "crash", "notebook")
+TIERS = ("unit", "r", "browser", "crash", "notebook", "postgres")
 COLLECTED_TIERS = pytest.StashKey[dict[str, list[str]]]()
 
 # Property tests draw the same examples on every run, with no per-example deadline and no

@@ -75,8 +75,9 @@ def _check_password(password: str) -> str:
 
 
 def sign_in_required(store: Store) -> bool:
-    """True once the store holds anything besides the bundled synthetic sample."""
-    return summary.has_user_data(store)
+    """True once the store holds anything besides the bundled synthetic sample, and always on
+    the server store (it is never the open demo)."""
+    return store.is_server or summary.has_user_data(store)
 
 
 def session_ended(signed_in_at: dt.datetime, last_seen: dt.datetime, now: dt.datetime,

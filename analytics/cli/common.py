@@ -33,7 +33,8 @@ def setting_help(setting: Setting, text: str | None = None) -> str:
 
 def with_db(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--db", metavar="PATH",
-                   help=f"store file (default: ${STORE.env}, else {STORE.shown_default()})")
+                   help=f"store: a DuckDB file or a postgresql://user@host:5432/dbname address "
+                        f"(default: ${STORE.env}, else {STORE.shown_default()})")
     return p
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from analytics.access import roles as access
 from analytics.ingest import importer
-from analytics.store.connection import REPO_ROOT, Store, resolve_path
+from analytics.store.connection import REPO_ROOT, Store, is_server_url, resolve_path
 
 SAMPLE_DIR = REPO_ROOT / "data" / "sample"
 
@@ -20,10 +20,11 @@ class BootstrapError(Exception):
     """The bundled sample could not be loaded (a broken checkout)."""
 
 
-def ensure_store(path: str | os.PathLike | None = None, sample_dir: Path = SAMPLE_DIR) -> Path:
-    """Return the store's path, creating it from `sample_dir` if it does not exist yet."""
+def ensure_store(path: str | os.PathLike | None = None, sample_dir: Path = SAMPLE_DIR) -> Path | str:
+    """Return the store's path, creating it from `sample_dir` if it does not exist yet.
+    A server store is never filled with the sample: it holds a team's real data."""
     target = resolve_path(path)
-    if target.exists():
+    if is_server_url(target) or target.exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     building = target.with_name(target.name + f".building-{os.getpid()}")

@@ -12,6 +12,7 @@ Streamlit's session threads can share one Store.
 from __future__ import annotations
 
 import os
+import re
 import threading
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import Any
 import duckdb
 import pandas as pd
 
-from analytics.settings import REPO_ROOT, STORE
+from analytics.settings import REPO_ROOT, SERVER_SCHEMES, STORE, store_target
 from analytics.store import migrations
 from analytics.store.session import DatabaseError, Params, Session, StoreError
 
@@ -33,15 +34,34 @@ DB_ENV = STORE.env
 _CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
 
 
-def resolve_path(path: str | os.PathLike | None = None) -> Path:
-    """The store's file: an explicit path, else $OUTCOMES_DB, else data/outcomes.duckdb."""
+def is_server_url(target: object) -> bool:
+    """A postgresql:// address names the server store; anything else is a DuckDB file."""
+    return isinstance(target, str) and target.startswith(SERVER_SCHEMES)
+
+
+def resolve_path(path: str | os.PathLike | None = None) -> Path | str:
+    """The store: an explicit path or address, else $OUTCOMES_DB, else data/outcomes.duckdb.
+
+    A postgresql:// address is returned as text (a Path would fold its '//')."""
     if path:
-        return Path(path)
+        return store_target(os.fspath(path))
     return STORE.from_env() or DEFAULT_DB
+
+
+def in_use_message(target: object, exc: Exception) -> str:
+    """Why a DuckDB file cannot be opened while another process holds it, and what to do."""
+    holder = re.search(r"PID (\d+)", str(exc))
+    who = f"another process (PID {holder.group(1)}, probably the dashboard)" if holder else "another process"
+    return (f"{target} is in use by {who}. A DuckDB store can be open in one process at a time while it "
+            "is written, even for reading. Stop the dashboard before running this command, or import "
+            "through the dashboard's Data page, or use the server store for a team "
+            "(OUTCOMES_DB=postgresql://..., see 'Running it for a team' in README.md).")
 
 
 class Store:
     """A DuckDB file holding pseudonymous records, at the current schema version."""
+
+    is_server = False  # the PostgreSQL store (server.ServerStore) says True
 
     def __init__(self, con: duckdb.DuckDBPyConnection, path: Path | None, read_only: bool) -> None:
         self._con = con
@@ -58,6 +78,10 @@ class Store:
         than silently creating or altering anything.
         """
         target = None if memory else resolve_path(path)
+        if is_server_url(target):
+            from analytics.store.server import ServerStore  # here: psycopg only for a server store
+
+            return ServerStore.open(target)
         if target is not None and read_only and not target.exists():
             raise StoreError(f"no store at {target}")
         if target is not None:
@@ -66,6 +90,8 @@ class Store:
             con = duckdb.connect(":memory:" if target is None else str(target),
                                  read_only=read_only, config=dict(_CONFIG))
         except duckdb.IOException as exc:
+            if "lock" in str(exc).lower():
+                raise StoreError(in_use_message(target, exc)) from exc
             raise StoreError(f"cannot open {target}: {exc}") from exc
         store = cls(con, target, read_only)
         migrations.bring_up_to_date(store)

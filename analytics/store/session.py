@@ -54,7 +54,34 @@ class Session:
         """Roll the surrounding transaction back at its end instead of committing."""
         self.discarded = True
 
+    # Writes to the import tables go through these three, so the server store can apply them
+    # to PostgreSQL as well as to its DuckDB copy (analytics/store/server.py).
+
+    def insert_select(self, table: str, columns: Sequence[str], select: str) -> None:
+        """Insert the rows `select` yields (no parameters) into `table`'s `columns`."""
+        self._run(f"INSERT INTO {table} ({', '.join(columns)}) {select}")
+
+    def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        """Insert a few rows given as values."""
+        marks = ", ".join("?" for _ in columns)
+        for row in rows:
+            self._run(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", list(row))
+
+    def update_from(self, table: str, key: Sequence[str], columns: Sequence[str], select: str) -> None:
+        """Set `columns` of the rows of `table` whose `key` matches a row of `select`."""
+        sets = ", ".join(f"{c} = m.{c}" for c in columns)
+        where = " AND ".join(f"{table}.{k} = m.{k}" for k in key)
+        self._run(f"UPDATE {table} SET {sets} FROM ({select}) m WHERE {where}")
+
+    def serialise(self, name: str) -> None:
+        """Wait for other processes' transactions that took the same name (server store only:
+        one DuckDB file has one writer at a time anyway)."""
+
     def execute(self, sql: str, params: Params = None) -> None:
+        self._run(sql, params)
+
+    def _run(self, sql: str, params: Params = None) -> None:
+        """One statement on DuckDB, its result drained."""
         self._cur.execute(sql, params) if params is not None else self._cur.execute(sql)
         # Drain any result so the cursor is free for the next statement.
         try:
