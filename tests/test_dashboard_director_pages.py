@@ -192,7 +192,7 @@ def test_outreach_list_equals_the_analytics_and_follows_top_and_filters(app: App
     assert any(f"95% CI {b.model.auc.ci[0]:.3f}-{b.model.auc.ci[1]:.3f}; of the top 20 flagged, "
                f"{b.model.top20_left:.1f} left" in c.value for c in app.caption)
     terms = table(app, "outreach_terms")
-    assert terms["hazard ratio"].tolist() == [t.hr for t in expected.model.terms]
+    assert terms["hazard ratio"].tolist() == [t.estimate for t in expected.model.terms]
 
     app.number_input(key="outreach_top").set_value(10).run()
     assert table(app, "outreach_table").participant_id.tolist() == ranked.participant_id.head(10).tolist()

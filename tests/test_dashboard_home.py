@@ -60,4 +60,4 @@ def test_bootstrap_leaves_no_half_store_when_the_sample_is_broken(tmp_path: Path
 
 def test_sample_dir_is_committed_in_the_import_format():
     assert sorted(p.name for p in SAMPLE_DIR.glob("*.csv")) == [
-        "attendance.csv", "checkins.csv", "mentoring.csv", "participants.csv"]
+        "assessments.csv", "attendance.csv", "checkins.csv", "mentoring.csv", "participants.csv"]
