@@ -20,7 +20,7 @@ from analytics.store.connection import Session, Store
 __all__ = ["ACTIONS", "entries", "record"]
 
 ACTIONS = ("export", "report", "import", "view", "sign_in", "sign_in_failed", "lock_out", "sign_out",
-           "user_change")
+           "user_change", "throttle")
 
 
 def _jsonable(value: Any) -> Any:

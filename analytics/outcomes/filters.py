@@ -7,7 +7,9 @@ into SQL with bound parameters only (never string-built values).
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+from analytics.access.roles import scoped_sites
 
 
 @dataclass(frozen=True)
@@ -20,7 +22,12 @@ class Filters:
     enrolled_to: dt.date | None = None
 
     def where(self, alias: str = "p") -> tuple[str, dict]:
-        """A SQL condition on participants (aliased `alias`) and its named parameters."""
+        """A SQL condition on participants (aliased `alias`) and its named parameters, narrowed
+        to the sites of the user acting (analytics.access.roles.scoped_sites): every data
+        function builds its condition here, so a site-scoped account sees its sites only."""
+        sites = scoped_sites(self.sites)
+        if sites != self.sites:
+            return replace(self, sites=sites).where(alias)
         sql = (f"(len($programs::VARCHAR[]) = 0 OR list_contains($programs::VARCHAR[], {alias}.program))"
                f" AND (len($sites::VARCHAR[]) = 0 OR list_contains($sites::VARCHAR[], {alias}.site))"
                f" AND ($enrolled_from::DATE IS NULL OR {alias}.enrolled_on >= $enrolled_from::DATE)"
