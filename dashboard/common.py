@@ -33,7 +33,7 @@ def get_store() -> Store:
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
-def _call(name: str, version: tuple, path: str, args: tuple, kwargs: dict) -> Any:
+def _call(name: str, version: tuple, path: str, args: tuple, kwargs: dict, sites: tuple) -> Any:
     module, func = name.rsplit(".", 1)
     return getattr(importlib.import_module(module), func)(get_store(), *args, **kwargs)
 
@@ -43,7 +43,9 @@ def cached(func, *args, **kwargs) -> Any:
     per the store's last import, so a new import shows at once."""
     access.check(access.permission_of(func))  # before the lookup: a cache hit never runs func's own check
     store = get_store()
-    return _call(f"{func.__module__}.{func.__qualname__}", store.data_version(), str(store.path), args, kwargs)
+    sites = access.scoped_sites(())  # the user's sites: a site-scoped result is cached for that scope only
+    return _call(f"{func.__module__}.{func.__qualname__}", store.data_version(), str(store.path), args, kwargs,
+                 sites)
 
 
 @st.cache_data(show_spinner=False)
@@ -61,6 +63,9 @@ def sidebar_filters() -> Filters:
     follow the user from page to page."""
     store = get_store()
     programs, sites, first, last = _choices(store.data_version(), str(store.path))
+    user = access.current_user()
+    if user is not None and user.sites:  # a site-scoped account is offered its own sites only
+        sites = [s for s in sites if s in user.sites]
     with st.sidebar:
         st.header("Filters")
         chosen_programs = st.multiselect("Program", programs, key="program", bind="query-params",
