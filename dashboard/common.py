@@ -14,22 +14,27 @@ from typing import TYPE_CHECKING, Any
 import streamlit as st
 
 from analytics.access import roles as access
-from analytics.ingest.bootstrap import ensure_store
+from analytics.ingest.bootstrap import dashboard_store
 from analytics.outcomes.filters import Filters
 from analytics.outcomes.definitions import latest_date
 from analytics.publish import privacy
 from analytics.settings import THRESHOLD
-from analytics.store.connection import Store, resolve_path
+from analytics.store.connection import Store, StoreError, resolve_path
 
 
 @st.cache_resource(show_spinner="Opening the store (built from the bundled sample on first start)...")
 def _open(path: str) -> Store:
-    return Store.open(ensure_store(path))
+    return Store.open(dashboard_store(path))
 
 
 def get_store() -> Store:
-    """One DuckDB connection per store file for the whole process; each query takes its own cursor."""
-    return _open(str(resolve_path()))
+    """One DuckDB connection per store file for the whole process; each query takes its own cursor.
+    A missing store other than the default stops the page with "no store at PATH"."""
+    try:
+        return _open(str(resolve_path()))
+    except StoreError as exc:
+        st.error(str(exc))
+        st.stop()
 
 
 @st.cache_data(show_spinner=False, max_entries=256)

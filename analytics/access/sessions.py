@@ -89,7 +89,7 @@ def resume(store: Store, token: str | None, *, touch: bool = True, policy: SignI
     if why is not None:
         end(store, token, why, now=now)
         return Resumed(None, why)
-    if touch and now - last_seen >= TOUCH_EVERY:
+    if touch and now - last_seen >= min(TOUCH_EVERY, dt.timedelta(minutes=policy.idle_minutes / 10)):
         with store.transaction() as db:
             queries.touch_session(db, _id_hash(session_id), now)
     return Resumed(user)
