@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Generic, TypeVar
 
 __all__ = ["BROWSER_PATH", "IDLE_MINUTES", "INACTIVITY_DAYS", "LOCKOUT_MINUTES", "MAX_FAILED_SIGN_INS",
-           "REPO_ROOT", "SESSION_HOURS", "SETTINGS", "STORE", "THRESHOLD", "Setting"]
+           "PG_APP_ROLE", "REPO_ROOT", "SESSION_HOURS", "SETTINGS", "STORE", "THRESHOLD", "Setting",
+           "SERVER_SCHEMES", "store_target"]
 
 T = TypeVar("T", int, float, str, Path)
 
@@ -66,10 +67,20 @@ class Setting(Generic[T]):
 
 _KIND: dict[Callable, str] = {int: "a whole number", float: "a number", Path: "a path", str: "text"}
 
+SERVER_SCHEMES = ("postgresql://", "postgres://")
+
+
+def store_target(text: str) -> Path | str:
+    """A DuckDB file, or a postgresql:// address naming the server store (kept as text: a Path
+    would fold its '//')."""
+    return text if text.startswith(SERVER_SCHEMES) else Path(text)
+
+
 STORE: Setting[Path] = Setting(
-    "store", "OUTCOMES_DB", Path("data/outcomes.duckdb"), Path,
-    "the store file; a relative default is under the repository, a relative variable under the "
-    "current folder", cli="--db")
+    "store", "OUTCOMES_DB", Path("data/outcomes.duckdb"), store_target,
+    "the store: a DuckDB file, or postgresql://user@host:5432/dbname for the server store (README, "
+    "'Running it for a team'); a relative default is under the repository, a relative variable under "
+    "the current folder", cli="--db")
 THRESHOLD: Setting[int] = Setting(
     "threshold", None, 11, int,
     "counts from 1 to threshold-1 are suppressed in everything published; lower values are refused",
@@ -95,5 +106,10 @@ BROWSER_PATH: Setting[str] = Setting(
     "the Chrome/Chromium that draws chart images (PNG, SVG, PDF); when unset and the default is "
     "missing, kaleido looks for one")
 
+PG_APP_ROLE: Setting[str] = Setting(
+    "pg_app_role", "OUTCOMES_PG_APP_ROLE", "", str,
+    "server store only: the PostgreSQL role the dashboard and CLI connect as, granted its rights "
+    "(no UPDATE or DELETE on the audit log) when the owner creates or upgrades the tables")
+
 SETTINGS: tuple[Setting, ...] = (STORE, THRESHOLD, INACTIVITY_DAYS, IDLE_MINUTES, SESSION_HOURS,
-                                 MAX_FAILED_SIGN_INS, LOCKOUT_MINUTES, BROWSER_PATH)
+                                 MAX_FAILED_SIGN_INS, LOCKOUT_MINUTES, BROWSER_PATH, PG_APP_ROLE)

@@ -20,6 +20,7 @@ from analytics.outcomes.definitions import latest_date
 from analytics.publish import privacy
 from analytics.settings import THRESHOLD
 from analytics.store.connection import Store, StoreError, resolve_path
+from analytics.store.queries.filters import filter_choices
 
 
 @st.cache_resource(show_spinner="Opening the store (built from the bundled sample on first start)...")
@@ -56,9 +57,7 @@ def cached(func, *args, **kwargs) -> Any:
 @st.cache_data(show_spinner=False)
 def _choices(version: tuple, path: str) -> tuple[list[str], list[str], dt.date | None, dt.date | None]:
     store = get_store()
-    programs = [r[0] for r in store.rows("SELECT DISTINCT program FROM participants ORDER BY 1")]
-    sites = [r[0] for r in store.rows("SELECT DISTINCT site FROM participants WHERE site IS NOT NULL ORDER BY 1")]
-    first = store.scalar("SELECT min(enrolled_on) FROM participants")
+    programs, sites, first = filter_choices(store)
     return programs, sites, first, latest_date(store)
 
 

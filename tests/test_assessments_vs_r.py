@@ -24,6 +24,8 @@ from analytics.stats.growth import fit_growth
 from analytics.store.connection import Store
 from tests.rsupport import run_r
 
+pytestmark = pytest.mark.r
+
 
 @pytest.fixture(scope="module")
 def result(tmp_path_factory) -> A.AssessmentResult:

@@ -34,7 +34,7 @@ from streamlit.testing.v1.element_tree import Block, Dataframe, Html, Markdown, 
 
 import analytics
 from analytics.access import roles as access
-from analytics.analyses import activity
+from analytics.analyses import activity, outreach
 from analytics.access import audit, sessions
 from analytics.analyses import cohorts
 from analytics.analyses import kpis
@@ -297,9 +297,9 @@ def test_analytics_refuse_a_role_without_the_permission(shared: Path):
         store = open_store(shared)
     gw = User("gw", "grant_writer")
     with access.acting_as(gw), pytest.raises(AccessDenied, match="grant_writer"):
-        activity.outreach_list(store, Filters(), 14)
+        outreach.outreach(store, Filters())
     functions = protected_functions()
-    assert "analytics.analyses.activity.outreach_list" in dict(functions)
+    assert "analytics.analyses.outreach.outreach" in dict(functions)
     for name, func in functions:
         for role in ROLES:
             user = User(role, role)
@@ -313,11 +313,11 @@ def test_analytics_refuse_a_role_without_the_permission(shared: Path):
     access.enforce(True)
     try:
         with pytest.raises(AccessDenied, match="nobody signed in"):
-            activity.outreach_list(store, Filters(), 14)
+            outreach.outreach(store, Filters())
     finally:
         access.enforce(False)
     with access.acting_as(User("c", "clinician")):
-        assert not activity.outreach_list(store, Filters(), 14).empty
+        assert not outreach.outreach(store, Filters()).participants.empty
 
 
 # --- 3. a grant writer never sees an ID nor a small count -------------------------------
@@ -539,7 +539,7 @@ def test_failed_sign_ins_are_throttled_alike_for_known_and_unknown_names(fresh: 
 
 def _age_sessions(path: Path, column: str, hours: float) -> None:
     with cli():
-        open_store(path).read().execute(f"UPDATE sessions SET {column} = {column} - INTERVAL ({hours}) HOUR")
+        open_store(path).read().execute(f"UPDATE dashboard_sessions SET {column} = {column} - INTERVAL ({hours}) HOUR")
 
 
 def test_an_idle_session_is_signed_out(fresh: Path):
@@ -620,7 +620,7 @@ def test_injection_in_the_url_filters_changes_nothing(shared: Path):
         if stem != "admin":  # the admin page has no filters
             assert at.sidebar.multiselect(key="program").value == []
     after = table_counts(shared)
-    logs = ("audit_log", "sessions")  # written by signing in and using the pages
+    logs = ("audit_log", "dashboard_sessions")  # written by signing in and using the pages
     assert {k: v for k, v in after.items() if k not in logs} == {k: v for k, v in before.items() if k not in logs}
 
 
@@ -631,7 +631,7 @@ def test_injection_in_analytics_filters_is_only_a_value(shared: Path):
     hostile = Filters(programs=INJECTIONS, sites=INJECTIONS)
     period = default_period(store)
     with access.acting_as(access.SYSTEM):
-        assert activity.outreach_list(store, hostile, 14).empty
+        assert outreach.outreach(store, hostile).participants.empty
         assert quality.last_activity_by_program(store, hostile).empty
         assert kpis.by_program(store, hostile, period).empty
         assert cohorts.cohort_retention(store, hostile).empty
@@ -649,7 +649,7 @@ def test_injection_in_the_sign_in_name(fresh: Path):
     after = table_counts(fresh)
     assert after["audit_log"] == before["audit_log"] + 4
     assert after["sign_in_throttle"] == before["sign_in_throttle"] + 2 * 4  # per name: this client, all clients
-    logs = ("audit_log", "sessions", "sign_in_throttle")
+    logs = ("audit_log", "dashboard_sessions", "sign_in_throttle")
     assert {k: v for k, v in after.items() if k not in logs} == {k: v for k, v in before.items() if k not in logs}
     assert set(INJECTIONS) <= set(log(fresh, "sign_in_failed").user_name)  # logged as the text typed
 
@@ -716,9 +716,9 @@ def test_viewing_participant_level_data_is_audited_once_per_selection(fresh: Pat
     at.run()  # a rerun with the same selection is not a new view
     views = log(fresh, "view")
     assert views.what.tolist() == ["outreach list"] and views.user_name.tolist() == ["amira"]
-    at.number_input(key="no_contact_days").set_value(30).run()
+    at.number_input(key="outreach_top").set_value(30).run()
     assert log(fresh, "view").what.tolist() == ["outreach list", "outreach list"]
-    assert json.loads(log(fresh, "view").details.iloc[0])["days"] == 30
+    assert json.loads(log(fresh, "view").details.iloc[0])["top"] == 30
 
 
 def test_single_sign_on_takes_the_role_from_our_user_table(fresh: Path):

@@ -42,7 +42,7 @@ def test_first_start_builds_the_store_from_the_sample_and_shows_it(fresh_db: Pat
 
 def test_empty_store_says_how_to_load_data(fresh_db: Path):
     Store.open(fresh_db).close()
-    at = AppTest.from_file(APP, default_timeout=60).run()
+    at = AppTest.from_file(APP, default_timeout=120).run()
     assert not at.exception
     assert any("store is empty" in w.value for w in at.warning)
     assert not at.metric

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from analytics.access import roles as access
-from analytics.analyses import activity
+from analytics.analyses.outreach import outreach
 from analytics.access import audit
 from analytics.publish import report
 from analytics.access import users
@@ -183,16 +183,16 @@ def test_data_functions_check_the_acting_user(sample):  # noqa: F811
     period = Period(dt.date(2026, 9, 1), dt.date(2026, 9, 30))
     with access.acting_as(User("gw", "grant_writer")):
         with pytest.raises(AccessDenied, match="participant-level"):
-            activity.outreach_list(sample, Filters(), 14)
+            outreach(sample, Filters())
         with pytest.raises(AccessDenied, match="analytics"):
             overview(sample, Filters(), period)
         assert report.build(sample, period).sections  # the published, suppressed numbers are allowed
     with access.acting_as(User("cli", "clinician")):
-        assert not activity.outreach_list(sample, Filters(), 14).empty
-    assert not activity.outreach_list(sample, Filters(), 14).empty  # command line: nobody acting
+        assert not outreach(sample, Filters()).participants.empty
+    assert not outreach(sample, Filters()).participants.empty  # command line: nobody acting
     access.enforce()
     with pytest.raises(AccessDenied, match="nobody signed in"):
-        activity.outreach_list(sample, Filters(), 14)
+        outreach(sample, Filters())
 
 
 def test_imports_need_the_admin_role(store: Store, valid_dir: Path):

@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -33,6 +34,8 @@ from analytics.access import audit
 from analytics.access.roles import ROLES, User
 from analytics.store.connection import Session, Store
 from analytics.store.queries import sessions as session_queries
+from analytics.store.queries import summary
+from analytics.store.queries import users as queries
 
 __all__ = ["ALL_CLIENTS", "MIN_PASSWORD", "SignInError", "SignInPolicy", "add_user", "authenticate", "delay_seconds",
            "disable_user", "has_users", "list_users", "load_user", "session_ended", "set_role", "set_sites",
@@ -83,8 +86,9 @@ def _check_password(password: str) -> str:
 
 
 def sign_in_required(store: Store) -> bool:
-    """True once the store holds anything besides the bundled synthetic sample."""
-    return bool(store.scalar("SELECT count(*) FROM import_batches WHERE source IS DISTINCT FROM 'sample'"))
+    """True once the store holds anything besides the bundled synthetic sample, and always on
+    the server store (it is never the open demo)."""
+    return store.is_server or summary.has_user_data(store)
 
 
 def session_ended(signed_in_at: dt.datetime, last_seen: dt.datetime, now: dt.datetime,
@@ -99,7 +103,7 @@ def session_ended(signed_in_at: dt.datetime, last_seen: dt.datetime, now: dt.dat
 
 
 def has_users(store: Store) -> bool:
-    return bool(store.scalar("SELECT count(*) FROM users"))
+    return queries.count_users(store) > 0
 
 
 def _check_sites(sites: list[str] | tuple[str, ...] | None) -> list[str] | None:
@@ -113,32 +117,33 @@ def add_user(store: Store, name: str, role: str, password: str, *, sites: list[s
     _check_name(name), _check_role(role), _check_password(password)
     scoped = _check_sites(sites)
     with store.transaction() as db:
-        if db.scalar("SELECT count(*) FROM users WHERE lower(user_name) = lower(?)", [name]):
+        if queries.name_taken(db, name):
             raise ValueError(f"user {name!r} already exists")
-        db.execute("INSERT INTO users (user_name, role, password_hash, created_at) VALUES (?, ?, ?, now())",
-                   [name, role, _hasher.hash(password)])
+        queries.insert_user(db, name, role, _hasher.hash(password))
         if scoped:
             session_queries.set_sites(db, name, scoped)
         audit.record(db, "user_change", name, user=by, change="added", role=role, sites=scoped)
 
 
-def _update(store: Store, name: str, sql: str, params: list, by: str | None, **details: object) -> None:
-    """Change an account, end its open sessions (they carry the old role or sites) and record it."""
+def _update(store: Store, name: str, apply: Callable[[Session], None], by: str | None,
+            **details: object) -> None:
+    """Apply a change to an existing account, end its open sessions (they carry the old role or
+    sites) and record it (details), in one transaction."""
     with store.transaction() as db:
-        if not db.scalar("SELECT count(*) FROM users WHERE user_name = ?", [name]):
+        if not queries.user_exists(db, name):
             raise ValueError(f"no user {name!r}")
-        db.execute(sql, [*params, name])
+        apply(db)
         session_queries.end_user_sessions(db, name, dt.datetime.now(), "account changed")
         audit.record(db, "user_change", name, user=by, **details)
 
 
 def disable_user(store: Store, name: str, *, by: str | None = None) -> None:
-    _update(store, name, "UPDATE users SET disabled = true WHERE user_name = ?", [], by, change="disabled")
+    _update(store, name, lambda db: queries.set_disabled(db, name), by, change="disabled")
 
 
 def set_role(store: Store, name: str, role: str, *, by: str | None = None) -> None:
-    _update(store, name, "UPDATE users SET role = ? WHERE user_name = ?", [_check_role(role)], by,
-            change="role", role=role)
+    _check_role(role)
+    _update(store, name, lambda db: queries.set_role(db, name, role), by, change="role", role=role)
 
 
 def set_sites(store: Store, name: str, sites: list[str] | None, *, by: str | None = None) -> None:
@@ -161,8 +166,7 @@ def load_user(store: Store | Session, name: str) -> User | None:
 
 
 def list_users(store: Store) -> pd.DataFrame:
-    return store.df("SELECT user_name, role, coalesce(array_to_string(sites, ','), 'all') AS sites, disabled, created_at, last_sign_in "
-                    "FROM users ORDER BY user_name")
+    return queries.list_users(store)
 
 
 def authenticate(store: Store, name: str, password: str, *, client: str = "unknown",
@@ -190,7 +194,7 @@ def delay_seconds(failures: int, free: int, policy: SignInPolicy) -> float:
 def _wait(db: Session, name: str, client: str, now: dt.datetime, policy: SignInPolicy) -> float:
     """Seconds this (name, client) must still wait before its next attempt; 0 when it may try."""
     waits = [0.0]
-    for who, failures, last in session_queries.failures(db, name, [client, ALL_CLIENTS]):
+    for who, failures, last in session_queries.failures(db, name, client, ALL_CLIENTS):
         free = policy.max_failures * (ALL_CLIENTS_FACTOR if who == ALL_CLIENTS else 1)
         waits.append(delay_seconds(failures, free, policy) - (now - last).total_seconds())
     return max(waits)
@@ -210,10 +214,10 @@ def _sign_in(db: Session, name: str, password: str, client: str, now: dt.datetim
         reason = "unknown user" if not row else "disabled" if disabled else "wrong password"
         _failed(db, name, client, now, policy, reason)
         return SignInError(FAILED)
-    db.execute("UPDATE users SET last_sign_in = ? WHERE user_name = ?", [now, name])
-    session_queries.forget_failures(db, name, [client])
+    queries.signed_in(db, name, now)
+    session_queries.forget_failures(db, name, client)
     if _hasher.check_needs_rehash(stored):
-        db.execute("UPDATE users SET password_hash = ? WHERE user_name = ?", [_hasher.hash(password), name])
+        queries.set_password_hash(db, name, _hasher.hash(password))
     audit.record(db, "sign_in", name, user=name, role=role, client=client)
     return User(name, role, tuple(sites or ()))
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from analytics.access import roles as access
 from analytics.ingest import importer
-from analytics.store.connection import DEFAULT_DB, REPO_ROOT, Store, StoreError, resolve_path
+from analytics.store.connection import DEFAULT_DB, REPO_ROOT, Store, StoreError, is_server_url, resolve_path
 
 SAMPLE_DIR = REPO_ROOT / "data" / "sample"
 
@@ -21,10 +21,11 @@ class BootstrapError(Exception):
     """The bundled sample could not be loaded (a broken checkout)."""
 
 
-def ensure_store(path: str | os.PathLike | None = None, sample_dir: Path = SAMPLE_DIR) -> Path:
-    """Return the store's path, creating it from `sample_dir` if it does not exist yet."""
+def ensure_store(path: str | os.PathLike | None = None, sample_dir: Path = SAMPLE_DIR) -> Path | str:
+    """Return the store's path, creating it from `sample_dir` if it does not exist yet.
+    A server store is never filled with the sample: it holds a team's real data."""
     target = resolve_path(path)
-    if target.exists():
+    if is_server_url(target) or target.exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     building = target.with_name(target.name + f".building-{os.getpid()}")
@@ -38,11 +39,13 @@ def ensure_store(path: str | os.PathLike | None = None, sample_dir: Path = SAMPL
     return target
 
 
-def dashboard_store(path: str | os.PathLike | None = None) -> Path:
+def dashboard_store(path: str | os.PathLike | None = None) -> Path | str:
     """The store the dashboard serves. Only the default store is built from the sample when
     missing: a mistyped OUTCOMES_DB must not become an open demo in a new file (served
     without sign-in), so any other missing path is refused with "no store at PATH"."""
     target = resolve_path(path)
+    if is_server_url(target):
+        return target
     if target.resolve() == DEFAULT_DB.resolve():
         return ensure_store(target)
     if not target.exists():
