@@ -17,6 +17,7 @@ from analytics.access import audit
 from analytics.publish import report
 from analytics.access import users
 from analytics.access.roles import AccessDenied, User
+from analytics.outcomes.definitions import durations
 from analytics.outcomes.filters import Filters
 from analytics.ingest.importer import import_files
 from analytics.analyses.kpis import overview
@@ -193,6 +194,25 @@ def test_data_functions_check_the_acting_user(sample):  # noqa: F811
     access.enforce()
     with pytest.raises(AccessDenied, match="nobody signed in"):
         outreach(sample, Filters())
+
+
+def test_a_site_scoped_user_gets_only_its_sites_from_every_data_function(sample):  # noqa: F811
+    """Direct calls, with filters that ask for everything or for another site: the outreach
+    list, the survival durations and the report hold Riverside's participants only."""
+    site_of = dict(sample.rows("SELECT participant_id, site FROM participants"))
+    riverside = sum(1 for v in site_of.values() if v == "Riverside")
+    period = Period(dt.date(2026, 1, 1), dt.date(2026, 9, 30))
+    lead = User("lead", "director", ("Riverside",))
+    with access.acting_as(lead):
+        listed = outreach(sample, Filters()).participants
+        assert not listed.empty and {site_of[p] for p in listed.participant_id} == {"Riverside"}
+        assert outreach(sample, Filters(sites=("Downtown",))).participants.empty  # nobody, not everybody
+        d = durations(sample, "retention")
+        assert d.n == riverside and {site_of[p] for p in d.frame.participant_id} == {"Riverside"}
+        assert durations(sample, "retention", filters=Filters(sites=("Downtown", "Riverside"))).n == riverside
+        built = report.build(sample, period)
+        assert built.filters.sites == ("Riverside",)  # the report names the scope it covers
+    assert durations(sample, "retention").n == len(site_of)  # command line: every site
 
 
 def test_imports_need_the_admin_role(store: Store, valid_dir: Path):
