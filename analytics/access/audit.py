@@ -22,7 +22,7 @@ from analytics.store.connection import Session, Store
 from analytics.store.queries import audit as q
 from analytics.store.queries.audit import entry_hash
 
-__all__ = ["ACTIONS", "entries", "entry_hash", "first_broken", "record"]
+__all__ = ["ACTIONS", "entries", "entry_hash", "first_broken", "record", "size"]
 
 ACTIONS = ("export", "report", "import", "view", "sign_in", "sign_in_failed", "lock_out", "sign_out",
            "user_change", "throttle")
@@ -59,6 +59,11 @@ def _append(db: Session, user: str | None, action: str, what: str, details: str 
     logged_at = dt.datetime.now()
     fields = (seq + 1, logged_at, user, action, what, details)
     q.append(db, *fields, entry_hash(previous, *fields))
+
+
+def size(store: Store) -> int:
+    """How many entries the log holds."""
+    return q.count(store)
 
 
 def first_broken(store: Store) -> tuple[int, str] | None:

@@ -9,11 +9,11 @@ from analytics.cli.common import with_db
 
 def cmd_verify(args: argparse.Namespace) -> int:
     """Exit 0 when the hash chain is whole, 1 with the first broken entry."""
-    from analytics.access.audit import first_broken
+    from analytics.access.audit import first_broken, size
     from analytics.store.connection import Store
 
     with Store.open(args.db, read_only=True) as store:
-        count = int(store.scalar("SELECT count(*) FROM audit_log"))
+        count = size(store)
         broken = first_broken(store)
     if broken is None:
         print(f"audit log intact: {count:,} entries, each hash follows from the one before")

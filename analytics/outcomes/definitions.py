@@ -114,12 +114,10 @@ def durations(store: Store, outcome: str, settings: OutcomeSettings = OutcomeSet
     """Per-participant durations for `outcome` ('sobriety' or 'retention')."""
     check_outcome(outcome)
     cutoff = resolve_cutoff(store, settings)
-    rows = queries.durations(store, outcome, cutoff, settings.inactivity_days, filters)
-    left = rows[rows.left_out.notna()]
-    frame = rows[rows.left_out.isna()].drop(columns=["left_out"]).reset_index(drop=True)
-    frame["days"] = (pd.to_datetime(frame.stop) - pd.to_datetime(frame.start)).dt.days.astype(int)
+    rows = queries.durations(store, outcome, cutoff, settings.inactivity_days, filters, DESCRIPTORS, MISSING_LEVEL)
+    followed = rows.left_out.isna().to_numpy()
+    left = rows[~followed]
+    frame = rows[followed].drop(columns=["left_out"]).reset_index(drop=True)
+    frame["days"] = frame.days.astype(int)
     frame["event"] = frame.event.astype(bool)
-    for col in DESCRIPTORS:
-        frame[col] = frame[col].fillna(MISSING_LEVEL)
-    frame = frame.sort_values("participant_id").reset_index(drop=True)
     return Durations(outcome, cutoff, settings, filters, frame, left.left_out.value_counts().to_dict())

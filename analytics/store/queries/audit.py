@@ -41,6 +41,11 @@ def chain(db: Session | Store) -> list[tuple]:
     return db.rows(f"SELECT {', '.join(COLUMNS)} FROM audit_log ORDER BY seq")
 
 
+def count(store: Store) -> int:
+    """How many entries the log holds."""
+    return int(store.scalar("SELECT count(*) FROM audit_log"))
+
+
 def set_hash(db: Session, seq: int, entry_hash: str) -> None:
     """Only for the migration that introduced the hashes (server mode refuses updates)."""
     db.execute("UPDATE audit_log SET entry_hash = ? WHERE seq = ?", [entry_hash, seq])

@@ -98,10 +98,15 @@ def durations_sql(outcome: str, cutoff: dt.date, inactivity_days: int,
 
 
 def durations(store: Store, outcome: str, cutoff: dt.date, inactivity_days: int,
-              filters: ParticipantFilter) -> pd.DataFrame:
-    """The rows of durations_sql, every participant of the filters once."""
+              filters: ParticipantFilter, descriptors: tuple[str, ...], missing_level: str) -> pd.DataFrame:
+    """The rows of durations_sql, every participant of the filters once, sorted by id, with
+    `days` (stop - start) and empty descriptors as `missing_level`: done here, in one pass,
+    because the same work in pandas grew faster than the data (issue 11)."""
     sql, params = durations_sql(outcome, cutoff, inactivity_days, filters)
-    return store.df(sql, params)
+    check_columns(descriptors)
+    filled = ", ".join(f"coalesce({c}, $missing_level) AS {c}" for c in descriptors)
+    return store.df(f"SELECT * REPLACE ({filled}), (stop - start)::INTEGER AS days FROM ({sql}) d "
+                    "ORDER BY participant_id", {**params, "missing_level": missing_level})
 
 
 # --- person-weeks ---------------------------------------------------------------------
