@@ -97,10 +97,10 @@ SESSION_HOURS: Setting[float] = Setting(
     "hours after signing in at which a dashboard session ends", minimum=0)
 MAX_FAILED_SIGN_INS: Setting[int] = Setting(
     "max_failed_sign_ins", "OUTCOMES_MAX_FAILED_SIGN_INS", 5, int,
-    "failed sign-ins in a row after which an account is locked", minimum=1)
+    "failed sign-ins of one user name from one client before each further attempt waits a growing delay (4x as many from all clients)", minimum=1)
 LOCKOUT_MINUTES: Setting[float] = Setting(
     "lockout_minutes", "OUTCOMES_LOCKOUT_MINUTES", 15.0, float,
-    "minutes an account stays locked", minimum=0)
+    "the longest wait between sign-in attempts once delays have begun (1 s, 2 s, 4 s, ... up to this)", minimum=0)
 BROWSER_PATH: Setting[str] = Setting(
     "browser_path", "BROWSER_PATH", "/usr/bin/chromium", str,
     "the Chrome/Chromium that draws chart images (PNG, SVG, PDF); when unset and the default is "

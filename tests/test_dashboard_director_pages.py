@@ -18,7 +18,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from analytics.analyses import activity, outreach
-from analytics.access.roles import User
+from analytics.access import sessions, users
 from analytics.ingest.bootstrap import ensure_store
 from analytics.analyses.cohorts import cohort_retention
 from analytics.outcomes.filters import Filters
@@ -296,9 +296,9 @@ def test_data_page_imports_a_good_file_and_every_page_sees_it(copy: Path):
     assert not at.exception
     # the store now holds more than the sample: the demo is over, everyone signs in
     assert any("users add NAME --role admin" in w.value for w in at.warning)
-    now = dt.datetime.now()
-    at.session_state["user"] = User("root", "admin")  # as if signed in (tests/test_auth.py signs in for real)
-    at.session_state["signed_in_at"] = at.session_state["last_seen"] = now
+    with Store.open(copy) as store:  # as if signed in (tests/test_auth.py signs in for real)
+        users.add_user(store, "root", "admin", "a long enough password")
+        at.session_state["session_token"] = sessions.start(store, users.load_user(store, "root"))
     at.run()
     at.switch_page("views/data.py").run()
     assert any("Imported batch 2" in s.value for s in at.success)

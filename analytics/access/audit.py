@@ -25,7 +25,7 @@ from analytics.store.queries.audit import entry_hash
 __all__ = ["ACTIONS", "entries", "entry_hash", "first_broken", "record", "size"]
 
 ACTIONS = ("export", "report", "import", "view", "sign_in", "sign_in_failed", "lock_out", "sign_out",
-           "user_change")
+           "user_change", "throttle")
 
 
 def _jsonable(value: Any) -> Any:

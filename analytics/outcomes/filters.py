@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from analytics.access.roles import scoped_sites
 from analytics.store.queries.filters import participant_where
 
 
@@ -26,6 +27,12 @@ class Filters:
         """A SQL condition on participants (aliased `alias`) and its named parameters; built
         in the store layer (analytics.store.queries.filters.participant_where)."""
         return participant_where(self, alias)
+
+    def scoped_sites(self) -> tuple[str, ...]:
+        """The sites a query covers: those asked for, narrowed to the sites of the user acting
+        (analytics.access.roles.scoped_sites). participant_where reads this, not `sites`, so
+        every query of every data function keeps a site-scoped account to its sites."""
+        return scoped_sites(self.sites)
 
     def describe(self) -> str:
         """Plain words for titles and notes."""

@@ -7,6 +7,7 @@ while a store from a newer release is refused instead of being damaged.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -114,8 +115,39 @@ def _v6(db: Session) -> None:
         q.set_hash(db, seq, previous)
 
 
+def _v7(db: Session) -> None:
+    """Sessions that survive a reload, site-scoped accounts and sign-in throttling (issue 15).
+
+    `dashboard_sessions` holds the server side of a signed session token (the SHA-256 of its random id,
+    never the id), so signing out or a timeout ends the session in every tab; `session_keys`
+    holds the key that signs tokens, made here once per store. `users.sites` lists the sites an
+    account may see (NULL: all). `sign_in_throttle` counts failed sign-ins per user name and
+    client (and per name over all clients, client '*') for growing delays instead of a lock.
+    """
+    db.execute("ALTER TABLE users ADD COLUMN sites VARCHAR[]")
+    db.execute("""
+        CREATE TABLE dashboard_sessions (
+            id_hash VARCHAR PRIMARY KEY,
+            user_name VARCHAR NOT NULL,
+            created_at TIMESTAMP NOT NULL,
+            last_seen TIMESTAMP NOT NULL,
+            ended_at TIMESTAMP,
+            end_reason VARCHAR
+        )""")
+    db.execute("CREATE TABLE session_keys (created_at TIMESTAMP NOT NULL, key VARCHAR NOT NULL)")
+    db.execute("INSERT INTO session_keys VALUES (now(), ?)", [secrets.token_hex(32)])
+    db.execute("""
+        CREATE TABLE sign_in_throttle (
+            user_name VARCHAR NOT NULL,
+            client VARCHAR NOT NULL,
+            failures INTEGER NOT NULL,
+            last_failed_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (user_name, client)
+        )""")
+
+
 MIGRATIONS: list[tuple[int, Callable[[Session], None]]] = [
-    (1, _v1), (2, _v2), (3, _v3), (4, _v4), (5, _v5), (6, _v6)]
+    (1, _v1), (2, _v2), (3, _v3), (4, _v4), (5, _v5), (6, _v6), (7, _v7)]
 CURRENT_VERSION = MIGRATIONS[-1][0]
 
 

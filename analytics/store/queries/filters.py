@@ -30,16 +30,20 @@ class ParticipantFilter(Protocol):
     @property
     def enrolled_to(self) -> dt.date | None: ...
 
+    def scoped_sites(self) -> tuple[str, ...]:
+        """`sites` narrowed to the signed-in user's sites (what the condition uses)."""
+
 
 def participant_where(filters: ParticipantFilter, alias: str = "p") -> tuple[str, dict]:
-    """A SQL condition on participants (aliased `alias`) and its named parameters."""
+    """A SQL condition on participants (aliased `alias`) and its named parameters; the sites
+    are the filter's scoped_sites(), so a site-scoped account never sees another site."""
     if not alias.isidentifier():
         raise ValueError(f"not a table alias: {alias!r}")
     sql = (f"(len($programs::VARCHAR[]) = 0 OR list_contains($programs::VARCHAR[], {alias}.program))"
            f" AND (len($sites::VARCHAR[]) = 0 OR list_contains($sites::VARCHAR[], {alias}.site))"
            f" AND ($enrolled_from::DATE IS NULL OR {alias}.enrolled_on >= $enrolled_from::DATE)"
            f" AND ($enrolled_to::DATE IS NULL OR {alias}.enrolled_on <= $enrolled_to::DATE)")
-    return sql, {"programs": list(filters.programs), "sites": list(filters.sites),
+    return sql, {"programs": list(filters.programs), "sites": list(filters.scoped_sites()),
                  "enrolled_from": filters.enrolled_from, "enrolled_to": filters.enrolled_to}
 
 

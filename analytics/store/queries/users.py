@@ -41,8 +41,8 @@ def set_role(db: Session, name: str, role: str) -> None:
 
 
 def list_users(store: Store) -> pd.DataFrame:
-    return store.df("SELECT user_name, role, disabled, created_at, last_sign_in, failed_sign_ins, locked_until "
-                    "FROM users ORDER BY user_name")
+    return store.df("SELECT user_name, role, coalesce(array_to_string(sites, ','), 'all') AS sites, disabled, "
+                    "created_at, last_sign_in FROM users ORDER BY user_name")
 
 
 def sign_in_state(db: Session, name: str) -> tuple | None:
