@@ -106,10 +106,15 @@ BROWSER_PATH: Setting[str] = Setting(
     "the Chrome/Chromium that draws chart images (PNG, SVG, PDF); when unset and the default is "
     "missing, kaleido looks for one")
 
+DEMO: Setting[int] = Setting(
+    "demo", "OUTCOMES_DEMO", 0, int,
+    "1: build the open demo from the bundled sample at OUTCOMES_DB when that file is missing (the "
+    "default store is always built); 0: a missing store elsewhere is refused with 'no store at PATH'",
+    minimum=0)
 PG_APP_ROLE: Setting[str] = Setting(
     "pg_app_role", "OUTCOMES_PG_APP_ROLE", "", str,
     "server store only: the PostgreSQL role the dashboard and CLI connect as, granted its rights "
     "(no UPDATE or DELETE on the audit log) when the owner creates or upgrades the tables")
 
 SETTINGS: tuple[Setting, ...] = (STORE, THRESHOLD, INACTIVITY_DAYS, IDLE_MINUTES, SESSION_HOURS,
-                                 MAX_FAILED_SIGN_INS, LOCKOUT_MINUTES, BROWSER_PATH, PG_APP_ROLE)
+                                 MAX_FAILED_SIGN_INS, LOCKOUT_MINUTES, BROWSER_PATH, DEMO, PG_APP_ROLE)

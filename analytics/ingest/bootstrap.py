@@ -12,6 +12,7 @@ from pathlib import Path
 
 from analytics.access import roles as access
 from analytics.ingest import importer
+from analytics.settings import DEMO
 from analytics.store.connection import DEFAULT_DB, REPO_ROOT, Store, StoreError, is_server_url, resolve_path
 
 SAMPLE_DIR = REPO_ROOT / "data" / "sample"
@@ -41,12 +42,13 @@ def ensure_store(path: str | os.PathLike | None = None, sample_dir: Path = SAMPL
 
 def dashboard_store(path: str | os.PathLike | None = None) -> Path | str:
     """The store the dashboard serves. Only the default store is built from the sample when
-    missing: a mistyped OUTCOMES_DB must not become an open demo in a new file (served
-    without sign-in), so any other missing path is refused with "no store at PATH"."""
+    missing, or any path when asked (OUTCOMES_DEMO=1): a mistyped OUTCOMES_DB must not become an
+    open demo in a new file (served without sign-in), so any other missing path is refused with
+    "no store at PATH"."""
     target = resolve_path(path)
     if is_server_url(target):
         return target
-    if target.resolve() == DEFAULT_DB.resolve():
+    if target.resolve() == DEFAULT_DB.resolve() or DEMO.value():
         return ensure_store(target)
     if not target.exists():
         raise StoreError(f"no store at {target}: check OUTCOMES_DB (import your data there first, "
