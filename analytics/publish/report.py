@@ -71,6 +71,8 @@ class Report:
     generated: dt.datetime
     sections: list[Section] = field(default_factory=list)
     methods: list[tuple[str, str]] = field(default_factory=list)
+    life_tables: dict[str, LifeTable] = field(default_factory=dict)  # the protected counts behind the curves
+    organisation: str = ""
 
     @property
     def scope(self) -> str:
@@ -198,6 +200,7 @@ def cohort_section(report: Report, store: Store, settings: OutcomeSettings) -> S
                 for g, sub in frame.groupby("cohort_quarter")}
     followed[disclosure.ALL] = min(followed.values())
     known = {g: {d for d in days.values() if d + settings.inactivity_days <= followed[g]} for g in followed}
+    report.life_tables["cohorts"] = lt
     p = disclosure.protected_table(lt, tuple(days.values()), prefix="retained", known=known)
     p = dataclasses.replace(p, values=p.values.rename(columns=_month_names(days)),
                             primary=p.primary.rename(columns=_month_names(days)),
@@ -370,6 +373,7 @@ def _build(store: Store, period: kpis.Period, filters: Filters, threshold: int, 
     say("estimating sobriety")
     sobriety, sob = survival_section(report, store, "sobriety", SOBRIETY_TIMES, settings)
     report.sections += [retention, sobriety]
+    report.life_tables.update({k: v for k, v in (("retention", ret), ("sobriety", sob)) if v is not None})
     say("comparing cohorts")
     report.sections.append(cohort_section(report, store, settings))
     report.sections.append(outcomes_by_program(report, table, ret, sob))

@@ -1,0 +1,143 @@
+"""The auditor (tests/disclosure_auditor.py) over the outcome report: no hidden count of the
+report can be narrowed below the "<11" marker's range by combining what it publishes, on the
+sample and on random small programs; and the auditor does catch a leak when one suppression
+rule is switched off."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from analytics.analyses.kpis import Period
+from analytics.publish import disclosure, privacy, report
+from analytics.publish.disclosure import ALL
+from disclosure_auditor import Auditor, add_life_table, add_table
+from disclosure_data import small_store
+
+PERIOD = Period(dt.date(2026, 1, 1), dt.date(2026, 9, 30))
+T = privacy.DEFAULT_THRESHOLD
+
+
+def audit_report(r: report.Report) -> list[str]:
+    """Every count the report publishes, with the relations among them, through the auditor."""
+    aud = Auditor(r.threshold)
+    tables = {s.title: s.exports[0].table for s in r.sections if s.exports}
+    add_table(aud, tables["People served"], "program")
+    add_table(aud, tables["Engagement dose"], "program")
+    add_table(aud, tables["Outcomes by program"], "program",
+              rates={"share_reporting_use": ("checkins_reporting_use", "checkins")})
+    for name, lt in r.life_tables.items():
+        groups = sorted([g for g in lt.groups if g != ALL] + list(lt.hidden))
+        add_life_table(aud, lt, groups, name)
+        if name == "retention":  # enrolled in the period per program: the same people as new enrollments
+            for g in groups:
+                aud.same(f"retention:at_risk:{g}:0", f"program:new_enrollments:{g}")
+    return aud.failures()
+
+
+def test_auditor_finds_the_issue_differencing():
+    """Issue 12's page: All at risk 24, Peer Support 15 shown, Mentoring hidden: 9 is read off."""
+    aud = Auditor(T)
+    aud.publish("all", 24)
+    aud.publish("peer", 15)
+    aud.var("mentoring", 1, T - 1)
+    aud.equal({"peer": 1, "mentoring": 1, "all": -1})
+    assert aud.ranges()["mentoring"] == (9, 9)
+    assert aud.failures() == ["mentoring: between 9 and 9"]
+
+
+def test_auditor_passes_a_well_protected_table():
+    table = pd.DataFrame({"n": [40, 5, 30, 75]}, index=["A", "B", "C", ALL])
+    aud = Auditor(T)
+    add_table(aud, privacy.protect(table, counts=["n"], total_row=ALL), "t")
+    assert aud.failures() == []
+
+
+def test_auditor_fails_when_complementary_suppression_is_off(monkeypatch):
+    """Switch one rule off (no complement is ever picked): the auditor reads the hidden count."""
+    table = pd.DataFrame({"n": [40, 5, 30, 75]}, index=["A", "B", "C", ALL])
+    monkeypatch.setattr(privacy, "_pick", lambda *a: None)
+    aud = Auditor(T)
+    add_table(aud, privacy.protect(table, counts=["n"], total_row=ALL), "t")
+    assert aud.failures() == ["t:n:B: between 5 and 5"]
+
+
+def _three_programs() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(3)
+    group = np.array(["Mentoring"] * 5 + ["Online"] * 12 + ["Peer Support"] * 30)
+    return rng.integers(0, 400, group.size), rng.random(group.size) < 0.5, group
+
+
+def test_life_table_passes_with_its_complement():
+    days, event, group = _three_programs()
+    lt = disclosure.life_table(days, event, group, (30, 90, 180, 365), T)
+    assert lt.hidden == ("Mentoring", "Online")  # 5 is hidden, so 12 is too: else All - 30 = 5
+    aud = Auditor(T)
+    add_life_table(aud, lt, ["Mentoring", "Online", "Peer Support"], "r")
+    assert aud.failures() == []
+
+
+def test_auditor_fails_when_the_group_complement_is_off(monkeypatch):
+    """Switch the life table's complementary rule off (hide only groups under the threshold)."""
+    monkeypatch.setattr(disclosure, "_shown_groups", lambda sizes, hide, t: sorted(g for g, n in sizes.items()
+                                                                                 if n >= t))
+    days, event, group = _three_programs()
+    lt = disclosure.life_table(days, event, group, (30, 90, 180, 365), T)
+    aud = Auditor(T)
+    add_life_table(aud, lt, ["Mentoring", "Online", "Peer Support"], "r")
+    assert "r:at_risk:Mentoring:0: between 5 and 5" in aud.failures()
+
+
+@pytest.fixture(scope="module")
+def sample_report(tmp_path_factory) -> report.Report:
+    from analytics.ingest.bootstrap import ensure_store
+    from analytics.store.connection import Store
+
+    store = Store.open(ensure_store(tmp_path_factory.mktemp("audit") / "s.duckdb"))
+    yield report.build(store, Period(dt.date(2025, 10, 1), dt.date(2026, 9, 30)))
+    store.close()
+
+
+def test_the_sample_report_passes_the_audit(sample_report):
+    assert audit_report(sample_report) == []
+
+
+def test_every_life_table_count_is_zero_or_at_least_the_threshold(sample_report):
+    for lt in sample_report.life_tables.values():
+        for g in lt.groups:
+            last = lt.last[g]
+            for v in [*lt.at_risk[g][:last + 1], *lt.events[g][:last], *lt.censored[g][:last]]:
+                assert v == 0 or v >= T
+
+
+def test_the_same_statistic_is_hidden_everywhere(sample_report):
+    """Retained at 90 days and median sober days in "Outcomes by program" equal the Retention and
+    Sobriety sections' values, blank exactly where those are blank."""
+    tables = {s.title: s.exports[0].table.values for s in sample_report.sections if s.exports}
+    by_program = tables["Outcomes by program"]
+    for col, section, source in (("retained_90", "Retention", "survival_90"),
+                                 ("median_sober_days", "Sobriety", "median_days")):
+        there = tables[section][source].reindex(by_program.index)
+        pd.testing.assert_series_equal(by_program[col], there, check_names=False)
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))
+@given(sizes=st.sampled_from([(13, 27), (27, 13), (12, 30), (5, 35), (11, 11), (40,), (9, 14, 20)]),
+       seed=st.integers(0, 10_000), one_program=st.booleans())
+def test_small_programs_pass_the_audit(tmp_path_factory, sizes, seed, one_program):
+    names = ["Recovery Mentoring", "Community Peer Support", "Online Recovery Community"][:len(sizes)]
+    store = small_store(tmp_path_factory.mktemp("small"), dict(zip(names, sizes)), seed)
+    try:
+        from analytics.outcomes.filters import Filters
+        filters = Filters(programs=(names[0],)) if one_program else Filters()
+        try:
+            r = report.build(store, PERIOD, filters)
+        except report.TooFew:
+            return
+        assert audit_report(r) == []
+    finally:
+        store.close()
