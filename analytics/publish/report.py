@@ -388,9 +388,10 @@ def _build(store: Store, period: kpis.Period, filters: Filters, threshold: int, 
 def write_report(store: Store, period: kpis.Period, out: str | io.BufferedIOBase | None = None,
                  filters: Filters = Filters(), *, threshold: int = privacy.DEFAULT_THRESHOLD,
                  settings: OutcomeSettings = OutcomeSettings(), user: str | None = None,
-                 progress: Progress | None = None) -> bytes:
+                 progress: Progress | None = None, organisation: str = "") -> bytes:
     """Build the report, render it, record it in the audit log; write to `out` if given."""
     report = build(store, period, filters, threshold=threshold, settings=settings, progress=progress)
+    report.organisation = organisation.strip()
     data = render_pdf(report, progress)
     if out is not None:
         if isinstance(out, str):
@@ -401,6 +402,30 @@ def write_report(store: Store, period: kpis.Period, out: str | io.BufferedIOBase
     audit.record(store, "report", str(out) if isinstance(out, str) else "outcome report", user=user,
                  period=[period.start, period.end], filters=filters, threshold=threshold)
     return data
+
+
+def headlines(report: Report) -> list[tuple[str, str]]:
+    """3-5 numbers for the cover, read from the protected tables (so hidden stays hidden)."""
+    tables = {s.title: s.exports[0].table for s in report.sections if s.exports}
+    out = []
+
+    def cell(title: str, col: str) -> object:
+        p = tables.get(title)
+        if p is None or col not in p.values.columns:
+            return None
+        v = p.display().iloc[-1][col]
+        return None if v is None or (isinstance(v, float) and v != v) else v
+
+    for label, title, col, fmt in (("people served (active in the period)", "People served", "active", "{:,}"),
+                                   ("new enrollments", "People served", "new_enrollments", "{:,}"),
+                                   ("meetings per active participant", "Engagement dose", "meetings_per_active",
+                                    "{:.1f}"),
+                                   ("still in the program at 90 days", "Retention", "survival_90", "{:.0%}"),
+                                   ("median days sober", "Sobriety", "median_days", "{:.0f}")):
+        v = cell(title, col)
+        if v is not None:
+            out.append((v if isinstance(v, str) else fmt.format(v), label))
+    return out
 
 
 def render_pdf(report: Report, progress: Progress | None = None) -> bytes:

@@ -119,7 +119,11 @@ def render(report: Report, say: Callable[[str], None]) -> bytes:
     doc = SimpleDocTemplate(out, pagesize=LETTER, leftMargin=0.75 * inch, rightMargin=0.75 * inch,
                             topMargin=0.7 * inch, bottomMargin=0.8 * inch, title="Outcome report",
                             author="Peer-support outcomes dashboard", subject=report.scope)
-    story: list = [_p("Outcome report", H1), _p(report.scope), _p(f"Data cutoff {report.cutoff}. "
+    from analytics.publish.report import headlines
+
+    cover = [_p(report.organisation, H1)] if report.organisation else []
+    numbers = [_p(f"{value}  {label}", H2) for value, label in headlines(report)]
+    story: list = [*cover, _p("Outcome report", H1), _p(report.scope), *numbers, _p(f"Data cutoff {report.cutoff}. "
                    f"Generated {report.generated:%Y-%m-%d %H:%M}."), Spacer(1, 8),
                    _p(f"Privacy: {report.sections[0].exports[0].table.method()}", SMALL), Spacer(1, 6),
                    _p("Contents: " + "; ".join(s.title for s in report.sections) + "; Methods.", SMALL)]
