@@ -2,7 +2,7 @@
 
     python benchmarks/bench_tvcox.py [--participants 100000] [--max-days 728] [--workdir DIR]
 
-Builds counting-process person-weeks (the generator of tests/test_tvcox_vs_r.py: last
+Builds counting-process person-weeks (analytics.stats.simulate, as tests/test_tvcox_vs_r.py: last
 week's meetings and check-ins, program dummies, a descriptor; whole-day event times),
 times analytics.stats.tvcox.fit_counting_cox on the expanded table and on the collapsed one
 (identical rows merged with counts, as DuckDB's GROUP BY would give), then writes the
@@ -16,19 +16,15 @@ from __future__ import annotations
 
 import argparse
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
-
-from analytics.stats.tvcox import fit_counting_cox  # noqa: E402
-from bench_survival import timed  # noqa: E402
-from test_tvcox_vs_r import COVARIATES, collapse, simulate_person_weeks  # noqa: E402
+from analytics.stats.simulate import COVARIATES, collapse, simulate_person_weeks
+from analytics.stats.tvcox import fit_counting_cox
+from bench_survival import timed  # the script's own folder is on the path
 
 R_SCRIPT = """
 suppressMessages(library(survival))

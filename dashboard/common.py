@@ -17,6 +17,8 @@ from analytics.access import roles as access
 from analytics.ingest.bootstrap import ensure_store
 from analytics.outcomes.filters import Filters
 from analytics.outcomes.definitions import latest_date
+from analytics.publish import privacy
+from analytics.settings import THRESHOLD
 from analytics.store.connection import Store, resolve_path
 
 
@@ -104,7 +106,8 @@ def downloads(title: str, build: Callable[[], "ChartExport"], *, key: str, filte
         return data
 
     with st.popover("Download", icon=":material/download:", key=f"{key}_downloads"):
-        st.caption("Small counts are hidden in every file (counts of 1-10 shown as <11).")
+        st.caption(f"Small counts are hidden in every file (counts of 1-{THRESHOLD.default - 1} shown as "
+                   f"{privacy.small_marker(THRESHOLD.default)}).")
         for fmt in formats:
             st.download_button(DOWNLOAD_LABELS[fmt], data=make(fmt), file_name=f"{stem}.{fmt}", mime=MIME[fmt],
                                key=f"{key}_{fmt}", on_click="ignore", width="stretch")

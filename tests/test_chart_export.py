@@ -241,7 +241,14 @@ def test_browser_is_kept_between_exports():
     ce.export(fig, "pdf")
     assert ce._browser is first and ce._browser.kaleido.subprocess.pid == pid
     assert ce._browser.alive()
-    assert os.environ.get("BROWSER_PATH") or first.path is None
+    assert first.path == (os.environ.get("BROWSER_PATH") or ce.DEBIAN_CHROMIUM)
+
+
+def test_browser_path_is_passed_not_written_into_the_environment(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.delenv("BROWSER_PATH", raising=False)
+    assert ce._browser_path() == ce.DEBIAN_CHROMIUM and "BROWSER_PATH" not in os.environ
+    monkeypatch.setenv("BROWSER_PATH", "/opt/chrome/chrome")
+    assert ce._browser_path() == "/opt/chrome/chrome"
 
 
 def test_missing_browser_fails_fast_with_install_hint():

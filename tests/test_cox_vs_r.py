@@ -83,7 +83,7 @@ def rel_diff(ours, theirs) -> float:
 
 def assert_matches_r(result: CoxResult, r_cox: pd.DataFrame, r_zph: pd.DataFrame | None) -> dict[str, float]:
     """HR, CI and p to 1e-6 relative (p also to 1e-12 absolute); cox.zph chi2, df, p likewise."""
-    ours = pd.DataFrame([{"term": t.term, "level": t.level, "hr": t.hr, "lo": t.ci[0], "hi": t.ci[1],
+    ours = pd.DataFrame([{"term": t.term, "level": t.level, "hr": t.estimate, "lo": t.ci[0], "hi": t.ci[1],
                           "p": t.p} for t in result.terms])
     both = ours.merge(r_cox, on=["term", "level"], suffixes=("", "_r"), validate="1:1")
     assert len(both) == len(ours) == len(r_cox), (ours, r_cox)
@@ -178,7 +178,7 @@ def test_confidence_intervals_cover_the_true_hazard_ratios():
         for t in result.terms:
             key = (t.term, t.level)
             covered[key] += np.log(t.ci[0]) <= truth[key] <= np.log(t.ci[1])
-            estimates[key].append(np.log(t.hr))
+            estimates[key].append(np.log(t.estimate))
     for key in truth:  # 95% intervals: expect ~38 of 40; 34 leaves room for chance
         assert covered[key] >= 34, (key, covered[key])
         assert abs(np.mean(estimates[key]) - truth[key]) < 0.1, key  # SE of the mean ~0.025
@@ -214,7 +214,7 @@ def test_level_without_events_is_left_out_with_a_warning(sample_store):
     assert any("Pilot" in w and "left out" in w for w in result.warnings)
     assert result.n == len(frame) - 7 and all(t.level != "Pilot" for t in result.terms)
     same = fit_cox(frame[frame.program != "Pilot"], BASE)
-    assert [t.hr for t in result.terms] == pytest.approx([t.hr for t in same.terms], rel=1e-9)
+    assert [t.estimate for t in result.terms] == pytest.approx([t.estimate for t in same.terms], rel=1e-9)
     with pytest.raises(ValueError, match="reference level 'Pilot' of program"):
         fit_cox(frame, BASE, references={"program": "Pilot"})
 
@@ -272,5 +272,19 @@ def test_events_all_on_one_day():
     frame = pd.DataFrame({"days": [3, 3, 5, 5], "event": [True, True, False, False],
                           "program": ["a", "b", "a", "b"]})
     result = fit_cox(frame, ["program"])
-    assert result.terms[0].hr == pytest.approx(1.0)
+    assert result.terms[0].estimate == pytest.approx(1.0)
     assert all(np.isnan(t.chi2) for t in result.ph_test) and result.warnings
+
+
+def test_second_cross_check_with_lifelines():
+    """lifelines' CoxPHFitter (Efron ties) on the same dummies: a check independent of R."""
+    from lifelines import CoxPHFitter
+
+    frame = simulate(7, n=500, scale=60.0)
+    result = fit_cox(frame, ["group", "arm"], references={"group": "control", "arm": "A"})
+    X = pd.DataFrame({"treated": frame.group == "treated", "B": frame.arm == "B", "C": frame.arm == "C"},
+                     dtype=float).assign(T=frame.days, E=frame.event)
+    theirs = CoxPHFitter().fit(X, "T", "E", fit_options={"precision": 1e-14, "r_precision": 1e-15,
+                                                         "max_steps": 200}).summary
+    np.testing.assert_allclose([t.estimate for t in result.terms], theirs["exp(coef)"], rtol=1e-6)
+    np.testing.assert_allclose([t.p for t in result.terms], theirs["p"], rtol=1e-5)

@@ -133,7 +133,7 @@ out("coef", data.frame(term = rownames(s$coefficients), hr = s$coefficients[, "e
 
 def test_documented_synthetic_effects_are_recovered(tmp_path: Path):
     """The generator's dropout truths (0.85 / 0.90 / 0.75 per meeting / check-in / session in
-    the previous week) come back from retention as DESIGN.md defines it."""
+    the previous week) come back from retention as docs/outcome-definitions.md defines it."""
     folder = tmp_path / "synth"
     synthetic.write_sample(folder, participants=20_000, seed=21)
     with Store.open(folder / "s.duckdb") as store:

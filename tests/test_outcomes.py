@@ -1,4 +1,4 @@
-"""The retention and sobriety definitions of DESIGN.md, on hand-made records."""
+"""The retention and sobriety definitions of docs/outcome-definitions.md, on hand-made records."""
 
 from __future__ import annotations
 

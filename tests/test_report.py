@@ -141,7 +141,7 @@ def test_pdf_has_every_section_and_the_method(pdf: Path):
     for title in TITLES:
         assert title in text
     assert "shown as \"<11\"" in text and "Data cutoff 2026-09-30" in text
-    assert "lifelines" in text and "reportlab" in text  # software versions in the appendix
+    assert "statsmodels" in text and "reportlab" in text  # software versions in the appendix
 
 
 def test_pdf_pages_render_in_colour(pdf: Path, tmp_path: Path):

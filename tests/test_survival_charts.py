@@ -222,12 +222,12 @@ def test_forest_lists_but_does_not_draw_a_term_without_a_finite_hr():
 def test_forest_from_the_real_cox_model(sobriety):
     assert sobriety.cox is not None, sobriety.warnings
     fig = cox_figure(sobriety)
-    np.testing.assert_allclose(one(fig, "hr").x, [t.hr for t in sobriety.cox.terms])
+    np.testing.assert_allclose(one(fig, "hr").x, [t.estimate for t in sobriety.cox.terms])
     assert fig.layout.yaxis.ticktext[0] == "program: {0.level} vs {0.reference}".format(sobriety.cox.terms[0])
     assert f"n={sobriety.durations.n:,}" in note_text(fig)
     # the same plot from the CLI's JSON shape
     np.testing.assert_allclose(one(forest_figure(sobriety.cox.to_json()["cox"]), "hr").x,
-                               [t.hr for t in sobriety.cox.terms])
+                               [t.estimate for t in sobriety.cox.terms])
 
 
 def test_forest_without_terms_says_why(sample_store):

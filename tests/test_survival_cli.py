@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from analytics.cli.main import build_parser
 from analytics.ingest.bootstrap import ensure_store
 from analytics.outcomes.filters import Filters
 from analytics.outcomes.definitions import OutcomeSettings, durations
@@ -88,6 +89,18 @@ def test_bad_arguments_are_refused(db: Path):
     assert cli("--outcome", "retention", "--cutoff", "yesterday", "--db", str(db)).returncode == 2
 
 
+def test_outcome_defaults_to_retention_and_the_help_says_so(db: Path):
+    plain, named = cli("--db", str(db), "--json"), cli("--outcome", "retention", "--db", str(db), "--json")
+    assert plain.returncode == 0, plain.stderr
+    doc = json.loads(plain.stdout)
+    assert doc["outcome"] == "retention" and doc["n"] == json.loads(named.stdout)["n"] > 0
+    parser = build_parser()
+    assert parser.parse_args(["engagement"]).outcome == "retention"
+    helps = [subprocess.run([sys.executable, "-m", "analytics", cmd, "--help"], cwd=REPO, capture_output=True,
+                            text=True).stdout for cmd in ("survival", "engagement")]
+    assert all("(default retention)" in h for h in helps)
+
+
 def test_text_report_is_readable(db: Path):
     out = cli("--outcome", "retention", "--by", "program", "--db", str(db))
     assert out.returncode == 0
@@ -110,3 +123,11 @@ def test_relapse_on_day_zero_is_an_event_at_day_zero(tmp_path: Path):
     assert frame.loc["P-1", ["days", "event"]].tolist() == [0, True]
     assert frame.loc["P-2", ["days", "event"]].tolist() == [8, True]
     assert d.left_out == {"no check-in on or after the sobriety start": 1}
+
+
+def test_incidence_is_skipped_on_request_only(db: Path):
+    with Store.open(db, read_only=True) as store:
+        full, lean = analyse(store, "retention", by="program"), analyse(store, "retention", by="program",
+                                                                         incidence=False)
+    assert full.incidence is not None and len(full.incidence) > 0 and lean.incidence is None
+    assert lean.to_json() == full.to_json()

@@ -159,3 +159,58 @@ def test_risk_table_adds_up_to_n():
     assert (tab.at_risk + tab.events + tab.censored == 7).all()
     assert tab.iloc[0].tolist() == [0, 7, 0, 0]
     assert tab.set_index("time").loc[90].tolist() == [3, 2, 2]
+
+
+def test_holm_equals_statsmodels():
+    from statsmodels.stats.multitest import multipletests
+
+    p = np.array([0.01, 0.04, 0.03, 0.5, 0.0001, 0.04, 0.9])
+    np.testing.assert_allclose(survival.holm(p), multipletests(p, method="holm")[1], rtol=0, atol=1e-15)
+    assert survival.holm([0.6, 0.7]).tolist() == [1.0, 1.0]
+
+
+def test_pairwise_is_the_two_group_log_rank_with_holm():
+    rng = np.random.default_rng(3)
+    group = rng.choice(["b", "a", "c", "d"], 600)
+    days = rng.exponential(np.select([group == "a", group == "b"], [50.0, 80.0], 120.0)).round()
+    event, strata = rng.random(600) < 0.7, rng.choice(["x", "y"], 600)
+    pairs = survival.pairwise_logrank(days, event, group, strata)
+    assert [(p.a, p.b) for p in pairs] == [("a", "b"), ("a", "c"), ("a", "d"), ("b", "c"), ("b", "d"), ("c", "d")]
+    for p in pairs:
+        rows = (group == p.a) | (group == p.b)
+        alone = survival.logrank(days[rows], event[rows], group[rows], strata[rows])  # checked against R above
+        assert (p.chi2, p.p) == pytest.approx((alone.chi2, alone.p), rel=1e-12)
+    np.testing.assert_allclose([p.p_holm for p in pairs], survival.holm([p.p for p in pairs]))
+    assert min(p.p for p in pairs) < 1e-3
+
+
+PAIRWISE_SCRIPT = """
+g <- sort(unique(d$group))
+rows <- list()
+for (i in 1:(length(g) - 1)) for (j in (i + 1):length(g)) {
+  s <- d[d$group %in% c(g[i], g[j]), ]
+  t <- survdiff(Surv(days, event) ~ group, data = s)
+  rows[[length(rows) + 1]] <- data.frame(a = g[i], b = g[j], chisq = t$chisq,
+                                         p = pchisq(t$chisq, length(t$n) - 1, lower.tail = FALSE))
+}
+r <- do.call(rbind, rows)
+r$p_holm <- p.adjust(r$p, method = "holm")
+out("pairwise", r)
+"""
+
+
+def test_pairwise_logrank_p_values_and_holm_match_r(sample_store: Store, tmp_path: Path):
+    frame = datasets(sample_store)["sobriety by substance"][["days", "event", "group"]]
+    r = run_r(PAIRWISE_SCRIPT, frame, tmp_path)["pairwise"]
+    mine = survival.pairwise_logrank(frame.days.to_numpy(), frame.event.to_numpy(), frame.group.to_numpy())
+    assert len(mine) == len(r) >= 3
+    for p, row in zip(mine, r.itertuples()):
+        assert (p.a, p.b) == (row.a, row.b)
+        assert close(p.chi2, row.chisq) and close(p.p, row.p) and close(p.p_holm, row.p_holm), (p, row)
+    assert any(p.p_holm > p.p for p in mine)  # the correction did something
+
+
+def test_holm_is_r_p_adjust():
+    # R: p.adjust(c(0.01, 0.04, 0.03, 0.005, 0.5), "holm") -> 0.04 0.09 0.09 0.025 0.5
+    assert np.allclose(survival.holm([0.01, 0.04, 0.03, 0.005, 0.5]), [0.04, 0.09, 0.09, 0.025, 0.5])
+    assert np.allclose(survival.holm([0.3, 0.6]), [0.6, 0.6]) and survival.holm([0.9, 0.8]).max() == 1.0

@@ -15,12 +15,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from analytics.stats.simulate import COVARIATES, TRUE_LOG_HR, collapse, simulate_person_weeks
 from analytics.stats.tvcox import TVCoxResult, fit_counting_cox
 from rsupport import run_r
 
-COVARIATES = ["meetings_prev", "checkins_prev", "program_b", "program_c", "female"]
-TRUE_LOG_HR = {"meetings_prev": np.log(0.85), "checkins_prev": np.log(0.95),
-               "program_b": 0.3, "program_c": -0.2, "female": 0.15}
 REL_R = 1e-6        # against R
 REL_COLLAPSED = 1e-9  # collapsed against expanded, both ours
 
@@ -34,53 +32,6 @@ out("coef", data.frame(term = names(coef(fit)), coef = unname(coef(fit)),
                        p = unname(s$coefficients[, "Pr(>|z|)"])))
 out("fit", data.frame(loglik = fit$loglik[2], iter = fit$iter, n = fit$n, nevent = fit$nevent))
 """
-
-
-def simulate_person_weeks(participants: int, seed: int, *, max_days: int = 364,
-                          daily_hazard: float = 0.004, tie_days: int = 1) -> pd.DataFrame:
-    """Person-week rows (start, stop, event, COVARIATES) for `participants` people.
-
-    Follow-up ends administratively on a day drawn between 30 and max_days; within week k
-    the hazard is constant, daily_hazard * exp(sum of TRUE_LOG_HR * covariates), with last
-    week's counts (0 in week 0). Event times are rounded up to whole days, or to blocks of
-    tie_days within the week (7: every event on the last day of its week, heavy ties)."""
-    rng = np.random.default_rng(seed)
-    n, weeks = participants, -(-max_days // 7)
-    program = rng.integers(0, 3, n)
-    base = {"program_b": (program == 1) * 1.0, "program_c": (program == 2) * 1.0,
-            "female": (rng.random(n) < 0.5) * 1.0}
-    meet_rate = rng.gamma(2.0, 1.0, n)
-    check_rate = rng.gamma(3.0, 1.0, n)
-    meetings = rng.poisson(meet_rate[:, None], (n, weeks))
-    checkins = rng.poisson(check_rate[:, None], (n, weeks))
-    lagged = {"meetings_prev": np.c_[np.zeros(n), meetings[:, :-1]],
-              "checkins_prev": np.c_[np.zeros(n), checkins[:, :-1]]}
-    eta = sum(TRUE_LOG_HR[c] * lagged[c] for c in lagged) + sum(TRUE_LOG_HR[c] * base[c][:, None] for c in base)
-    end = rng.integers(30, max_days + 1, n)  # last day of follow-up
-    week_start = 7 * np.arange(weeks)[None, :]
-    room = np.clip(end[:, None] - week_start, 0, 7)  # days of follow-up inside each week
-    wait = rng.exponential(1.0, (n, weeks)) / (daily_hazard * np.exp(eta))
-    hit = wait < room
-    has_event = hit.any(axis=1)
-    last = np.where(has_event, hit.argmax(axis=1), -(-end // 7) - 1)  # last week at risk
-    person = np.repeat(np.arange(n), last + 1)
-    week = np.arange(len(person)) - np.repeat(np.cumsum(last + 1) - (last + 1), last + 1)
-    event = has_event[person] & (week == last[person])
-    rounded = np.minimum(np.ceil(wait[person, week] / tie_days) * tie_days, room[person, week])
-    length = np.where(event, rounded, room[person, week])
-    frame = pd.DataFrame({"start": 7.0 * week, "stop": 7.0 * week + np.maximum(length, 1),
-                          "event": event.astype(int)})
-    for c in lagged:
-        frame[c] = lagged[c][person, week]
-    for c in base:
-        frame[c] = base[c][person]
-    return frame
-
-
-def collapse(frame: pd.DataFrame) -> pd.DataFrame:
-    """Identical rows merged, with their number in `count` (as DuckDB's GROUP BY would)."""
-    keys = ["start", "stop", "event", *COVARIATES]
-    return frame.groupby(keys, as_index=False, sort=False).size().rename(columns={"size": "count"})
 
 
 def fit(frame: pd.DataFrame, **kw) -> TVCoxResult:
@@ -129,19 +80,29 @@ def test_matches_r_efron(weeks, r_fit):
     assert ours.names == COVARIATES
 
 
-@pytest.mark.parametrize("path", ["by_group", "by_column"])
-def test_heavy_ties_match_r(path, tmp_path, monkeypatch):
-    """Events only at week ends (dozens tied per time), through both ways of summing S2."""
-    from analytics.stats import tvcox
-
-    monkeypatch.setattr(tvcox, "_SMALL_GROUPS", 0 if path == "by_group" else 10**9)
+def test_heavy_ties_match_r(tmp_path):
+    """Events only at week ends (dozens tied per time), expanded and collapsed."""
     frame = simulate_person_weeks(1500, seed=5, tie_days=7)
     tied = frame.stop[frame.event == 1].value_counts()
     assert tied.max() > 20
     r = run_r(R_FIT.format(terms=" + ".join(COVARIATES)), frame, tmp_path)
     for table in (frame, collapse(frame)):
         diffs = compare(fit(table, tol=1e-12), r["coef"])
-        assert max(diffs.values()) < REL_R, (path, len(table), diffs)
+        assert max(diffs.values()) < REL_R, (len(table), diffs)
+
+
+def test_strata_match_r(weeks, tmp_path):
+    """Risk sets within strata, as coxph's + strata(female); expanded and collapsed."""
+    terms = [c for c in COVARIATES if c != "female"]
+    r = run_r(R_FIT.format(terms=" + ".join(terms) + " + strata(female)"), weeks, tmp_path)
+    for table in (weeks, collapse(weeks)):
+        ours = fit_counting_cox(table.start, table.stop, table.event, table[terms], strata=table.female,
+                                weights=table["count"] if "count" in table else None, tol=1e-12)
+        diffs = compare(ours, r["coef"])
+        assert max(diffs.values()) < REL_R, (len(table), diffs)
+        assert ours.loglik == pytest.approx(r["fit"].loglik[0], rel=1e-10)
+    unstratified = fit_counting_cox(weeks.start, weeks.stop, weeks.event, weeks[terms])
+    assert abs(unstratified.coef[2] - ours.coef[2]) > 1e-4  # strata change the fit: the test can fail
 
 
 def test_collapsed_equals_expanded_and_r(weeks, r_fit):

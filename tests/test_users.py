@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -168,6 +169,29 @@ def test_cli_users(tmp_path: Path):
     assert cli("users", "add", "x1", "--role", "boss", "--db", db).returncode == 2
     with Store.open(db, read_only=True) as s:
         assert users.authenticate.__module__ and s.scalar("SELECT role FROM users WHERE user_name = 'amira'") == "admin"
+
+
+def test_cli_users_add_without_a_terminal_says_to_use_password_stdin(tmp_path: Path):
+    run = subprocess.run([sys.executable, "-m", "analytics", "users", "add", "amira", "--role", "admin",
+                          "--db", str(tmp_path / "u.duckdb")], stdin=subprocess.DEVNULL, capture_output=True,
+                         text=True, cwd=ROOT, start_new_session=True)  # a new session: no controlling terminal
+    assert run.returncode == 2, run.stderr
+    assert "Traceback" not in run.stderr and "--password-stdin" in run.stderr and "no terminal" in run.stderr
+
+
+def test_cli_users_list_shows_times_to_the_minute_and_blanks_for_never(tmp_path: Path):
+    db = str(tmp_path / "u.duckdb")
+    for name in ("amira", "bo"):
+        assert cli("users", "add", name, "--role", "director", "--password-stdin", "--db", db,
+                   stdin=PASSWORD + "\n").returncode == 0
+    with Store.open(db) as s:
+        users.authenticate(s, "amira", PASSWORD, now=dt.datetime(2026, 11, 27, 9, 5, 42, 123456))
+    listed = cli("users", "list", "--db", db)
+    assert listed.returncode == 0, listed.stderr
+    amira, bo = listed.stdout.splitlines()[1:]
+    assert "2026-11-27 09:05" in amira and "09:05:42" not in amira and ".123456" not in amira
+    assert "NaT" not in listed.stdout and "2026-11-27 09:05" not in bo
+    assert re.fullmatch(r"\s*bo\s+director\s+False\s+\d{4}-\d\d-\d\d \d\d:\d\d\s+0\s*", bo), bo
 
 
 from director_data import sample  # noqa: E402, F401

@@ -7,15 +7,14 @@ from the command line. A sign-in that fails counts against the account; after
 same message, so the form does not tell which names exist. Every sign-in, failure and
 lock-out goes to the audit log in the same transaction as the account change.
 
-Settings come from the environment (documented in README):
-    OUTCOMES_MAX_FAILED_SIGN_INS (default 5), OUTCOMES_LOCKOUT_MINUTES (15),
-    OUTCOMES_IDLE_MINUTES (30), OUTCOMES_SESSION_HOURS (12).
+The policy's settings (OUTCOMES_MAX_FAILED_SIGN_INS, OUTCOMES_LOCKOUT_MINUTES,
+OUTCOMES_IDLE_MINUTES, OUTCOMES_SESSION_HOURS) are declared in analytics.settings and
+read from the environment when a policy is made.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 from dataclasses import dataclass, field
 
@@ -23,6 +22,7 @@ import pandas as pd
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from analytics import settings
 from analytics.access import audit
 from analytics.access.roles import ROLES, User
 from analytics.store.connection import Session, Store
@@ -37,19 +37,12 @@ _DUMMY = _hasher.hash("not a real password, for equal timing")
 FAILED = "Sign-in failed: wrong user name or password."
 
 
-def _env_float(name: str, default: float) -> float:
-    try:
-        return float(os.environ.get(name, default))
-    except ValueError:
-        raise ValueError(f"{name} must be a number, not {os.environ[name]!r}") from None
-
-
 @dataclass(frozen=True)
 class SignInPolicy:
-    max_failures: int = field(default_factory=lambda: int(_env_float("OUTCOMES_MAX_FAILED_SIGN_INS", 5)))
-    lockout_minutes: float = field(default_factory=lambda: _env_float("OUTCOMES_LOCKOUT_MINUTES", 15))
-    idle_minutes: float = field(default_factory=lambda: _env_float("OUTCOMES_IDLE_MINUTES", 30))
-    session_hours: float = field(default_factory=lambda: _env_float("OUTCOMES_SESSION_HOURS", 12))
+    max_failures: int = field(default_factory=settings.MAX_FAILED_SIGN_INS.value)
+    lockout_minutes: float = field(default_factory=settings.LOCKOUT_MINUTES.value)
+    idle_minutes: float = field(default_factory=settings.IDLE_MINUTES.value)
+    session_hours: float = field(default_factory=settings.SESSION_HOURS.value)
 
 
 class SignInError(Exception):

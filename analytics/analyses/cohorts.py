@@ -4,7 +4,7 @@ Cohort retention table
     Rows: enrollment cohorts (calendar month '2026-03' or quarter '2026-Q1' of
     ``enrolled_on``). Columns: months since enrollment m = 0, 1, ..., where month m means
     day round(m x 30.44) after enrolling (day 0 for m = 0). Value: the share of the cohort
-    still in the program at that day, by the retention definition of DESIGN.md
+    still in the program at that day, by the retention definition of docs/outcome-definitions.md
     (``analytics.outcomes.definitions``): a recorded drop-out, or no engagement for
     ``inactivity_days`` (dated at the last engagement), is leaving; completing,
     transferring and other exits are censored (they leave the denominator from their exit

@@ -45,9 +45,10 @@ from scipy import linalg, sparse, stats
 from threadpoolctl import threadpool_limits
 
 from analytics.stats import survival
+from analytics.stats.result import Estimate, reference_level
 from analytics.access.roles import ANALYTICS, requires
 from analytics.outcomes.filters import Filters
-from analytics.outcomes.definitions import DESCRIPTORS, MISSING_LEVEL, OutcomeSettings
+from analytics.outcomes.definitions import DESCRIPTORS, OutcomeSettings
 from analytics.outcomes.person_weeks import (
     DEFAULT_SETTINGS,
     ENGAGEMENT,
@@ -78,29 +79,13 @@ EXPLANATION = (
 
 
 @dataclass
-class Term:
-    """One effect: a hazard ratio (or odds ratio, or difference) per unit with its 95% CI."""
-
-    term: str
-    estimate: float
-    ci: tuple[float, float]
-    p: float
-    measure: str = "hr"  # hr, or, diff
-    unit: str = ""
-
-    def to_json(self) -> dict:
-        return {"term": self.term, self.measure: self.estimate, "ci": list(self.ci), "p": self.p,
-                "measure": self.measure, "unit": self.unit}
-
-
-@dataclass
 class Landmark:
     day: int
     n: int
     events: int
-    terms: list[Term]  # Cox: HR per meeting/check-in/session before the landmark
-    tiers: list[Term]  # Cox: HR of each meetings tier against 0 meetings
-    odds: list[Term]  # logistic: odds of still being in at 6 months
+    terms: list[Estimate]  # Cox: HR per meeting/check-in/session before the landmark
+    tiers: list[Estimate]  # Cox: HR of each meetings tier against 0 meetings
+    odds: list[Estimate]  # logistic: odds of still being in at 6 months
     odds_n: int
     curves: dict[str, survival.KaplanMeier] = field(default_factory=dict)
 
@@ -117,18 +102,18 @@ class EngagementAnalysis:
     events: int
     person_weeks: int
     adjusted_for: list[str]
-    time_varying: list[Term]
-    adjustment_terms: list[Term]
+    time_varying: list[Estimate]
+    adjustment_terms: list[Estimate]
     landmarks: list[Landmark]
-    gee: list[Term]
-    naive: list[Term]
+    gee: list[Estimate]
+    naive: list[Estimate]
     left_out: dict[str, int]
     warnings: list[str] = field(default_factory=list)
     # the standard deviation of each exposure: {"naive": {term: SD of the totals over participants},
     # "time_varying": {term: SD of the previous week's count over person-weeks}}
     exposure_sd: dict[str, dict[str, float]] = field(default_factory=dict)
 
-    def per_sd(self, which: str) -> list[Term]:
+    def per_sd(self, which: str) -> list[Estimate]:
         """The naive or time-varying HRs per one standard deviation of their exposure: the two
         are per different units (a total, a weekly count), so they compare only on this scale."""
         sds = self.exposure_sd.get(which, {})
@@ -163,14 +148,11 @@ class EngagementAnalysis:
 
 def _reference_and_levels(codes: np.ndarray, categories: Sequence[str],
                           weights: np.ndarray | None = None) -> tuple[str, list[str]]:
-    """The most frequent recorded level (ties: the first by name; the missing level only if
-    nothing else is recorded) and the other levels present, sorted."""
+    """The reference (stats.result.reference_level: the most frequent recorded level) and
+    the other levels present, sorted."""
     counts = np.bincount(codes, weights=weights, minlength=len(categories))
-    present = [k for k in range(len(categories)) if counts[k] > 0]
-    recorded = [k for k in present if categories[k] != MISSING_LEVEL] or present
-    top = max(counts[k] for k in recorded)
-    ref = min(str(categories[k]) for k in recorded if counts[k] == top)
-    return ref, sorted(str(categories[k]) for k in present if str(categories[k]) != ref)
+    ref = reference_level({str(c): counts[k] for k, c in enumerate(categories)})
+    return ref, sorted(str(c) for k, c in enumerate(categories) if counts[k] > 0 and str(c) != ref)
 
 
 def _dummy_columns(col: str, codes: np.ndarray, categories: Sequence[str],
@@ -232,9 +214,9 @@ def _renumber(key: np.ndarray, size: int) -> tuple[np.ndarray, int]:
     return inv.ravel(), len(uniq)
 
 
-def _cox_terms(result, names: dict[str, str], unit: str) -> list[Term]:
+def _cox_terms(result, names: dict[str, str], unit: str) -> list[Estimate]:
     table = result.table().set_index("term")
-    return [Term(label, float(table.hr[col]), (float(table.lo[col]), float(table.hi[col])), float(table.p[col]),
+    return [Estimate(label, float(table.hr[col]), (float(table.lo[col]), float(table.hi[col])), float(table.p[col]),
                  "hr", unit) for col, label in names.items() if col in table.index]
 
 
@@ -254,7 +236,7 @@ def _row_codes(pw: PersonWeeks, col: str, rows: np.ndarray | None = None) -> tup
 
 # ------------------------------------------------------- time-varying ---
 
-def fit_time_varying(pw: PersonWeeks, adjust: Sequence[str]) -> tuple[list[Term], list[Term]]:
+def fit_time_varying(pw: PersonWeeks, adjust: Sequence[str]) -> tuple[list[Estimate], list[Estimate]]:
     """HR per one more meeting / check-in / mentoring session in the previous week: the
     person-week rows merged into distinct (interval, event, covariates) patterns with
     counts (replication weights: the same fit as on every row)."""
@@ -275,7 +257,7 @@ def fit_time_varying(pw: PersonWeeks, adjust: Sequence[str]) -> tuple[list[Term]
 
 
 def time_varying(store: Store, outcome: str, adjust: Sequence[str], settings: OutcomeSettings,
-                 filters: Filters) -> tuple[list[Term], list[Term]]:
+                 filters: Filters) -> tuple[list[Estimate], list[Estimate]]:
     """HR per one more meeting / check-in / mentoring session in the previous week."""
     return fit_time_varying(person_weeks(store, outcome, settings, filters), adjust)
 
@@ -327,7 +309,7 @@ def fit_landmark(pw: PersonWeeks, day: int, adjust: Sequence[str]) -> Landmark |
     present = [k for k in range(len(TIERS)) if (tiers == k).any()]
     labels = [TIERS[k][2] for k in present]
     ref, others = labels[0], labels[1:]  # the lowest tier anyone is in is the baseline
-    tier_terms: list[Term] = []
+    tier_terms: list[Estimate] = []
     if others:  # with everyone in one tier there is nothing to compare
         tier_x = pd.DataFrame({f"meetings {TIERS[k][2]}": (tiers == k).astype(float) for k in present[1:]})
         tier_fit = _fit_cox(days_after, event, pd.concat([tier_x, adjusters], axis=1))
@@ -345,7 +327,7 @@ def landmark(store: Store, outcome: str, day: int, adjust: Sequence[str], settin
 
 
 def _odds_in_at(frame: pd.DataFrame, counts: pd.DataFrame, adjusters: pd.DataFrame,
-                day: int) -> tuple[list[Term], int]:
+                day: int) -> tuple[list[Estimate], int]:
     """Logistic regression: still in at `day` (among those whose status then is known)."""
     known = (frame.days >= day) | frame.event
     if known.sum() < 20:
@@ -357,7 +339,7 @@ def _odds_in_at(frame: pd.DataFrame, counts: pd.DataFrame, adjusters: pd.DataFra
     X = _varies(X, keep=["const"])
     fit = sm.Logit(y, X).fit(disp=0)
     ci = fit.conf_int()
-    return [Term(label, float(np.exp(fit.params[col])), (float(np.exp(ci.loc[col, 0])), float(np.exp(ci.loc[col, 1]))),
+    return [Estimate(label, float(np.exp(fit.params[col])), (float(np.exp(ci.loc[col, 0])), float(np.exp(ci.loc[col, 1]))),
                  float(fit.pvalues[col]), "or", f"odds of still being in at {day} days, per one more")
             for col, label in TERMS.items() if col in X.columns], int(known.sum())
 
@@ -472,7 +454,7 @@ def _gee_rows(pw: PersonWeeks, rows: np.ndarray, y: np.ndarray, adjust: Sequence
                             family, list(X.columns))
 
 
-def gee_use(pw: PersonWeeks, adjust: Sequence[str]) -> list[Term]:
+def gee_use(pw: PersonWeeks, adjust: Sequence[str]) -> list[Estimate]:
     """Reported use in a week (weeks with a check-in) on the previous week's engagement."""
     use = np.flatnonzero(~np.isnan(pw.used_any))
     if len(use) <= 50 or len(np.unique(pw.used_any[use])) < 2:
@@ -481,7 +463,7 @@ def gee_use(pw: PersonWeeks, adjust: Sequence[str]) -> list[Term]:
     return _gee_terms(fit, "use", "or", "odds of reporting use that week, per one more the week before")
 
 
-def gee_craving(pw: PersonWeeks, adjust: Sequence[str]) -> list[Term]:
+def gee_craving(pw: PersonWeeks, adjust: Sequence[str]) -> list[Estimate]:
     """Mean craving in a week (weeks with a craving reported) on the previous week's engagement."""
     crave = np.flatnonzero(~np.isnan(pw.craving))
     if len(crave) <= 50:
@@ -491,12 +473,12 @@ def gee_craving(pw: PersonWeeks, adjust: Sequence[str]) -> list[Term]:
                       extra={"months": "craving: per month in follow-up"})
 
 
-def gee(pw: PersonWeeks, adjust: Sequence[str]) -> list[Term]:
+def gee(pw: PersonWeeks, adjust: Sequence[str]) -> list[Estimate]:
     """Weekly reported use (weeks with a check-in) and craving, on the previous week's engagement."""
     return gee_use(pw, adjust) + gee_craving(pw, adjust)
 
 
-def _gee_terms(fit: GEEFit, outcome: str, measure: str, unit: str, extra: dict[str, str] | None = None) -> list[Term]:
+def _gee_terms(fit: GEEFit, outcome: str, measure: str, unit: str, extra: dict[str, str] | None = None) -> list[Estimate]:
     ci = fit.conf_int()
     names = {col: f"{outcome}: {label}" for col, label in TERMS.items()} | (extra or {})
     terms = []
@@ -505,14 +487,14 @@ def _gee_terms(fit: GEEFit, outcome: str, measure: str, unit: str, extra: dict[s
             continue
         kind = measure if col in TERMS else "diff"
         f = np.exp if kind == "or" else float
-        terms.append(Term(label, float(f(fit.params[col])), (float(f(ci.loc[col, 0])), float(f(ci.loc[col, 1]))),
+        terms.append(Estimate(label, float(f(fit.params[col])), (float(f(ci.loc[col, 0])), float(f(ci.loc[col, 1]))),
                           float(fit.pvalues[col]), kind, unit if col in TERMS else "change per month"))
     return terms
 
 
 # -------------------------------------------------------------- naive ---
 
-def naive(pw: PersonWeeks, adjust: Sequence[str]) -> list[Term]:
+def naive(pw: PersonWeeks, adjust: Sequence[str]) -> list[Estimate]:
     """BIASED on purpose: total engagement over the whole follow-up against time in program."""
     followed = np.flatnonzero(pw.weeks_per_person > 0)
     frame = pw.people.iloc[followed].reset_index(drop=True)
@@ -576,7 +558,7 @@ def exposure_sds(pw: PersonWeeks) -> dict[str, dict[str, float]]:
 
 
 def format_text(a: EngagementAnalysis) -> str:
-    def line(t: Term) -> str:
+    def line(t: Estimate) -> str:
         name = {"hr": "HR", "or": "OR", "diff": "diff"}[t.measure]
         return f"  {t.term:<34} {name} {t.estimate:6.3f} ({t.ci[0]:.3f}-{t.ci[1]:.3f}), p = {t.p:.3g}  [{t.unit}]"
 

@@ -26,7 +26,7 @@ Definitions (``DEFINITIONS`` holds the exact wording shown to users)
     mentoring coverage: share of active participants with at least one mentoring
         session in the period.
     30- and 90-day retention: the share of a cohort of new enrollees still in the program
-        30 (90) days after enrolling, by the retention definition of DESIGN.md
+        30 (90) days after enrolling, by the retention definition of docs/outcome-definitions.md
         (``analytics.outcomes.definitions``: a recorded ``dropped_out`` exit, or no engagement for
         ``inactivity_days``, dated at the last engagement, is leaving; other exits are
         censored, not counted as leaving), estimated by Kaplan-Meier
@@ -326,7 +326,7 @@ FROM dur WHERE left_out IS NULL GROUP BY ALL"""
 
 def retention_counts(store: Store, filters: Filters, settings: OutcomeSettings, group_sql: str,
                      extra_params: dict | None = None) -> pd.DataFrame:
-    """Retention durations (DESIGN.md definition, analytics.outcomes.definitions) counted in SQL per
+    """Retention durations (docs/outcome-definitions.md, analytics.outcomes.definitions) counted in SQL per
     (grp, ndays, event, potential): grp is `group_sql` evaluated on a durations row,
     potential = days from enrollment to the cutoff, n = participants. KM curves are built
     from it with km_from_counts.

@@ -92,8 +92,9 @@ def risk_times(max_days: float, step: int = 90) -> list[int]:
 def analyse(store: Store, outcome: str, *, by: str | None = None, adjust: Sequence[str] = (),
             strata: str | None = None, settings: OutcomeSettings = OutcomeSettings(),
             filters: Filters = Filters(), times: tuple[int, ...] = survival.TIMES,
-            horizon: int = survival.RMST_HORIZON) -> SurvivalAnalysis:
-    """The whole analysis for one outcome, split by `by`, Cox-adjusted for `adjust`."""
+            horizon: int = survival.RMST_HORIZON, incidence: bool = True) -> SurvivalAnalysis:
+    """The whole analysis for one outcome, split by `by`, Cox-adjusted for `adjust`.
+    `incidence=False` skips the competing-risk curves (retention), which the CLI does not print."""
     for col in [by, strata, *adjust]:
         if col is not None and col not in GROUP_COLUMNS:
             raise ValueError(f"cannot group by {col!r}: use one of {', '.join(GROUP_COLUMNS)}")
@@ -118,7 +119,7 @@ def analyse(store: Store, outcome: str, *, by: str | None = None, adjust: Sequen
     covariates = list(dict.fromkeys([c for c in [by, *adjust] if c]))
     if covariates:
         result.cox = _fit_cox(frame, covariates, result.warnings)
-    if outcome == "retention":
+    if outcome == "retention" and incidence:
         result.incidence = pd.concat(
             [competing.cumulative_incidence(frame.days[labels == g], frame.event_type[labels == g]).assign(group=g)
              for g in curves], ignore_index=True)

@@ -31,6 +31,7 @@ from analytics.charts.base import (
 )
 from analytics.analyses.cohorts import TRENDS_DEFINITION, CohortRetention
 from analytics.outcomes.filters import Filters
+from analytics.settings import THRESHOLD
 from analytics.analyses.kpis import Period
 
 __all__ = ["adherence_figure", "attendance_figure", "caseload_figure", "cohort_heatmap",
@@ -219,11 +220,11 @@ def _cohort_colours(n: int) -> list[str]:
 
 
 def cohort_trend_figure(trends: pd.DataFrame, measure: str = "craving", by: str = "quarter",
-                        filters: Filters = Filters(), min_participants: int = 11) -> go.Figure:
+                        filters: Filters = Filters(), min_participants: int = THRESHOLD.default) -> go.Figure:
     """One check-in measure (used_share, craving or mood) by month since enrollment, one line
     per cohort (analytics.analyses.cohorts.cohort_trends), oldest cohort lightest. Partial months are
     drawn with open markers; months with fewer than `min_participants` participants are
-    not drawn (too few to read, and DESIGN.md suppresses counts of 1 to 10)."""
+    not drawn (too few to read, and docs/privacy.md: counts of 1 to 10 are never published)."""
     if measure not in TREND_MEASURES:
         raise ValueError(f"measure must be one of {', '.join(TREND_MEASURES)}")
     title, axis, is_share = TREND_MEASURES[measure]

@@ -23,7 +23,8 @@ import plotly.graph_objects as go
 
 from analytics.stats import survival
 from analytics.charts.base import MUTED, add_message, color, format_p, new_figure
-from analytics.analyses.engagement import EXPLANATION, TIERS, EngagementAnalysis, Landmark, Term
+from analytics.analyses.engagement import EXPLANATION, TIERS, EngagementAnalysis, Landmark
+from analytics.stats.result import Estimate
 from analytics.analyses.survival import SurvivalAnalysis, risk_times
 from analytics.charts.survival import OUTCOME_TEXT, forest_figure, km_figure
 
@@ -64,11 +65,11 @@ def engagement_note(analysis: EngagementAnalysis) -> str:
             f"person-weeks={analysis.person_weeks:,}; models adjusted for {adjusted}.")
 
 
-def _estimable(t: Term) -> bool:
+def _estimable(t: Estimate) -> bool:
     return all(math.isfinite(v) and v > 0 for v in (t.estimate, *t.ci))
 
 
-def _ratio_text(t: Term) -> str:
+def _ratio_text(t: Estimate) -> str:
     if not _estimable(t):
         return "not estimable"
     return f"{t.estimate:.3f} ({t.ci[0]:.3f} to {t.ci[1]:.3f}), {format_p(t.p)}"

@@ -19,10 +19,11 @@ that cannot start or hangs raises `ExportError` instead of blocking a page. (kal
 `start_sync_server` is not used: its calls wait without a timeout, and if the browser fails
 to start they block forever.)
 
-- Which browser: $BROWSER_PATH if set; otherwise Debian's /usr/bin/chromium, which is then
-  written to BROWSER_PATH for other users of choreographer in this process. The path is
-  passed to kaleido explicitly because choreographer prefers a browser downloaded by
-  `kaleido_get_chrome` over BROWSER_PATH. Never run the download commands here.
+- Which browser: $BROWSER_PATH if set (analytics.settings); otherwise Debian's
+  /usr/bin/chromium. The path is passed to kaleido as its `path` argument (kaleido hands it
+  to choreographer), never written into the environment; explicitly, also because choreographer
+  prefers a browser downloaded by `kaleido_get_chrome` over BROWSER_PATH. Every image of this
+  process is drawn by this module's kept browser. Never run the download commands here.
 - Flags: choreographer starts it headless with --no-sandbox (its default, needed when
   running as root, as in our containers), --disable-gpu and --disable-dev-shm-usage.
 - Offline: the page loads plotly.js from the plotly package (package_data/plotly.min.js)
@@ -60,6 +61,7 @@ import plotly.graph_objects as go
 import plotly.io as pio
 
 from analytics.charts.base import KALEIDO_OPTIONS, MUTED, NOTE_SIZE, PALETTE, TEMPLATE_NAME, WIDTH
+from analytics.settings import BROWSER_PATH
 
 __all__ = ["FORMATS", "MIME", "ChartMeta", "ExportError", "export", "filename", "page_sources", "prepare",
            "shutdown"]
@@ -67,7 +69,7 @@ __all__ = ["FORMATS", "MIME", "ChartMeta", "ExportError", "export", "filename", 
 FORMATS = ("png", "svg", "pdf")
 MIME = {"png": "image/png", "svg": "image/svg+xml", "pdf": "application/pdf"}
 
-DEBIAN_CHROMIUM = "/usr/bin/chromium"
+DEBIAN_CHROMIUM = BROWSER_PATH.default
 INSTALL_HINT = ("Install Debian's chromium (`apt-get install chromium`, which puts it at /usr/bin/chromium), "
                 "or set BROWSER_PATH to a Chrome/Chromium executable. Do not run kaleido_get_chrome or "
                 "plotly_get_chrome: the server has no internet.")
@@ -244,10 +246,12 @@ def prepare(fig: go.Figure, meta: ChartMeta, *, width: int = WIDTH, height: int 
 
 
 def _browser_path() -> str | None:
-    """$BROWSER_PATH, else Debian's chromium (then also set as BROWSER_PATH), else None (let kaleido look)."""
-    if not os.environ.get("BROWSER_PATH") and os.access(DEBIAN_CHROMIUM, os.X_OK):
-        os.environ["BROWSER_PATH"] = DEBIAN_CHROMIUM
-    return os.environ.get("BROWSER_PATH") or None
+    """$BROWSER_PATH, else Debian's chromium if present, else None (kaleido looks). The path goes to
+    kaleido as an argument (passed on to choreographer), so nothing is written into the environment."""
+    chosen = BROWSER_PATH.from_env()
+    if chosen:
+        return chosen
+    return DEBIAN_CHROMIUM if os.access(DEBIAN_CHROMIUM, os.X_OK) else None
 
 
 def page_sources() -> list[str]:

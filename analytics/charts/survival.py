@@ -205,8 +205,9 @@ def km_figure(analysis: SurvivalAnalysis) -> go.Figure:
 
 
 def _term_row(t: Any) -> dict:
-    """A CoxTerm or its JSON dict as {term, level, reference, hr, lo, hi, p}."""
-    get = t.get if isinstance(t, Mapping) else lambda k, d=None: getattr(t, k, d)
+    """An Estimate (a level against its reference) or its JSON dict as {term, level, reference,
+    hr, lo, hi, p}."""
+    get = t.get if isinstance(t, Mapping) else lambda k, d=None: getattr(t, "estimate" if k == "hr" else k, d)
     lo, hi = get("ci") or (math.nan, math.nan)
     return {"term": get("term"), "level": get("level"), "reference": get("reference"),
             "hr": _float(get("hr")), "lo": _float(lo), "hi": _float(hi), "p": get("p"), "label": get("label")}
@@ -231,7 +232,7 @@ def forest_figure(cox_terms: Any, *, title: str = "Hazard ratios (Cox model)", n
                   event: str = "the event", empty: str = "No hazard ratios to show.") -> go.Figure:
     """Hazard ratios with 95% CI on a log axis, one row per 'term: level vs reference'.
 
-    cox_terms: a CoxResult (its .terms), a list of CoxTerm, or the "cox" list of its JSON;
+    cox_terms: a CoxResult (its .terms), a list of Estimate, or the "cox" list of its JSON;
     a dict may carry its own row "label".
     Terms that cannot be estimated (infinite or missing HR) are listed but not drawn.
     """

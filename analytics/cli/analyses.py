@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from analytics.cli.common import add_filter_options, columns, dumps, error, filters, with_db
-from analytics.outcomes.definitions import GROUP_COLUMNS, OUTCOMES
+from analytics.outcomes.columns import DEFAULT_OUTCOME, GROUP_COLUMNS, OUTCOMES
 
 
 def print_analysis(args: argparse.Namespace, analyse, format_text, **kwargs) -> int:
@@ -28,7 +28,8 @@ def print_analysis(args: argparse.Namespace, analyse, format_text, **kwargs) -> 
 def cmd_survival(args: argparse.Namespace) -> int:
     from analytics.analyses.survival import analyse, format_text
 
-    return print_analysis(args, analyse, format_text, by=args.by, adjust=args.adjust, strata=args.strata)
+    return print_analysis(args, analyse, format_text, by=args.by, adjust=args.adjust, strata=args.strata,
+                          incidence=False)  # neither the JSON nor the text shows it
 
 
 def cmd_engagement(args: argparse.Namespace) -> int:
@@ -47,9 +48,14 @@ def _days(text: str) -> list[int]:
     return days
 
 
+def add_outcome_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--outcome", choices=OUTCOMES, default=DEFAULT_OUTCOME,
+                   help=f"the outcome to analyse (default {DEFAULT_OUTCOME})")
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = with_db(sub.add_parser("survival", help="Kaplan-Meier, log-rank and Cox for sobriety or retention"))
-    p.add_argument("--outcome", required=True, choices=OUTCOMES)
+    add_outcome_option(p)
     p.add_argument("--by", choices=GROUP_COLUMNS, help="compare groups of this column")
     p.add_argument("--adjust", type=columns, default=[], metavar="COL,COL",
                    help="Cox covariates besides --by (" + ", ".join(GROUP_COLUMNS) + ")")
@@ -59,7 +65,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = with_db(sub.add_parser("engagement", help="does engagement go with staying (and staying sober)? "
                                "time-varying, landmark, GEE and the naive estimate"))
-    p.add_argument("--outcome", required=True, choices=OUTCOMES)
+    add_outcome_option(p)
     p.add_argument("--landmark", type=_days, default=[30, 60, 90], metavar="DAYS",
                    help="landmark days, comma-separated (default 30,60,90)")
     p.add_argument("--adjust", type=columns, default=["program"], metavar="COL,COL",

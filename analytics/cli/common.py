@@ -8,9 +8,8 @@ import json
 import sys
 from collections.abc import Callable
 
-import numpy as np
-
 from analytics.outcomes.filters import Filters
+from analytics.settings import INACTIVITY_DAYS, STORE, Setting
 
 Register = Callable[[argparse._SubParsersAction], None]
 
@@ -24,9 +23,20 @@ def error(message: str) -> None:
     print(f"error: {message}", file=sys.stderr)
 
 
+def setting_help(setting: Setting, text: str | None = None) -> str:
+    """An option's help: the setting's help text (or `text`) and its declared default."""
+    return f"{text or setting.help} (default {setting.shown_default()})"
+
+
 def with_db(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    p.add_argument("--db", help="store file (default: $OUTCOMES_DB, else data/outcomes.duckdb)")
+    p.add_argument("--db", metavar="PATH",
+                   help=f"store file (default: ${STORE.env}, else {STORE.shown_default()})")
     return p
+
+
+def add_inactivity_days(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--inactivity-days", type=int, default=INACTIVITY_DAYS.default, metavar="N",
+                   help=setting_help(INACTIVITY_DAYS))
 
 
 def date(text: str) -> dt.date:
@@ -53,12 +63,13 @@ def add_filter_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--enrolled-to", type=date, metavar="DATE", help="enrolled on or before DATE")
     p.add_argument("--cutoff", type=date, metavar="DATE",
                    help="the day the data runs to (default: the latest date in the store)")
-    p.add_argument("--inactivity-days", type=int, default=30, metavar="N",
-                   help="days without engagement after which a participant has left (default 30)")
+    add_inactivity_days(p)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
 
 def json_default(value: object) -> object:
+    import numpy as np  # here, not at the top: `--help` and the parsing need no numpy
+
     if isinstance(value, (np.floating, np.integer)):
         return value.item()
     if isinstance(value, (dt.date, dt.datetime)):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from analytics.cli.common import date, error, say, with_db
+from analytics.cli.common import add_inactivity_days, date, error, say, setting_help, with_db
+from analytics.settings import THRESHOLD
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -41,10 +42,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--program", action="append", metavar="P", help="only this program (repeatable)")
     p.add_argument("--site", action="append", metavar="S", help="only this site (repeatable)")
     p.add_argument("--out", required=True, metavar="FILE.pdf", help="where to write the PDF")
-    p.add_argument("--threshold", type=int, default=11, metavar="N",
-                   help="counts from 1 to N-1 are suppressed (default 11; lower values are refused)")
-    p.add_argument("--inactivity-days", type=int, default=30, metavar="N",
-                   help="days without engagement after which a participant has left (default 30)")
+    p.add_argument("--threshold", type=int, default=THRESHOLD.default, metavar="N",
+                   help=setting_help(THRESHOLD, f"counts from 1 to N-1 are suppressed; values below "
+                                                f"{THRESHOLD.minimum:g} are refused"))
+    add_inactivity_days(p)
     p.add_argument("--organisation", metavar="NAME", default="",
                    help="the organisation named on the cover (with the period and headline numbers)")
     p.set_defaults(func=cmd_report)

@@ -4,9 +4,28 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from analytics.access.roles import ROLES
-from analytics.cli.common import with_db
+from analytics.cli.common import error, with_db
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+NO_TERMINAL = ("no terminal to ask for the password: pipe it in with --password-stdin, "
+               "e.g. echo \"$PASSWORD\" | python -m analytics users add NAME --role ROLE --password-stdin")
+MINUTE = "%Y-%m-%d %H:%M"
+
+
+def _has_terminal() -> bool:
+    """True when getpass can ask: standard input is a terminal, or the process has one (/dev/tty)."""
+    if sys.stdin is not None and sys.stdin.isatty():
+        return True
+    try:
+        with open("/dev/tty", "rb"):
+            return True
+    except OSError:
+        return False
 
 
 def _password(args: argparse.Namespace) -> str:
@@ -15,23 +34,39 @@ def _password(args: argparse.Namespace) -> str:
 
     if args.password_stdin:
         return sys.stdin.readline().rstrip("\r\n")
-    first = getpass.getpass(f"Password for {args.name}: ")
-    if getpass.getpass("Again: ") != first:
+    try:
+        first = getpass.getpass(f"Password for {args.name}: ")
+        again = getpass.getpass("Again: ")
+    except EOFError:
+        raise ValueError(NO_TERMINAL) from None
+    if again != first:
         raise ValueError("the two passwords differ")
     return first
+
+
+def format_users(table: pd.DataFrame) -> str:
+    """The accounts for the terminal: times to the minute, blank where never (no NaT)."""
+    if table.empty:
+        return "no users yet"
+    shown = table.copy()
+    for col in shown.columns[shown.dtypes.astype(str).str.startswith("datetime")]:
+        shown[col] = shown[col].dt.strftime(MINUTE).fillna("")
+    return shown.to_string(index=False)
 
 
 def cmd_users(args: argparse.Namespace) -> int:
     from analytics.access import users
     from analytics.store.connection import Store
 
+    if args.action == "add" and not args.password_stdin and not _has_terminal():
+        error(NO_TERMINAL)
+        return 2
     with Store.open(args.db) as store:
         if args.action == "add":
             users.add_user(store, args.name, args.role, _password(args))
             print(f"added {args.name} ({args.role})")
         elif args.action == "list":
-            table = users.list_users(store)
-            print(table.to_string(index=False) if not table.empty else "no users yet")
+            print(format_users(users.list_users(store)))
         elif args.action == "disable":
             users.disable_user(store, args.name)
             print(f"disabled {args.name}")

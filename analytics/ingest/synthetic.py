@@ -1,6 +1,6 @@
 """Synthetic data for a peer-support addiction-recovery program network.
 
-Writes the four import files of DESIGN.md "Import format (version 1)":
+Writes the four import files of docs/import-format.md (version 1):
 participants.csv, attendance.csv, checkins.csv, mentoring.csv. Everything is
 made up; the generator exists so the app, the tests and the notebooks have
 realistic data with *known* built-in effects that the statistics must recover.

@@ -1,8 +1,8 @@
 """Outcome definitions: one row per participant with start, stop, event and why.
 
-The definitions are those of DESIGN.md ("Outcome definitions"); each setting is a
-named, documented parameter of OutcomeSettings. Everything runs as SQL in DuckDB;
-pandas only receives the one-row-per-participant result.
+The definitions are those of docs/outcome-definitions.md; each setting is a named,
+documented parameter of OutcomeSettings, its default declared in analytics.settings.
+Everything runs as SQL in DuckDB; pandas only receives the one-row-per-participant result.
 
 Sobriety duration
     Days from the sobriety start (``sobriety_start``, else ``enrolled_on``) to the first
@@ -32,14 +32,10 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from analytics.outcomes.columns import COHORTS, DESCRIPTORS, GROUP_COLUMNS, MISSING_LEVEL, OUTCOMES  # noqa: F401  (re-exported)
 from analytics.outcomes.filters import Filters
+from analytics.settings import INACTIVITY_DAYS
 from analytics.store.connection import Store
-
-OUTCOMES = ("sobriety", "retention")
-DESCRIPTORS = ("program", "site", "age_band", "gender", "primary_substance", "referral_source")
-COHORTS = ("cohort_month", "cohort_quarter", "cohort_year")
-GROUP_COLUMNS = DESCRIPTORS + COHORTS
-MISSING_LEVEL = "(not recorded)"
 
 
 @dataclass(frozen=True)
@@ -52,11 +48,10 @@ class OutcomeSettings:
     """
 
     cutoff: dt.date | None = None
-    inactivity_days: int = 30
+    inactivity_days: int = INACTIVITY_DAYS.default
 
     def __post_init__(self) -> None:
-        if self.inactivity_days < 1:
-            raise ValueError("inactivity_days must be at least 1")
+        INACTIVITY_DAYS.check(self.inactivity_days)
 
 
 @dataclass

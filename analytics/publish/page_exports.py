@@ -41,7 +41,8 @@ from analytics.charts.director import (
     weekday_figure,
     weekly_trends_figure,
 )
-from analytics.analyses.engagement import EngagementAnalysis, Landmark, Term
+from analytics.analyses.engagement import EngagementAnalysis, Landmark
+from analytics.stats.result import Estimate
 from analytics.charts.engagement import (
     _as_survival_analysis,
     dose_response_figure,
@@ -340,7 +341,7 @@ def _cox_block(frame: pd.DataFrame, term: str, reference: str, terms: list) -> p
     """One covariate: participants per level (as fit_cox names levels), the HR of each level in the
     model against the reference (1 for the reference, blank for a level left out), and a total row."""
     sizes = frame[term].astype(object).where(frame[term].notna(), MISSING_LEVEL).astype(str).value_counts()
-    fitted = {t.level: (t.hr, *t.ci, t.p) for t in terms}
+    fitted = {t.level: (t.estimate, *t.ci, t.p) for t in terms}
     rows = [{"level": level, "vs": reference, "n": n,
              **dict(zip(ESTIMATE, (1.0, np.nan, np.nan, np.nan) if level == reference else
                         fitted.get(level, (np.nan,) * 4)))} for level, n in sizes.sort_index().items()]
@@ -386,7 +387,7 @@ def _engagement_meta(analysis: EngagementAnalysis, fig: go.Figure, definition: s
     return ChartMeta(_title(fig), definition, n, filters.describe().capitalize(), cutoff)
 
 
-def _term_rows(terms: list[Term], counts: dict[str, float]) -> list[dict]:
+def _term_rows(terms: list[Estimate], counts: dict[str, float]) -> list[dict]:
     return [{"engagement": t.term, **counts, "hr": t.estimate, "ci_lower": t.ci[0], "ci_upper": t.ci[1],
              "p": t.p, "per": t.unit} for t in terms]
 

@@ -2,7 +2,7 @@
 
 Anything that leaves the app (a table, a chart file, a report) must not show a count of
 1 to ``threshold - 1`` people, nor a rate built on such a count, nor let a hidden count be
-worked back out from the totals printed next to it (DESIGN.md, Privacy).
+worked back out from the totals printed next to it (docs/privacy.md).
 
 Primary suppression
     A count in 1..threshold-1 is hidden and shown as ``"<11"``. Zero is shown: "nobody"
@@ -39,6 +39,8 @@ from types import MappingProxyType
 import numpy as np
 import pandas as pd
 
+from analytics.settings import THRESHOLD
+
 __all__ = [
     "COMPLEMENTARY",
     "DEFAULT_THRESHOLD",
@@ -50,8 +52,8 @@ __all__ = [
     "truncate_at_risk",
 ]
 
-DEFAULT_THRESHOLD = 11
-MIN_THRESHOLD = 11
+DEFAULT_THRESHOLD: int = THRESHOLD.default
+MIN_THRESHOLD = int(THRESHOLD.minimum or THRESHOLD.default)
 COMPLEMENTARY = "*"
 
 Cell = tuple[int, int]  # (row position, count-column position)

@@ -51,7 +51,7 @@ Progress = Callable[[str], None]
 RETENTION_TIMES = (30, 90, 180)
 SOBRIETY_TIMES = (90, 180, 365)
 COHORT_MONTHS = (1, 3, 6, 12)
-SOFTWARE = ("duckdb", "pandas", "numpy", "scipy", "lifelines", "statsmodels", "plotly", "kaleido",
+SOFTWARE = ("duckdb", "pandas", "numpy", "scipy", "statsmodels", "plotly", "kaleido",
             "reportlab", "svglib")
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from statsmodels.duration.survfunc import CumIncidenceRight
 
 from analytics.stats.survival import Z95
 
@@ -33,6 +32,8 @@ def cumulative_incidence(days: np.ndarray, event_type: np.ndarray) -> pd.DataFra
     status = np.zeros(days.size, int)
     for code, kind in enumerate(present, start=1):
         status[kinds == kind] = code
+    from statsmodels.duration.survfunc import CumIncidenceRight  # here: it imports scipy.stats (~0.5 s)
+
     with np.errstate(divide="ignore", invalid="ignore"):  # 0/0 at a last time where all exit
         fit = CumIncidenceRight(days, status)
     frames = []

@@ -17,14 +17,8 @@ gives exactly the estimates of the expanded table, Efron correction included (d 
 individual deaths). This is NOT R's `weights=` (case weights, for which coxph's Efron
 correction averages over rows); compare with R on the expanded table.
 
-How it is fast: the event times are few, the rows many. Each row is at risk at the
-event times with index in (b, a], a = #event times <= stop, b = #event times <= start,
-so rows are sorted once by (a, b, event) and, per iteration, summed by group:
-S0 = sum r, S1 = sum r x, S2 = sum r x x' (r = count * exp(x beta)); a group adds to the
-event times up to a and is taken off those up to b (reverse cumulative sums over the
-event times). Rows at risk at no event time are dropped up front. The Efron sums over
-l = 0..d-1 reduce to five scalars per event time. No n x p x p array is ever built;
-the cost per iteration is about one pass of n x p^2 multiply-adds (BLAS).
+The likelihood, score, information and Newton-Raphson are analytics.stats.efron's, the
+one engine behind every Cox fit here; this module validates the input and reports.
 
 Caveats: a covariate with no events in one of its levels has an infinite MLE; the fit
 then stops on the log-likelihood rule with a large |coef| and a huge se, as coxph does
@@ -43,12 +37,13 @@ from typing import Sequence
 
 import numpy as np
 import pandas as pd
-from scipy import linalg, sparse, stats
+from scipy import linalg, stats
+
+from analytics.stats.efron import EfronProblem, newton_raphson
 
 __all__ = ["TVCoxResult", "fit_counting_cox"]
 
 _Z975 = stats.norm.ppf(0.975)
-_SMALL_GROUPS = 64  # mean rows per group below which S2 is summed column by column
 
 
 @dataclass
@@ -145,97 +140,15 @@ def _check_rank(X: np.ndarray, c: np.ndarray, names: list[str]) -> np.ndarray:
     return mean
 
 
-class _Problem:
-    """Sorted, grouped data and the per-iteration sums (log-likelihood, score, information)."""
-
-    def __init__(self, a, b, ev, X, counts, mean):
-        """a, b: number of event times <= stop, <= start (a row is at risk at event times
-        b < j <= a); only rows with a > b and a positive count are passed."""
-        self.m = m = int(a.max())  # number of event times (an event row has a = its time's index)
-        key = (a.astype(np.int64) * (m + 1) + b) * 2 + ev
-        order = np.argsort(key, kind="stable")
-        key = key[order]
-        self.X = X[order]
-        self.X -= mean
-        self.c = counts[order]
-        self.starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
-        self.bounds = np.r_[self.starts, len(key)]
-        gkey = key[self.starts]
-        ga, gb, gev = gkey // 2 // (m + 1), gkey // 2 % (m + 1), (gkey % 2).astype(bool)
-        ng = len(gkey)
-        # rows: bins 0..m (add at a, subtract at b), then deaths at event time 1..m (rows m+1..2m)
-        dg = np.flatnonzero(gev)
-        rows = np.r_[ga, gb, m + ga[dg]]
-        cols = np.r_[np.arange(ng), np.arange(ng), dg]
-        vals = np.r_[np.ones(ng), -np.ones(ng), np.ones(len(dg))]
-        self.scatter = sparse.csr_matrix((vals, (rows, cols)), shape=(2 * m + 1, ng))
-        self.by_column = len(key) < _SMALL_GROUPS * ng
-        # Efron: d_j individual deaths at event time j, fractions l/d_j for l = 0..d_j-1
-        dead = ev[order]
-        d = np.round(np.bincount(a[order][dead] - 1, weights=self.c[dead], minlength=m)).astype(np.int64)
-        self.n_deaths = int(d.sum())
-        self.jj = np.repeat(np.arange(m), d)
-        first = np.repeat(np.cumsum(d) - d, d)
-        self.ff = (np.arange(self.n_deaths) - first) / np.repeat(d, d)
-        self.xdead = self.c[dead] @ self.X[dead]  # sum of x over individual deaths
-        self.p = X.shape[1]
-
-    def evaluate(self, beta: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-        m, p, X = self.m, self.p, self.X
-        eta = X @ beta
-        shift = max(0.0, eta.max() - 300.0)  # keep exp finite; the partial likelihood ignores it
-        r = self.c * np.exp(eta - shift)
-        W = X * r[:, None]
-        g0 = np.add.reduceat(r, self.starts)
-        g1 = np.add.reduceat(W, self.starts, axis=0)
-        g2 = np.empty((len(self.starts), p, p))
-        if self.by_column:
-            for i in range(p):
-                g2[:, i, i:] = np.add.reduceat(W[:, i:i + 1] * X[:, i:], self.starts, axis=0)
-                g2[:, i:, i] = g2[:, i, i:]
-        else:
-            bounds = self.bounds
-            for g in range(len(self.starts)):
-                lo, hi = bounds[g], bounds[g + 1]
-                np.matmul(W[lo:hi].T, X[lo:hi], out=g2[g])
-        sums = self.scatter @ np.column_stack([g0, g1, g2.reshape(len(g0), p * p)])
-        risk = np.cumsum(sums[m::-1], axis=0)[::-1][1:]  # event times 1..m: rows at risk
-        dead = sums[m + 1:]
-        s0, s1, s2 = risk[:, 0], risk[:, 1:p + 1], risk[:, p + 1:].reshape(m, p, p)
-        d0, d1, d2 = dead[:, 0], dead[:, 1:p + 1], dead[:, p + 1:].reshape(m, p, p)
-        jj, ff = self.jj, self.ff
-        den = s0[jj] - ff * d0[jj]
-        inv = 1.0 / den
-        inv2 = inv * inv
-        a0 = np.bincount(jj, inv, m)
-        a1 = np.bincount(jj, ff * inv, m)
-        b0 = np.bincount(jj, inv2, m)
-        b1 = np.bincount(jj, ff * inv2, m)
-        b2 = np.bincount(jj, ff * ff * inv2, m)
-        loglik = float(self.xdead @ beta - self.n_deaths * shift - np.log(den).sum())
-        score = self.xdead - (a0 @ s1 - a1 @ d1)
-        cross = (s1 * b1[:, None]).T @ d1
-        info = (np.tensordot(a0, s2, 1) - np.tensordot(a1, d2, 1)
-                - (s1 * b0[:, None]).T @ s1 + cross + cross.T - (d1 * b2[:, None]).T @ d1)
-        return loglik, score, (info + info.T) / 2
-
-
-def _cholesky(info: np.ndarray):
-    try:
-        return linalg.cho_factor(info)
-    except linalg.LinAlgError:
-        raise ValueError("the information matrix is singular: a covariate has no variation within "
-                         "the risk sets at the event times") from None
-
-
 def fit_counting_cox(start, stop, event, X, *, weights=None, names: Sequence[str] | None = None,
-                     tol: float = 1e-10, max_iter: int = 50) -> TVCoxResult:
+                     strata=None, tol: float = 1e-10, max_iter: int = 50) -> TVCoxResult:
     """Efron partial-likelihood Cox fit on counting-process rows (start, stop], as R's
     coxph(Surv(start, stop, event) ~ X, ties = "efron").
 
     start, stop: interval of each row (stop > start); event: 0/1 (or bool) at stop;
     X: (n, k) covariates (a DataFrame's column names become `names`); weights: integer
-    replication counts (default 1), a row of weight w standing for w identical rows.
+    replication counts (default 1), a row of weight w standing for w identical rows;
+    strata: a label per row, risk sets within each (coxph's `+ strata(s)`).
     tol: convergence when |1 - loglik_old / loglik_new| <= tol (coxph's `eps`, default
     1e-9 there). Raises ValueError for invalid input (stop <= start, missing values,
     no events, singular X, non-integer weights)."""
@@ -265,40 +178,18 @@ def fit_counting_cox(start, stop, event, X, *, weights=None, names: Sequence[str
         raise ValueError("max_iter must be >= 1 and tol > 0")
 
     n_rows, n_events = int(round(counts.sum())), int(round(counts[ev].sum()))
-    # centre on the rows that matter (at risk at some event time); estimates are unchanged
-    times = np.unique(stop[ev & (counts > 0)])
-    a = np.searchsorted(times, stop, side="right")  # event times <= stop
-    b = np.searchsorted(times, start, side="right")  # event times <= start
-    keep = np.flatnonzero((a > b) & (counts > 0))  # at risk at some event time
-    X = X[keep]
-    mean = _check_rank(X, counts[keep], labels)
-    problem = _Problem(a[keep], b[keep], ev[keep], X, counts[keep], mean)
-
-    k = X.shape[1]
-    beta = np.zeros(k)
-    old, score, info = problem.evaluate(beta)
-    new_beta = beta + linalg.cho_solve(_cholesky(info), score)
-    halving, converged, iterations = False, False, 0
-    for iterations in range(1, max_iter + 1):  # coxph's agfit loop
-        new, score, info = problem.evaluate(new_beta)
-        if abs(old - new) <= tol * abs(new) and not halving:  # |1 - old/new| <= tol
-            converged = True
-            break
-        if iterations == max_iter:
-            break
-        if new < old or not np.isfinite(new):
-            halving = True
-            new_beta = (new_beta + beta) / 2
-        else:
-            halving = False
-            old, beta = new, new_beta
-            new_beta = new_beta + linalg.cho_solve(_cholesky(info), score)
-    if not converged:
+    if strata is not None:
+        strata = np.asarray(strata)
+        if strata.shape != (n,) or pd.isna(strata).any():
+            raise ValueError(f"strata must give one non-missing label per row ({n})")
+    problem = EfronProblem(stop, ev, X, counts, start=start, strata=strata)
+    _check_rank(X[problem.kept], counts[problem.kept], labels)  # among the rows at risk at some event time
+    fit = newton_raphson(problem, tol=tol, max_iter=max_iter)
+    if not fit.converged:
         warnings.warn(f"fit_counting_cox did not converge in {max_iter} iterations", RuntimeWarning,
                       stacklevel=2)
-    coef = new_beta
-    var = linalg.cho_solve(_cholesky(info), np.eye(k))
-    se = np.sqrt(np.diag(var))
+    coef, iterations, new = fit.beta, fit.iterations, fit.loglik
+    se = np.sqrt(np.diag(fit.var))
     z = coef / se
     with np.errstate(over="ignore"):  # a level with no events: HR heads to 0 or inf, CI to (0, inf)
         hr, ci = np.exp(coef), np.exp(np.column_stack([coef - _Z975 * se, coef + _Z975 * se]))

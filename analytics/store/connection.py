@@ -21,11 +21,11 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from analytics.settings import REPO_ROOT, STORE
 from analytics.store.schema import EARLIEST_DATE, Table
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_DB = REPO_ROOT / "data" / "outcomes.duckdb"
-DB_ENV = "OUTCOMES_DB"
+DEFAULT_DB = REPO_ROOT / STORE.default
+DB_ENV = STORE.env
 
 # No extension may download at run time (no network); excel/httpfs are never needed.
 _CONFIG = {"autoinstall_known_extensions": False, "autoload_known_extensions": False}
@@ -42,8 +42,7 @@ def resolve_path(path: str | os.PathLike | None = None) -> Path:
     """The store's file: an explicit path, else $OUTCOMES_DB, else data/outcomes.duckdb."""
     if path:
         return Path(path)
-    env = os.environ.get(DB_ENV)
-    return Path(env) if env else DEFAULT_DB
+    return STORE.from_env() or DEFAULT_DB
 
 
 class Session:

@@ -7,6 +7,7 @@ from analytics.publish import privacy
 from analytics.publish.exports import TooFew
 from analytics.analyses.kpis import Period, default_period
 from analytics.publish.report import build
+from analytics.settings import THRESHOLD
 from dashboard.auth import guard
 from dashboard.common import cached, downloads, sidebar_filters
 
@@ -14,7 +15,7 @@ guard(access.PUBLISHED)
 filters = sidebar_filters()
 st.title("Published charts")
 st.write("The charts and tables of the outcome report, ready for a funder: every count below "
-         f"{privacy.DEFAULT_THRESHOLD} is hidden, in the page and in every download.")
+         f"{THRESHOLD.default} is hidden, in the page and in every download.")
 st.caption(privacy.method_statement().replace("*", r"\*"))  # "*" is the marker, not markdown
 
 last = cached(default_period).end

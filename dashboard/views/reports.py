@@ -9,6 +9,7 @@ from analytics.publish import privacy
 from analytics.publish.exports import TooFew
 from analytics.analyses.kpis import Period, default_period
 from analytics.publish.report import write_report
+from analytics.settings import THRESHOLD
 from dashboard.auth import guard
 from dashboard.common import cached, get_store, sidebar_filters
 
@@ -24,9 +25,10 @@ year = Period.last_days(last, 365)
 picked = st.date_input("Reporting period", value=(year.start, year.end), max_value=last, key="report_period",
                        bind="query-params", format="YYYY-MM-DD", width=320,
                        help="Both days included. Default: the 365 days up to the last date in the data.")
-threshold = st.number_input("Hide counts below", min_value=privacy.DEFAULT_THRESHOLD,
-                            value=privacy.DEFAULT_THRESHOLD, step=1, key="threshold",
-                            help="Counts from 1 to this number minus one are shown as '<N' (never below 11).")
+threshold = st.number_input("Hide counts below", min_value=int(THRESHOLD.minimum), value=THRESHOLD.default,
+                            step=1, key="threshold",
+                            help=f"Counts from 1 to this number minus one are shown as '<N' "
+                                 f"(never below {THRESHOLD.minimum:g}).")
 st.caption(privacy.method_statement(int(threshold)).replace("*", r"\*"))  # "*" is the marker, not markdown
 organisation = st.text_input("Organisation (on the cover)", key="organisation", max_chars=200)
 if len(picked) != 2:
