@@ -183,7 +183,8 @@ def page_calls(name: str):
     from analytics.analyses.cohorts import cohort_retention, cohort_trends
     from analytics.analyses.engagement import analyse_engagement
     from analytics.outcomes.filters import Filters
-    from analytics.analyses.kpis import default_period, overview, weekly_trends
+    from analytics.analyses.kpis import overview, weekly_trends
+    from analytics.outcomes.period import default_period
     from analytics.outcomes.definitions import OutcomeSettings, latest_date, resolve_cutoff
     from analytics.analyses.summary import import_history, store_summary
     from analytics.analyses.survival import analyse

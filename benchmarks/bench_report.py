@@ -21,7 +21,7 @@ import plotly.graph_objects as go  # noqa: E402
 from analytics.charts import render as chart_export  # noqa: E402
 from analytics.publish import report
 from analytics.ingest.bootstrap import ensure_store  # noqa: E402
-from analytics.analyses.kpis import Period, default_period  # noqa: E402
+from analytics.outcomes.period import Period, default_period  # noqa: E402
 from analytics.store.connection import Store  # noqa: E402
 from bench_survival import build_store  # noqa: E402
 

@@ -9,7 +9,7 @@ import pytest
 
 from analytics.ingest import importer
 from analytics.ingest.bootstrap import ensure_store
-from analytics.analyses.kpis import Period
+from analytics.outcomes.period import Period
 from analytics.store.connection import Store
 
 D = dt.date

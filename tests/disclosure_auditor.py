@@ -7,78 +7,19 @@ same cell printed in two places) and, for each count not published, solves two l
 programs (scipy.optimize.linprog) for the smallest and largest value it can take. A count
 that may be small (1 to threshold - 1) must keep a range at least as wide as the "<11"
 marker's own (1 to threshold - 1); a narrower range is a disclosure.
+
+The solver and the life-table collector are the library's (analytics/publish/lp_audit.py, with
+which the life tables prove their grids); the collectors of tables and cross-section relations
+are here.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
-
-import numpy as np
 import pandas as pd
-from scipy.optimize import linprog
 
-from analytics.publish.disclosure import ALL, LifeTable
+from analytics.publish.disclosure import ALL
+from analytics.publish.lp_audit import Auditor, add_life_table  # noqa: F401 (re-exported for the tests)
 from analytics.publish.privacy import Protected
-
-
-@dataclass
-class Auditor:
-    threshold: int
-    bounds: dict[str, tuple[float, float | None]] = field(default_factory=dict)
-    published: set[str] = field(default_factory=set)
-    equations: list[tuple[dict[str, float], float]] = field(default_factory=list)
-
-    def var(self, name: str, lo: float = 0, hi: float | None = None) -> str:
-        old_lo, old_hi = self.bounds.get(name, (0, None))
-        new_hi = hi if old_hi is None else (old_hi if hi is None else min(old_hi, hi))
-        self.bounds[name] = (max(old_lo, lo), new_hi)
-        return name
-
-    def publish(self, name: str, value: float) -> None:
-        self.var(name, value, value)
-        self.published.add(name)
-
-    def equal(self, terms: dict[str, float], rhs: float = 0.0) -> None:
-        for name in terms:
-            self.var(name)
-        self.equations.append((terms, rhs))
-
-    def same(self, a: str, b: str) -> None:
-        self.equal({a: 1, b: -1})
-
-    def ranges(self) -> dict[str, tuple[float, float]]:
-        """Feasible [min, max] of every count not published."""
-        names = list(self.bounds)
-        index = {n: i for i, n in enumerate(names)}
-        a_eq = np.zeros((len(self.equations), len(names)))
-        for r, (terms, _) in enumerate(self.equations):
-            for n, c in terms.items():
-                a_eq[r, index[n]] += c
-        b_eq = np.array([rhs for _, rhs in self.equations]) if self.equations else None
-        bounds = [self.bounds[n] for n in names]
-        out = {}
-        for n in names:
-            if n in self.published:
-                continue
-            c = np.zeros(len(names))
-            c[index[n]] = 1
-            lo = linprog(c, A_eq=a_eq if self.equations else None, b_eq=b_eq, bounds=bounds, method="highs")
-            hi = linprog(-c, A_eq=a_eq if self.equations else None, b_eq=b_eq, bounds=bounds, method="highs")
-            assert lo.status == 0, f"the published numbers contradict each other ({lo.message})"
-            out[n] = (lo.fun, -hi.fun if hi.status == 0 else math.inf)
-        return out
-
-    def failures(self) -> list[str]:
-        """Hidden counts that may be small and whose range is narrower than the marker's."""
-        t = self.threshold
-        bad = []
-        for n, (lo, hi) in self.ranges().items():
-            if lo >= t - 1e-6 or hi <= 1e-6:  # certainly publishable, or certainly nobody
-                continue
-            if hi - lo < t - 2 - 1e-6:
-                bad.append(f"{n}: between {lo:g} and {hi:g}")
-        return bad
 
 
 # --- collectors: what one output publishes, and the relations among it -------------------
@@ -106,33 +47,3 @@ def add_table(aud: Auditor, p: Protected, prefix: str, *, total_row: str | None 
             value = p.values.loc[row, rate]
             if pd.notna(value):
                 aud.equal({f"{prefix}:{num}:{row}": 1, f"{prefix}:{den}:{row}": -float(value)})
-
-
-def add_life_table(aud: Auditor, lt: LifeTable, names: list[str], prefix: str) -> None:
-    """A life table as published (chart: at risk, events and censored so far; table: n), with
-    at risk(k+1) = at risk(k) - events(k) - censored(k) per group and the groups adding up to All.
-    ``names``: every group, hidden ones included (their counts are unknowns)."""
-    t = aud.threshold
-    several = ALL in lt.groups
-    groups = [*names, ALL] if several else names
-    points = range(len(lt.points))
-    for g in groups:
-        shown = g in lt.groups
-        last = lt.last.get(g, -1) if shown else -1
-        for k in points:
-            risk = aud.var(f"{prefix}:at_risk:{g}:{k}")
-            if k <= last:
-                aud.publish(risk, lt.at_risk[g][k])
-            if k + 1 < len(lt.points):
-                e, c = aud.var(f"{prefix}:events:{g}:{k}"), aud.var(f"{prefix}:censored:{g}:{k}")
-                aud.equal({f"{prefix}:at_risk:{g}:{k + 1}": 1, risk: -1, e: 1, c: 1})
-                if k < last:
-                    aud.publish(e, lt.events[g][k])
-                    aud.publish(c, lt.censored[g][k])
-        n = f"{prefix}:at_risk:{g}:0"
-        if not shown:
-            aud.var(n, 1, t - 1) if lt.n[g] < t else aud.var(n)
-    if several:
-        cells = [("at_risk", k) for k in points] + [(w, k) for w in ("events", "censored") for k in points[:-1]]
-        for what, k in cells:
-            aud.equal({**{f"{prefix}:{what}:{g}:{k}": 1 for g in names}, f"{prefix}:{what}:{ALL}:{k}": -1})

@@ -11,10 +11,11 @@ import pytest
 
 from analytics.analyses import activity
 from analytics.charts import director as director_charts
+from analytics.publish import page_exports
 from analytics.analyses import kpis
 from analytics.analyses.activity import RiskWeights
 from analytics.outcomes.filters import Filters
-from analytics.analyses.kpis import Period
+from analytics.outcomes.period import Period, default_period
 from analytics.store.connection import Store
 
 from director_data import ATTENDANCE, CHECKINS, CUR, D, EVIL, MENTORING, PARTICIPANTS, PREV, hand, sample  # noqa: F401
@@ -157,14 +158,14 @@ def test_outreach_weights_are_a_setting(hand: Store):
 
 def test_outreach_csv(hand: Store):
     o = activity.outreach_list(hand, Filters(), 30)
-    data = activity.outreach_csv(o)
+    data = page_exports.outreach_csv(o)
     assert isinstance(data, bytes)
     text = data.decode("utf-8")
     assert text.splitlines()[0] == ",".join(activity.OUTREACH_COLUMNS)
     assert "1,A2,A,N1,2025-05-20,2025-05-21,132,meeting,1,0,0,False,82.6" in text
     back = pd.read_csv(io.BytesIO(data))
     assert list(back.participant_id) == list(o.participant_id) and len(back) == 4
-    assert activity.outreach_csv(o.iloc[0:0]).decode().strip() == ",".join(activity.OUTREACH_COLUMNS)
+    assert page_exports.outreach_csv(o.iloc[0:0]).decode().strip() == ",".join(activity.OUTREACH_COLUMNS)
 
 
 # --- empty selections and hostile filter values ----------------------------------------
@@ -229,7 +230,7 @@ def test_sample_outreach_is_sorted_and_consistent(sample: Store):
 
 
 def test_sample_caseloads_and_adherence(sample: Store):
-    period = kpis.default_period(sample, 91)
+    period = default_period(sample, 91)
     c = activity.mentor_caseloads(sample, Filters(), period)
     assert len(c) > 10 and c.active_mentees.is_monotonic_decreasing
     mentored = sample.scalar("""SELECT count(DISTINCT participant_id) FROM mentoring

@@ -42,6 +42,7 @@ from analytics.access import users
 from analytics.access.roles import AccessDenied, User
 from analytics.ingest.bootstrap import ensure_store
 from analytics.outcomes.filters import Filters
+from analytics.outcomes.period import default_period
 from analytics.ingest.importer import import_files
 from analytics.store.connection import Store
 from tests.conftest import TODAY
@@ -611,7 +612,7 @@ def test_injection_in_analytics_filters_is_only_a_value(shared: Path):
     with cli():
         store = open_store(shared)
     hostile = Filters(programs=INJECTIONS, sites=INJECTIONS)
-    period = kpis.default_period(store)
+    period = default_period(store)
     with access.acting_as(access.SYSTEM):
         assert activity.outreach_list(store, hostile, 14).empty
         assert quality.last_activity_by_program(store, hostile).empty

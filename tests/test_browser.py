@@ -32,10 +32,12 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from analytics.analyses import activity
 from analytics.analyses import quality
+from analytics.publish import page_exports
 from analytics.ingest.bootstrap import ensure_store
 from analytics.analyses.engagement import analyse_engagement
 from analytics.outcomes.filters import Filters
-from analytics.analyses.kpis import default_period, overview
+from analytics.analyses.kpis import overview
+from analytics.outcomes.period import default_period
 from analytics.outcomes.definitions import OutcomeSettings, resolve_cutoff
 from analytics.store.connection import Store
 from analytics.analyses.survival import analyse
@@ -386,7 +388,7 @@ def test_outreach_download_equals_the_analytics(tab: Page, server: Server, ref: 
     days = 30  # not the default 14, to check the download follows the input
     as_of = resolve_cutoff(ref, OutcomeSettings())
     expected = activity.outreach_list(ref, Filters(), days, as_of=as_of, max_days=90)
-    expected_csv = list(csv.reader(io.StringIO(activity.outreach_csv(expected).decode())))
+    expected_csv = list(csv.reader(io.StringIO(page_exports.outreach_csv(expected).decode())))
 
     open_page(tab, server, "engagement")
     field = tab.get_by_role("spinbutton", name="No contact for at least N days", exact=True)

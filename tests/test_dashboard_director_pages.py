@@ -23,7 +23,8 @@ from analytics.ingest.bootstrap import ensure_store
 from analytics.analyses.cohorts import cohort_retention
 from analytics.outcomes.filters import Filters
 from analytics.ingest.importer import import_files
-from analytics.analyses.kpis import Period, default_period, overview
+from analytics.analyses.kpis import overview
+from analytics.outcomes.period import Period, default_period
 from analytics.store.connection import Store
 
 APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")

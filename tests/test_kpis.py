@@ -10,7 +10,7 @@ import pytest
 from analytics.analyses import activity
 from analytics.analyses import kpis
 from analytics.outcomes.filters import Filters
-from analytics.analyses.kpis import Period
+from analytics.outcomes.period import Period, default_period
 from analytics.outcomes.definitions import OutcomeSettings, durations
 from analytics.store.connection import Store
 from analytics.stats.survival import kaplan_meier
@@ -151,7 +151,7 @@ def test_weekly_trends_skip_activity_after_an_exit(hand: Store):
 # --- the committed sample: consistency between functions --------------------------------
 
 def test_sample_numbers_agree(sample: Store):
-    period = kpis.default_period(sample, 84)
+    period = default_period(sample, 84)
     ov = kpis.overview(sample, Filters(), period)
     assert ov.kpis["active"].current > 100
     trends = kpis.weekly_trends(sample, Filters(), period)
@@ -188,7 +188,7 @@ def test_sample_retention_matches_durations_and_km(sample: Store):
 def test_recent_period_takes_the_latest_known_cohort(sample: Store):
     """For the default (latest) period, retention comes from the latest enrollment window
     whose day t is known, and equals KM over exactly those enrollees."""
-    period = kpis.default_period(sample, 28)
+    period = default_period(sample, 28)
     ov = kpis.overview(sample, Filters(), period)
     d = durations(sample, "retention", OutcomeSettings()).frame
     enrolled = pd.to_datetime(d.enrolled_on).dt.date
@@ -201,7 +201,7 @@ def test_recent_period_takes_the_latest_known_cohort(sample: Store):
 
 
 def test_default_period(sample: Store):
-    p = kpis.default_period(sample, 28)
+    p = default_period(sample, 28)
     assert p.end == D(2026, 9, 30) and p.days == 28
 
 

@@ -23,6 +23,7 @@ from analytics.publish import privacy
 from analytics.analyses.engagement import analyse_engagement
 from analytics.publish.exports import ChartExport, TooFew
 from analytics.outcomes.filters import Filters
+from analytics.outcomes.period import Period, default_period
 from analytics.store.connection import Store
 from analytics.analyses.survival import analyse
 
@@ -35,7 +36,7 @@ BUILDERS = ["weekly_trends", "attendance_type", "attendance_modality", "weekday"
             "dose_response", "landmark_km"]
 
 
-def build_all(store: Store, period: kpis.Period) -> dict[str, ChartExport | Exception]:
+def build_all(store: Store, period: Period) -> dict[str, ChartExport | Exception]:
     """Every builder on `store`, as its page calls it (the sample's Cox: a model with small levels)."""
     ov = kpis.overview(store, EVERYONE, period)
     r = cohorts.cohort_retention(store, EVERYONE, "quarter")
@@ -76,7 +77,7 @@ def build_all(store: Store, period: kpis.Period) -> dict[str, ChartExport | Exce
 
 @pytest.fixture(scope="module")
 def built(hand, sample) -> dict[str, dict[str, ChartExport | Exception]]:  # noqa: F811
-    return {"hand": build_all(hand, CUR), "sample": build_all(sample, kpis.default_period(sample))}
+    return {"hand": build_all(hand, CUR), "sample": build_all(sample, default_period(sample))}
 
 
 def small(value: object) -> bool:
@@ -146,7 +147,7 @@ def test_weekly_trends_hide_small_weeks_as_gaps_and_keep_zeros(built):
 
 
 def test_attendance_hides_small_segments_with_complements(sample):  # noqa: F811
-    period = kpis.default_period(sample)
+    period = default_period(sample)
     attendance = activity.attendance_over_time(sample, WESTFIELD, period)
     export = page_exports.attendance_export(attendance, period, WESTFIELD, period.end)
     shown = export.table.display()

@@ -18,7 +18,8 @@ from analytics.access import users
 from analytics.access.roles import AccessDenied, User
 from analytics.outcomes.filters import Filters
 from analytics.ingest.importer import import_files
-from analytics.analyses.kpis import Period, overview
+from analytics.analyses.kpis import overview
+from analytics.outcomes.period import Period
 from analytics.store.connection import Store
 from tests.conftest import TODAY
 
@@ -38,6 +39,14 @@ def accounts(store: Store) -> Store:
 def test_password_is_hashed_with_argon2(accounts: Store):
     stored = accounts.scalar("SELECT password_hash FROM users WHERE user_name = 'amira'")
     assert stored.startswith("$argon2id$") and PASSWORD not in stored
+
+
+def test_an_unknown_name_costs_a_full_hash_check():
+    """The unknown-name path verifies against a constant hash: it must carry the hasher's current
+    cost (else it would be quicker than a wrong password) and match no password we know."""
+    assert not users._hasher.check_needs_rehash(users._DUMMY)
+    assert users._DUMMY.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+    assert not users._verify(users._DUMMY, "not a real password, for equal timing")
 
 
 def test_sign_in(accounts: Store):

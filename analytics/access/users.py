@@ -33,7 +33,11 @@ __all__ = ["MIN_PASSWORD", "SignInError", "SignInPolicy", "add_user", "authentic
 MIN_PASSWORD = 12
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{1,63}$")
 _hasher = PasswordHasher()
-_DUMMY = _hasher.hash("not a real password, for equal timing")
+# An unknown user name is checked against this hash, so it takes as long as a wrong password. A
+# constant (argon2id with the hasher's default cost, of a random password nobody kept) rather than
+# hashing at import, which cost every process 0.3-0.5 s, the dashboard's first page included;
+# tests/test_users.py checks that it has the hasher's current parameters.
+_DUMMY = "$argon2id$v=19$m=65536,t=3,p=4$jovrvRZRoDEe9eJD2RKv+g$Zra2kSQ4DIlWeXp9kI0lK6b7cwp87nRFQCTkr7pfPJU"
 FAILED = "Sign-in failed: wrong user name or password."
 
 

@@ -11,7 +11,6 @@ with the Overview KPIs (analytics.analyses.kpis).
 from __future__ import annotations
 
 import datetime as dt
-import io
 import math
 from dataclasses import dataclass
 
@@ -19,14 +18,14 @@ import pandas as pd
 
 from analytics.access.roles import ANALYTICS, PARTICIPANT_LEVEL, requires
 from analytics.outcomes.filters import Filters
-from analytics.analyses.kpis import Period, adherence_sql
+from analytics.analyses.kpis import adherence_sql
+from analytics.outcomes.period import Period
 from analytics.outcomes.definitions import OutcomeSettings, resolve_cutoff
-from analytics.publish.spreadsheets import neutralise_frame
 from analytics.store.connection import Store
 
 __all__ = ["ADHERENCE_BANDS", "DEFINITIONS", "FREQUENCIES", "MONTH_DAYS", "OUTREACH_COLUMNS", "RiskWeights",
            "adherence_by_participant", "adherence_distribution", "attendance_over_time",
-           "mentor_caseloads", "outreach_csv", "outreach_list", "weekday_pattern"]
+           "mentor_caseloads", "outreach_list", "weekday_pattern"]
 
 FREQUENCIES = ("week", "month")
 MONTH_DAYS = 365.25 / 12  # an average month, for "per month" rates
@@ -369,13 +368,3 @@ def outreach_list(store: Store, filters: Filters, no_contact_days: int, as_of: d
     frame["used_4w"] = frame["used_4w"].astype(bool)
     return frame[list(OUTREACH_COLUMNS)]
 
-
-def outreach_csv(frame: pd.DataFrame) -> bytes:
-    """The outreach list as UTF-8 CSV (header row, ISO dates, no index), for download.
-
-    It lists pseudonymous IDs only; it is for the program's own outreach, not for release.
-    """
-    buf = io.StringIO()
-    neutralise_frame(frame).to_csv(buf, index=False, date_format="%Y-%m-%d", float_format="%.1f",
-                                   lineterminator="\n")
-    return buf.getvalue().encode("utf-8")

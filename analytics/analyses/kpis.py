@@ -4,8 +4,8 @@ Every number on the Overview page comes from here. Each KPI is defined once, in
 ``DEFINITIONS``; the same text goes into docstrings, chart notes and the page.
 
 Reporting period
-    ``Period(start, end)``, both days included. The previous period is the same number
-    of days ending the day before ``start``.
+    ``Period(start, end)`` (analytics.outcomes.period), both days included. The previous
+    period is the same number of days ending the day before ``start``.
 
 Who counts
     Participants matching the ``Filters`` (program, site, enrollment window). All
@@ -52,10 +52,11 @@ from analytics.stats import survival
 from analytics.access.roles import ANALYTICS, requires
 from analytics.outcomes.filters import Filters
 from analytics.outcomes.definitions import OutcomeSettings, durations_sql, resolve_cutoff
+from analytics.outcomes.period import Period
 from analytics.store.connection import Store
 
 __all__ = ["DEFINITIONS", "KPI_KEYS", "LABELS", "RETENTION_DAYS", "TREND_COLUMNS", "TREND_DEFINITION",
-           "BY_PROGRAM_DEFINITION", "Kpi", "Overview", "Period", "active_sql", "by_program", "adherence_sql", "default_period", "km_from_counts",
+           "BY_PROGRAM_DEFINITION", "Kpi", "Overview", "active_sql", "by_program", "adherence_sql", "km_from_counts",
            "overview", "retention_counts", "retention_window", "settled_retention", "weekly_trends"]
 
 RETENTION_DAYS = (30, 90)
@@ -98,68 +99,6 @@ TREND_DEFINITION = (
     "Per Monday-Sunday week, counting only days inside the period: active participants (as in the "
     "Overview, for that week), meetings attended, check-ins and mentoring sessions of those "
     "participants, and new enrollments. Edge weeks cut by the period are marked partial.")
-
-
-@dataclass(frozen=True)
-class Period:
-    """A reporting period: `start` to `end`, both days included."""
-
-    start: dt.date
-    end: dt.date
-
-    def __post_init__(self) -> None:
-        for name in ("start", "end"):
-            value = getattr(self, name)
-            if isinstance(value, dt.datetime):
-                object.__setattr__(self, name, value.date())
-            elif not isinstance(value, dt.date):
-                raise TypeError(f"Period.{name} must be a date, not {type(value).__name__}")
-        if self.start > self.end:
-            raise ValueError(f"the period starts ({self.start}) after it ends ({self.end})")
-
-    @classmethod
-    def last_days(cls, end: dt.date, days: int = 28) -> Period:
-        """The `days` days ending on `end` (included)."""
-        if days < 1:
-            raise ValueError("a period has at least one day")
-        return cls(end - dt.timedelta(days=days - 1), end)
-
-    @property
-    def days(self) -> int:
-        return (self.end - self.start).days + 1
-
-    def previous(self) -> Period:
-        """The period of the same length just before this one."""
-        return Period(self.start - dt.timedelta(days=self.days), self.start - dt.timedelta(days=1))
-
-    def full_weeks(self) -> list[dt.date]:
-        """Mondays of the ISO weeks (Monday-Sunday) lying wholly inside the period."""
-        first = self.start + dt.timedelta(days=(7 - self.start.weekday()) % 7)
-        out = []
-        while first + dt.timedelta(days=6) <= self.end:
-            out.append(first)
-            first += dt.timedelta(days=7)
-        return out
-
-    def weeks(self) -> list[dt.date]:
-        """Mondays of every ISO week that overlaps the period (edge weeks may be partial)."""
-        monday = self.start - dt.timedelta(days=self.start.weekday())
-        out = []
-        while monday <= self.end:
-            out.append(monday)
-            monday += dt.timedelta(days=7)
-        return out
-
-    def describe(self) -> str:
-        return f"{self.start} to {self.end} ({self.days} days)"
-
-    def params(self) -> dict:
-        return {"period_start": self.start, "period_end": self.end}
-
-
-def default_period(store: Store, days: int = 28, settings: OutcomeSettings = OutcomeSettings()) -> Period:
-    """The `days` days up to the cutoff (default: the latest date in the store)."""
-    return Period.last_days(resolve_cutoff(store, settings), days)
 
 
 # --- shared SQL -------------------------------------------------------------------

@@ -10,6 +10,7 @@ gives a figure with a message, not an error.
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -32,9 +33,9 @@ from analytics.charts.base import (
 from analytics.analyses.cohorts import TRENDS_DEFINITION, CohortRetention
 from analytics.outcomes.filters import Filters
 from analytics.settings import THRESHOLD
-from analytics.analyses.kpis import Period
+from analytics.outcomes.period import Period
 
-__all__ = ["adherence_figure", "attendance_figure", "caseload_figure", "cohort_heatmap",
+__all__ = ["adherence_figure", "attendance_figure", "attendance_gaps", "caseload_figure", "cohort_heatmap",
            "cohort_trend_figure", "weekday_figure", "weekly_trends_figure"]
 
 MEETING_TYPE_LABELS = {"aa": "AA", "na": "NA", "smart": "SMART Recovery", "peer_group": "Peer group",
@@ -117,6 +118,15 @@ def attendance_figure(attendance: pd.DataFrame, period: Period, filters: Filters
             hovertemplate="%{x|%Y-%m-%d}%{customdata}: %{y:,} meetings<extra>%{fullData.name}</extra>"))
     fig.update_layout(barmode="stack", xaxis_title=("Week starting" if freq == "week" else "Month"),
                       yaxis_title="Meetings attended", legend_title_text=what.capitalize())
+    return fig
+
+
+def attendance_gaps(fig: go.Figure, cells: Mapping[tuple[pd.Timestamp, str], float]) -> go.Figure:
+    """attendance_figure's bars set from `cells` ((bucket, category label) -> meetings; NaN = hidden):
+    the builder sums per bucket, which turns a hidden cell into 0, so the gap is put back."""
+    named = {(bucket, _esc(label)): value for (bucket, label), value in cells.items()}
+    for trace in fig.data:
+        trace.y = [named.get((pd.Timestamp(x), trace.name), np.nan) for x in trace.x]
     return fig
 
 

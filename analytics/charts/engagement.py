@@ -28,8 +28,8 @@ from analytics.stats.result import Estimate
 from analytics.analyses.survival import SurvivalAnalysis, risk_times
 from analytics.charts.survival import OUTCOME_TEXT, forest_figure, km_figure
 
-__all__ = ["dose_response_figure", "engagement_note", "hazard_ratio_figure", "landmark_km_figure",
-           "naive_vs_correct_figure"]
+__all__ = ["dose_response_figure", "engagement_note", "hazard_ratio_figure", "landmark_km", "landmark_km_figure",
+           "landmark_survival_analysis", "naive_vs_correct_figure"]
 
 # Term names of analytics.analyses.engagement.TERMS -> how a reader names them (singular, plural).
 ENGAGEMENT_TEXT = {
@@ -130,8 +130,9 @@ def _tier_name(tier: str) -> str:
     return f"{tier} meetings"
 
 
-def _as_survival_analysis(analysis: EngagementAnalysis, lm: Landmark) -> SurvivalAnalysis:
-    """The landmark's KM curves per tier as a SurvivalAnalysis, so km_figure can draw them."""
+def landmark_survival_analysis(analysis: EngagementAnalysis, lm: Landmark) -> SurvivalAnalysis:
+    """The landmark's KM curves per tier as a SurvivalAnalysis, so km_figure can draw them (and
+    analytics.publish.page_exports can protect them the way it protects any survival export)."""
     curves = {_tier_name(t): lm.curves[t] for t in TIER_LABELS if t in lm.curves}
     last = max((float(km.table.time.max()) for km in curves.values() if not km.table.empty), default=0.0)
     times = risk_times(last)
@@ -166,8 +167,14 @@ def landmark_km_figure(analysis: EngagementAnalysis, day: int) -> go.Figure:
                    f"({', '.join(str(m.day) for m in analysis.landmarks) or 'none'})")
         fig = new_figure(title, f"{engagement_note(analysis)} {CAUSE}")
         return add_message(fig, f"No landmark analysis at day {day}: {why}")
-    fig = km_figure(_as_survival_analysis(analysis, lm))
-    fig.update_layout(title_text=title)
+    return landmark_km(landmark_survival_analysis(analysis, lm), analysis.outcome, day)
+
+
+def landmark_km(curves: SurvivalAnalysis, outcome: str, day: int) -> go.Figure:
+    """km_figure of a landmark's tiers (landmark_survival_analysis, or its protected copy), titled
+    and labelled as days after the landmark."""
+    fig = km_figure(curves)
+    fig.update_layout(title_text=f"{_short_title(outcome)} after day {day}, by meetings in the first {day} days")
     fig.update_xaxes(title_text=f"Days after day {day} (the landmark)", selector=dict(anchor="y"))
     return fig
 

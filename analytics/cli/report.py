@@ -9,7 +9,7 @@ from analytics.settings import THRESHOLD
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from analytics.analyses.kpis import Period
+    from analytics.outcomes.period import Period
     from analytics.outcomes.definitions import OutcomeSettings
     from analytics.outcomes.filters import Filters
     from analytics.publish.exports import TooFew

@@ -8,18 +8,19 @@ merged until every published cell holds no one or at least ``threshold`` people,
 number of a survival section (curve points, numbers at risk, the table, medians, the
 90-day value repeated in "Outcomes by program") is a function of protected counts only.
 
-One grid for all groups of an output, so "All minus the groups shown" is a cell too:
+Each group on its own grid, with complementary protection between groups:
 
-- Groups of fewer than ``threshold`` people are not shown. The hidden groups together (the
-  *rest*, All minus the groups shown) must hold 0 or at least ``threshold`` people in every
-  cell, else the smallest shown group is hidden as well (complementary suppression).
-- From day 0, an interval ``[a, b)`` ends at the first candidate day ``b`` where, for all
-  participants, the events and the censorings in ``[a, b)`` are each 0 or at least
-  ``threshold`` and at least ``threshold`` remain at risk at ``b`` (else the interval is
-  merged with the next). A group whose own cell is not publishable so stops at ``a`` (it
-  joins the rest from then on), and the smallest groups stop too until the rest's cell is
-  publishable.
-- The table ends when no candidate day qualifies for all participants.
+- Groups of fewer than ``threshold`` people are not shown. The hidden groups together (All
+  minus the groups shown) hold 0 or at least ``threshold`` people, and two or more "<11" groups
+  hide with one of at least ``threshold`` (else the smallest shown group is hidden as well).
+- All participants' grid: day 0, then each candidate day ``b`` at which the events and the
+  censorings since the last day are each 0 or at least ``threshold`` and at least ``threshold``
+  remain at risk (else the interval is merged with the next).
+- Each shown group, largest first, keeps those of All's days at which its own cell is so
+  publishable, and only while, for every two of All's days, the groups that do not publish
+  both (hidden ones included) hold together 0 or at least ``threshold`` people at risk,
+  events and censorings: what "All minus the groups shown" reveals is a protected cell too.
+  The auditor of the tests (linear programming over every relation) checks the result.
 """
 
 from __future__ import annotations
@@ -30,71 +31,78 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from analytics.publish import privacy
+from analytics.publish import lp_audit, privacy
 
 __all__ = ["ALL", "LifeTable", "METHOD", "life_table", "protected_table"]
 
 ALL = "All"
 METHOD = ("Survival is published as an actuarial life table (Cutler-Ederer): counts per interval, survival "
-          "at each interval's end = the product of (1 - events / (at risk - censored / 2)). Intervals start "
-          "from fixed days and are merged until every published count (events, censorings and numbers at "
-          "risk of each group, of the groups not shown together, and of all) is 0 or at least {t}; a curve "
-          "stops where fewer than {t} remain at risk. Medians are interpolated within the interval where the "
-          "survival crosses 50%. Against Kaplan-Meier this moves survival at the published days by at most "
-          "about half the censored share of an interval.")
+          "at each interval's end = the product of (1 - events / (at risk - censored / 2)). Each group has its "
+          "own intervals, starting from fixed days and merged until the group's events, censorings and "
+          "numbers at risk are each 0 or at least {t}; a curve stops where fewer than {t} remain at risk. "
+          "Differencing between groups is prevented as in cell suppression with complementary cells (Hundepool "
+          "et al., Statistical Disclosure Control, 2012, ch. 4): for any two days published for all "
+          "participants, the participants of the groups that do not publish both days (and of the groups "
+          "not shown) together hold 0 or at least {t} events, censorings and people at risk. Medians are "
+          "interpolated within the interval where the survival crosses 50%. Against Kaplan-Meier this moves "
+          "survival at the published days by at most about half the censored share of an interval.")
 
 
 @dataclass(frozen=True)
 class LifeTable:
-    """Counts per group on one grid. ``points``: the published days (0 first). Per group:
-    ``at_risk[g][k]`` at ``points[k]``, ``events[g][k]``/``censored[g][k]`` in
-    ``[points[k], points[k+1])``, ``survival[g][k]`` at ``points[k]``; ``last[g]``: the index of
-    the group's last published point (its curve stops there)."""
+    """Counts per group, each group on its own grid of published days. ``points``: the days
+    published for all participants (every group's grid is a subset). Per group: ``grids[g]`` its
+    published days (0 first), ``at_risk[g][k]`` at ``grids[g][k]``, ``events[g][k]`` and
+    ``censored[g][k]`` in ``[grids[g][k], grids[g][k+1])``."""
 
     points: tuple[int, ...]
     groups: tuple[str, ...]            # shown, All last when there are several groups
     hidden: tuple[str, ...]            # groups not shown (fewer than threshold, or complements)
     n: dict[str, int]
+    grids: dict[str, tuple[int, ...]]
     at_risk: dict[str, list[int]]
     events: dict[str, list[int]]
     censored: dict[str, list[int]]
-    last: dict[str, int]
     threshold: int
 
+    def grid(self, group: str) -> list[int]:
+        """The group's published days (0 first)."""
+        return list(self.grids[group])
+
     def survival(self, group: str) -> list[float]:
-        """Actuarial survival at each published point of ``group`` (1.0 at day 0)."""
+        """Actuarial survival at each published day of ``group`` (1.0 at day 0)."""
         s, out = 1.0, [1.0]
-        for k in range(self.last[group]):
-            effective = self.at_risk[group][k] - self.censored[group][k] / 2
-            s *= 1 - self.events[group][k] / effective if effective > 0 else 1
+        for r, e, c in zip(self.at_risk[group], self.events[group], self.censored[group]):
+            effective = r - c / 2
+            s *= 1 - e / effective if effective > 0 else 1
             out.append(s)
         return out
 
     def at(self, group: str, day: int) -> tuple[float | None, int | None]:
-        """(survival, at risk) at ``day`` when it is a published point of the group, else (None, None)."""
-        if group not in self.last or day not in self.points or self.points.index(day) > self.last[group]:
+        """(survival, at risk) at ``day`` when it is a published day of the group, else (None, None)."""
+        if group not in self.grids or day not in self.grids[group]:
             return None, None
-        k = self.points.index(day)
+        k = self.grids[group].index(day)
         return self.survival(group)[k], self.at_risk[group][k]
 
     def median(self, group: str) -> float | None:
         """Day the survival crosses 50%, linear within its interval; None when not reached."""
-        s = self.survival(group)
+        s, days = self.survival(group), self.grids[group]
         for k in range(1, len(s)):
             if s[k] <= 0.5:
-                a, b = self.points[k - 1], self.points[k]
+                a, b = days[k - 1], days[k]
                 return a + (b - a) * (s[k - 1] - 0.5) / (s[k - 1] - s[k]) if s[k - 1] > s[k] else float(a)
         return None
 
     def rows(self) -> pd.DataFrame:
-        """One row per group and published point: group, time, at_risk, events, censored (in the
-        interval from that point on; blank at the last point) and survival."""
+        """One row per group and published day: group, time, at_risk, events, censored (in the
+        interval from that day on; blank at the last day) and survival."""
         out = []
         for g in self.groups:
-            surv = self.survival(g)
-            for k in range(self.last[g] + 1):
-                inside = k < self.last[g]
-                out.append({"group": g, "time": self.points[k], "at_risk": self.at_risk[g][k],
+            surv, days = self.survival(g), self.grids[g]
+            for k, day in enumerate(days):
+                inside = k < len(days) - 1
+                out.append({"group": g, "time": day, "at_risk": self.at_risk[g][k],
                             "events": self.events[g][k] if inside else np.nan,
                             "censored": self.censored[g][k] if inside else np.nan, "survival": surv[k]})
         return pd.DataFrame(out, columns=["group", "time", "at_risk", "events", "censored", "survival"])
@@ -107,10 +115,16 @@ def _ok(count: int, t: int) -> bool:
     return count == 0 or count >= t
 
 
-def _count(days: np.ndarray, event: np.ndarray, a: int, b: float) -> tuple[int, int, int]:
-    """(events in [a, b), censored in [a, b), at risk at b)."""
-    inside = (days >= a) & (days < b)
-    return int((inside & event).sum()), int((inside & ~event).sum()), int((days >= b).sum())
+def _cell(days: np.ndarray, event: np.ndarray, mask: np.ndarray, a: int, b: int) -> tuple[int, int, int, int]:
+    """(at risk at a, events in [a, b), censored in [a, b), at risk at b) of the participants in ``mask``."""
+    d, e = days[mask], event[mask]
+    inside = (d >= a) & (d < b)
+    return int((d >= a).sum()), int((inside & e).sum()), int((inside & ~e).sum()), int((d >= b).sum())
+
+
+def _own_ok(days: np.ndarray, event: np.ndarray, mask: np.ndarray, a: int, b: int, t: int) -> bool:
+    _, e, c, r = _cell(days, event, mask, a, b)
+    return _ok(e, t) and _ok(c, t) and r >= t
 
 
 def life_table(days: np.ndarray, event: np.ndarray, group: Sequence[str] | np.ndarray, candidates: Iterable[int],
@@ -120,75 +134,92 @@ def life_table(days: np.ndarray, event: np.ndarray, group: Sequence[str] | np.nd
     t = privacy.check_threshold(threshold)
     days, event, group = np.asarray(days), np.asarray(event, dtype=bool), np.asarray(group, dtype=object)
     names = sorted(set(group.tolist()))
-    sets = {g: group == g for g in names}
-    sizes = {g: int(m.sum()) for g, m in sets.items()}
-    shown = _shown_groups(sizes, set(hide), t)
-    several = len(names) > 1
+    sizes = {g: int((group == g).sum()) for g in names}
+    shown = _shown_groups(sizes, set(hide), t) if len(names) > 1 else names
+    if len(names) > 1 and not shown:  # no group can be shown: All alone, the groups not listed
+        names, sizes = [], {}
+    sets = {g: group == g for g in names} | {ALL: np.ones(len(days), dtype=bool)}
     cands = sorted({int(c) for c in candidates if c > 0})
-    points, continuing = [0], list(shown)
-    stops: dict[str, int] = {}
-    counts: dict[str, tuple[list[int], list[int], list[int]]] = {g: ([sizes[g]], [], []) for g in names}
-    counts[ALL] = ([len(days)], [], [])
-    a = 0
-    while True:
-        step = _next_step(days, event, sets, a, cands, continuing, t)
-        if step is None:
-            break
-        b, still = step
-        for g in continuing:
-            if g not in still:
-                stops[g] = len(points) - 1
-        for g in [*names, ALL]:
-            mask = sets.get(g, np.ones(len(days), dtype=bool))
-            e, c, r = _count(days[mask], event[mask], a, b)
-            counts[g][1].append(e)
-            counts[g][2].append(c)
-            counts[g][0].append(r)
-        points.append(b)
-        continuing, a = still, b
-    for g in continuing:
-        stops[g] = len(points) - 1
-    groups = tuple([*shown, ALL] if several else names)
-    last = {g: stops.get(g, 0) for g in shown}
-    last[ALL] = len(points) - 1
-    if not several:
-        last = {names[0]: last[ALL]} if names else {}
-        counts[names[0]] = counts[ALL] if names else counts[ALL]
+    points = _own_grid(days, event, sets[ALL], cands, t)
+    if len(names) == 1:
+        return _assemble(days, event, sets, names, names, sizes, {names[0]: points}, points, t)
+    grids = {ALL: points, **{g: [0] for g in shown}}
+    for g in sorted(shown, key=lambda g: (-sizes[g], g)):  # the largest groups choose first
+        grids[g] = _group_grid(days, event, sets, names, grids, g, points, t)
+        while len(grids[g]) > 1 and _leaks(_assemble(days, event, sets, names, shown, sizes, grids, points, t),
+                                           names):
+            grids[g] = grids[g][:-1]
+    return _assemble(days, event, sets, names, shown, sizes, grids, points, t)
+
+
+def _assemble(days: np.ndarray, event: np.ndarray, sets: dict[str, np.ndarray], names: list[str],
+              shown: list[str], sizes: dict[str, int], grids: dict[str, list[int]], points: list[int],
+              t: int) -> LifeTable:
+    groups = tuple([*sorted(shown), ALL] if len(names) != 1 else names)
+    counts = {g: [_cell(days, event, sets[g], a, b) for a, b in zip(grids[g], grids[g][1:])] for g in groups}
     return LifeTable(tuple(points), groups, tuple(g for g in names if g not in shown), {**sizes, ALL: len(days)},
-                     {g: counts[g][0] for g in groups}, {g: counts[g][1] for g in groups},
-                     {g: counts[g][2] for g in groups}, last, t)
+                     {g: tuple(grids[g]) for g in groups},
+                     {g: [int(sets[g].sum()), *(c[3] for c in counts[g])] for g in groups},
+                     {g: [c[1] for c in counts[g]] for g in groups}, {g: [c[2] for c in counts[g]] for g in groups}, t)
+
+
+def _leaks(lt: LifeTable, names: list[str]) -> bool:
+    """Whether the attacker (analytics.publish.lp_audit) narrows a hidden count of ``lt``."""
+    aud = lp_audit.Auditor(lt.threshold)
+    lp_audit.add_life_table(aud, lt, names, "lt")
+    return bool(aud.failures())
+
+
+def _own_grid(days: np.ndarray, event: np.ndarray, mask: np.ndarray, cands: Iterable[int], t: int) -> list[int]:
+    """Day 0, then each next candidate day where the cell since the last day is publishable."""
+    grid = [0]
+    for b in cands:
+        if b > grid[-1] and _own_ok(days, event, mask, grid[-1], b, t):
+            grid.append(b)
+    return grid
+
+
+def _group_grid(days: np.ndarray, event: np.ndarray, sets: dict[str, np.ndarray], names: list[str],
+                grids: dict[str, list[int]], g: str, points: list[int], t: int) -> list[int]:
+    """The group's own grid within All's days, a day kept only while no complement becomes small."""
+    grid = [0]
+    for b in points[1:]:
+        if _own_ok(days, event, sets[g], grid[-1], b, t) and _complements_ok(
+                days, event, sets, names, {**grids, g: [*grid, b]}, points, t):
+            grid.append(b)
+    return grid
+
+
+def _complements_ok(days: np.ndarray, event: np.ndarray, sets: dict[str, np.ndarray], names: list[str],
+                    grids: dict[str, list[int]], points: list[int], t: int) -> bool:
+    """For every two of All's days a < b: the groups not publishing both (hidden ones included) hold
+    0 or at least ``t`` at risk at a and at b, events and censorings in [a, b) together: else
+    All minus the others would show them."""
+    for i, a in enumerate(points):
+        for b in points[i + 1:]:
+            rest = [g for g in names if not (a in grids.get(g, ()) and b in grids.get(g, ()))]
+            if not rest or len(rest) == len(names):
+                continue
+            mask = np.any([sets[g] for g in rest], axis=0)
+            if not all(_ok(x, t) for x in _cell(days, event, mask, a, b)):
+                return False
+    return True
 
 
 def _shown_groups(sizes: dict[str, int], hide: set[str], t: int) -> list[str]:
-    """Groups of at least ``t`` not hidden elsewhere; complements hidden until the rest is 0 or >= t."""
+    """Groups of at least ``t`` not hidden elsewhere; complements hidden until the rest is safe."""
     shown = sorted((g for g, n in sizes.items() if n >= t and g not in hide), key=lambda g: (sizes[g], g))
-    if len(sizes) <= 1:
-        return list(sizes)
-    while shown and not _ok(sum(sizes.values()) - sum(sizes[g] for g in shown), t):
+    while shown and not _hidden_safe([n for g, n in sizes.items() if g not in shown], t):
         shown.pop(0)
     return sorted(shown)
 
 
-def _next_step(days: np.ndarray, event: np.ndarray, sets: dict[str, np.ndarray], a: int, cands: list[int],
-               continuing: list[str], t: int) -> tuple[int, list[str]] | None:
-    """The first candidate b > a where everyone's cell is publishable, and the groups still shown at b:
-    those whose own cell is publishable, fewer (smallest first) until the rest's cell is too."""
-    everyone = np.ones(len(days), dtype=bool)
-    for b in (c for c in cands if c > a):
-        if not _ok_cell(days, event, everyone, a, b, t, need_risk=True):
-            continue
-        still = sorted((g for g in continuing if _ok_cell(days, event, sets[g], a, b, t, need_risk=True)),
-                       key=lambda g: (int(sets[g].sum()), g))
-        while still and not _ok_cell(days, event, everyone & ~np.any([sets[g] for g in still], axis=0), a, b, t):
-            still.pop(0)
-        return b, sorted(still)
-    return None
-
-
-def _ok_cell(days: np.ndarray, event: np.ndarray, mask: np.ndarray, a: int, b: int, t: int,
-             need_risk: bool = False) -> bool:
-    e, c, r = _count(days[mask], event[mask], a, b)
-    return _ok(e, t) and _ok(c, t) and (r >= t if need_risk else _ok(r, t))
+def _hidden_safe(hidden: list[int], t: int) -> bool:
+    """The hidden groups add up to All minus the shown ones. Their sum must be 0 or at least ``t``,
+    and when two or more are marked "<t", one of at least ``t`` must hide with them: two "<11" rows
+    adding up to 16 are each 6 to 10."""
+    small = sum(1 for n in hidden if 0 < n < t)
+    return _ok(sum(hidden), t) and (small < 2 or any(n >= t for n in hidden))
 
 
 def protected_table(lt: LifeTable, times: Sequence[int], prefix: str = "survival",

@@ -13,23 +13,26 @@ remain at risk, and hiding the small events/censored counts under the curve.
 from __future__ import annotations
 
 import dataclasses
-import re
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import pandas as pd
-import plotly.graph_objects as go
 
 from analytics.access import audit
 from analytics.charts import render as chart_export
 from analytics.publish import privacy
 from analytics.publish import spreadsheets
 from analytics.stats import survival
+from analytics.charts.exports import hide_small_in_text, message_figure  # the first re-exported (__all__)
 from analytics.charts.render import ChartMeta
 from analytics.analyses.cohorts import CohortRetention
 from analytics.publish.privacy import Protected
 from analytics.store.connection import Store
 from analytics.stats.survival import TIMES, KaplanMeier
 from analytics.analyses.survival import SurvivalAnalysis
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
 
 __all__ = ["FORMATS", "MIME", "ChartExport", "TooFew", "incidence_export", "km_export", "protect_cohorts",
            "hide_small_in_text", "protect_survival", "refusal", "survival_meta", "survival_table"]
@@ -86,26 +89,6 @@ class ChartExport:
         audit.record(store, "export", self.filename(fmt), user=user, chart=self.name, format=fmt,
                      filters=filters, period=self.meta.period)
         return data
-
-
-_COUNT_IN_TEXT = re.compile(r"\b(n|events|weeks)=(\d[\d,]*)")
-
-
-def hide_small_in_text(fig: go.Figure, threshold: int) -> go.Figure:
-    """Counts of 1..threshold-1 written into titles, notes and legend names ("n=7", "events=3",
-    "person-weeks=9") become "<11"."""
-    def fix(text: str | None) -> str | None:
-        if not text:
-            return text
-        return _COUNT_IN_TEXT.sub(lambda m: f"{m[1]}=&lt;{threshold}" if 0 < int(m[2].replace(",", "")) < threshold
-                                  else m[0], text)
-
-    for a in fig.layout.annotations:
-        a.text = fix(a.text)
-    for trace in fig.data:
-        trace.name = fix(trace.name)
-    fig.layout.title.text = fix(fig.layout.title.text)
-    return fig
 
 
 def _short_method(threshold: int) -> str:
@@ -269,10 +252,8 @@ def incidence_export(a: SurvivalAnalysis, threshold: int = privacy.DEFAULT_THRES
 def refusal(fmt: str, title: str, reason: str) -> bytes:
     """A file in the asked format that says why there is nothing in it (too few people),
     so a download never fails silently or hands over a broken file."""
-    from analytics.charts.base import add_message, new_figure
-
     if fmt == "csv":
         return spreadsheets.csv_bytes(pd.DataFrame({"message": [reason]}))
     if fmt == "xlsx":
         return spreadsheets.xlsx_bytes({title: pd.DataFrame({"message": [reason]})})
-    return chart_export.export(add_message(new_figure(title), reason), fmt)
+    return chart_export.export(message_figure(title, reason), fmt)

@@ -7,27 +7,39 @@ page's own figure builder drawn FROM the protected values (NaN = hidden: a gap, 
 with ChartMeta (title, definition, n, period, cutoff). The screen is unchanged.
 
 Where a chart builder writes a total into its note or cannot take NaN, the fix is made here
-on the copy that goes into the file (`_renote`, `_hide_small_in_text`, filled counts), never
-in the chart modules.
+on the copy that goes into the file (with analytics.charts.exports: renote, hide_small_in_text,
+blank_hover...; filled counts), never in the chart builders.
+
+The engagement exports import analytics.charts.engagement when called: it brings the models'
+libraries (statsmodels, scipy.sparse), which the Overview, Engagement and Cohorts pages, whose
+downloads live here too, do not need on their first load.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import html
-import re
+import io
 from collections.abc import Hashable, Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 
 from analytics.analyses import activity
 from analytics.analyses import kpis
 from analytics.publish import privacy
+from analytics.publish.spreadsheets import neutralise_frame
 from analytics.charts.render import ChartMeta
-from analytics.charts.base import NOTE_SIZE, add_message, add_note
+from analytics.charts.exports import (
+    bar_labels,
+    blank_hover,
+    drawn,
+    figure_title,
+    hide_small_in_text,
+    renote,
+    replace_message,
+)
 from analytics.analyses.cohorts import TRENDS_DEFINITION, CohortRetention
 from analytics.charts.director import (
     MEETING_TYPE_LABELS,
@@ -35,39 +47,39 @@ from analytics.charts.director import (
     TREND_MEASURES,
     adherence_figure,
     attendance_figure,
+    attendance_gaps,
     caseload_figure,
     cohort_heatmap,
     cohort_trend_figure,
     weekday_figure,
     weekly_trends_figure,
 )
-from analytics.analyses.engagement import EngagementAnalysis, Landmark
-from analytics.stats.result import Estimate
-from analytics.charts.engagement import (
-    _as_survival_analysis,
-    dose_response_figure,
-    hazard_ratio_figure,
-    naive_vs_correct_figure,
-)
 from analytics.publish.exports import (
     ALL_ROW,
     ChartExport,
     TooFew,
-    hide_small_in_text,
     protect_cohorts,
     protect_survival,
     survival_meta,
 )
 from analytics.outcomes.filters import Filters
-from analytics.analyses.kpis import Overview, Period
+from analytics.analyses.kpis import Overview
+from analytics.outcomes.period import Period
 from analytics.outcomes.definitions import MISSING_LEVEL
 from analytics.publish.privacy import DEFAULT_THRESHOLD, Protected
 from analytics.analyses.survival import SurvivalAnalysis
-from analytics.charts.survival import OUTCOME_TEXT, cox_figure, km_figure
+from analytics.charts.survival import cox_figure
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
+
+    from analytics.analyses.engagement import EngagementAnalysis, Landmark
+    from analytics.stats.result import Estimate
 
 __all__ = ["adherence_export", "attendance_export", "caseload_export", "cohort_heatmap_export",
            "cohort_trends_export", "cox_export", "dose_response_export", "hazard_ratio_export",
-           "landmark_km_export", "naive_vs_correct_export", "weekday_export", "weekly_trends_export"]
+           "landmark_km_export", "naive_vs_correct_export", "outreach_csv", "weekday_export",
+           "weekly_trends_export"]
 
 ESTIMATE = ["hr", "ci_lower", "ci_upper", "p"]
 # --- helpers ------------------------------------------------------------------------------
@@ -86,33 +98,6 @@ def _cell(p: Protected, row: Hashable, column: Hashable) -> str:
 
 def _scope(period: Period, filters: Filters) -> str:
     return f"Period {period.describe()}; {filters.describe()}"
-
-
-def _title(fig: go.Figure) -> str:
-    return html.unescape(re.sub(r"<[^>]*>", " ", fig.layout.title.text or "")).strip()
-
-
-def _unwrap(text: str) -> str:
-    """A note as one line again (charts.add_note wraps it with <br>, also after hyphens)."""
-    return html.unescape(text.replace("-<br>", "-").replace("<br>", " "))
-
-
-def _renote(fig: go.Figure, pattern: str, repl: str) -> go.Figure:
-    """Rewrite part of the note under `fig` (e.g. a total the builder summed over hidden values)."""
-    note = next((a for a in fig.layout.annotations if a.name == "note"), None)
-    if note is None:
-        return fig
-    lines = note.text.count("<br>") + 1
-    text = re.sub(pattern, repl, _unwrap(note.text))
-    fig.layout.annotations = [a for a in fig.layout.annotations if a.name != "note"]
-    fig.update_layout(height=fig.layout.height - (NOTE_SIZE + 6) * lines)  # add_note adds that much per line
-    return add_note(fig, text, below_px=-int(note.yshift or 0))
-
-
-def _message(fig: go.Figure, text: str) -> go.Figure:
-    """Put `text` as the figure's centred message (replacing the builder's own, if any)."""
-    fig.layout.annotations = [a for a in fig.layout.annotations if a.name != "message"]
-    return add_message(fig, html.escape(text))
 
 
 def _all_hidden(threshold: int) -> str:
@@ -174,11 +159,6 @@ def weekly_trends_export(trends: pd.DataFrame, ov: Overview, threshold: int = DE
 
 # --- Engagement -------------------------------------------------------------------------------
 
-def _esc(text: object) -> str:
-    """As director_charts names its traces (html-escaped labels)."""
-    return html.escape(str(text)).replace("%{", "%&#123;")
-
-
 def attendance_export(attendance: pd.DataFrame, period: Period, filters: Filters, cutoff: dt.date, *,
                       by: str = "meeting_type", freq: str = "week",
                       threshold: int = DEFAULT_THRESHOLD) -> ChartExport:
@@ -200,12 +180,10 @@ def attendance_export(attendance: pd.DataFrame, period: Period, filters: Filters
     long = pd.DataFrame([{"bucket": b, by: k, "meetings": body.loc[b, names[k]], "partial": bool(body.loc[b, "partial"])}
                          for b in body.index for k in keys], columns=["bucket", by, "meetings", "partial"])
     fig = attendance_figure(long, period, filters, by=by, freq=freq)
-    cells = {(pd.Timestamp(b), _esc(names[k])): body.loc[b, names[k]] for b in body.index for k in keys}
-    for trace in fig.data:  # the builder sums per bucket, which turns a hidden cell into 0: put the gap back
-        trace.y = [cells.get((pd.Timestamp(x), trace.name), np.nan) for x in trace.x]
+    fig = attendance_gaps(fig, {(pd.Timestamp(b), names[k]): body.loc[b, names[k]] for b in body.index for k in keys})
     total = _cell(p, "Total", "All meetings")
-    fig = _renote(fig, r"Total: [\d,]+ meetings", f"Total: {total} meetings")
-    meta = ChartMeta(_title(fig), activity.DEFINITIONS["attendance"].format(freq=freq),
+    fig = renote(fig, r"Total: [\d,]+ meetings", f"Total: {total} meetings")
+    meta = ChartMeta(figure_title(fig), activity.DEFINITIONS["attendance"].format(freq=freq),
                      f"n = {total} meetings attended", _scope(period, filters), cutoff)
     return ChartExport(f"attendance-{by}-{freq}", meta, p, fig)
 
@@ -223,16 +201,12 @@ def weekday_export(weekday: pd.DataFrame, period: Period, filters: Filters, cuto
     p = privacy.protect(table, counts=kinds, derived=derived, total_row="All days", threshold=threshold)
     body = p.values.drop(index="All days")
     fig = weekday_figure(body.reset_index().fillna({k: 0 for k in kinds}), period, filters)  # it sums the counts
-    if not fig.data and table.loc["All days", kinds].any():
-        fig = _message(fig, _all_hidden(threshold))
-    for trace, k in zip(fig.data, kinds):  # hover: hidden count and share as blanks, not 0
-        data = np.array(trace.customdata, dtype=float)
-        data[body[k].isna().to_numpy(), 0] = np.nan
-        data[body[f"{k}_share"].isna().to_numpy(), 2] = np.nan
-        trace.customdata = data
+    if not drawn(fig) and table.loc["All days", kinds].any():
+        fig = replace_message(fig, _all_hidden(threshold))
+    fig = blank_hover(fig, [{0: body[k].isna().to_numpy(), 2: body[f"{k}_share"].isna().to_numpy()} for k in kinds])
     words = {"meetings": "meetings attended", "checkins": "check-ins", "mentoring": "mentoring sessions"}
     n = ", ".join(f"{_cell(p, 'All days', k)} {words[k]}" for k in kinds)
-    meta = ChartMeta(_title(fig), activity.DEFINITIONS["weekday"], f"n = {n}", _scope(period, filters), cutoff)
+    meta = ChartMeta(figure_title(fig), activity.DEFINITIONS["weekday"], f"n = {n}", _scope(period, filters), cutoff)
     return ChartExport("weekday-pattern", meta, p, fig)
 
 
@@ -247,12 +221,12 @@ def adherence_export(distribution: pd.DataFrame, period: Period, filters: Filter
     body = p.values.drop(index=ALL_ROW)
     fig = adherence_figure(body.reset_index(), period, filters)
     total = _cell(p, ALL_ROW, "participants")
-    if fig.data:
-        fig.data[0].text = ["" if np.isnan(s) else f"{s:.0%}" for s in body.share]
-        fig = _renote(fig, r"n=[\d,]+ participants", f"n={total} participants")
+    if drawn(fig):
+        fig = bar_labels(fig, ["" if np.isnan(s) else f"{s:.0%}" for s in body.share])
+        fig = renote(fig, r"n=[\d,]+ participants", f"n={total} participants")
     elif table.loc[ALL_ROW, "participants"]:
-        fig = _renote(_message(fig, _all_hidden(threshold)), r"n=[\d,]+ participants", f"n={total} participants")
-    meta = ChartMeta(_title(fig), activity.DEFINITIONS["adherence"], f"n = {total} participants",
+        fig = renote(replace_message(fig, _all_hidden(threshold)), r"n=[\d,]+ participants", f"n={total} participants")
+    meta = ChartMeta(figure_title(fig), activity.DEFINITIONS["adherence"], f"n = {total} participants",
                      _scope(period, filters), cutoff)
     return ChartExport("checkin-adherence", meta, p, fig)
 
@@ -274,17 +248,29 @@ def caseload_export(caseloads: pd.DataFrame, period: Period, filters: Filters, c
     body = p.values.drop(index="All mentors")
     fig = caseload_figure(body.reset_index(), period, filters)
     mentors = _shown(len(body), threshold)
-    fig = _renote(fig, r"[\d,]+ mentors, [\d,]+ mentor-mentee pairs",
+    fig = renote(fig, r"[\d,]+ mentors, [\d,]+ mentor-mentee pairs",
                   f"{mentors} mentors, {_cell(p, 'All mentors', 'active_mentees')} mentor-mentee pairs")
     if len(body) and body.active_mentees.isna().all():
-        fig = _message(fig, f"Caseloads hidden: every mentor has fewer than {threshold} active mentees "
+        fig = replace_message(fig, f"Caseloads hidden: every mentor has fewer than {threshold} active mentees "
                             "(or would reveal one who has).")
-    meta = ChartMeta(_title(fig), activity.DEFINITIONS["caseload"], f"n = {mentors} mentors",
+    meta = ChartMeta(figure_title(fig), activity.DEFINITIONS["caseload"], f"n = {mentors} mentors",
                      _scope(period, filters), cutoff)
     return ChartExport("mentor-caseloads", meta, p, fig,
                        notes=[(f"Mentor IDs are pseudonymous. Mentors with fewer than {threshold} active "
                                "mentees (or whose numbers would reveal such a mentor's) are listed with their "
                                "numbers hidden and are not drawn.")])
+
+
+def outreach_csv(frame: pd.DataFrame) -> bytes:
+    """The outreach list (activity.outreach_list) as UTF-8 CSV (header row, ISO dates, no index),
+    for download, through the safe writer (a value such as "=HYPERLINK(...)" stays text).
+
+    It lists pseudonymous IDs only; it is for the program's own outreach, not for release.
+    """
+    buf = io.StringIO()
+    neutralise_frame(frame).to_csv(buf, index=False, date_format="%Y-%m-%d", float_format="%.1f",
+                                   lineterminator="\n")
+    return buf.getvalue().encode("utf-8")
 
 
 # --- Cohorts -------------------------------------------------------------------------------
@@ -295,11 +281,11 @@ def cohort_heatmap_export(retention: CohortRetention, threshold: int = DEFAULT_T
     safe, p = protect_cohorts(retention, threshold)
     fig = cohort_heatmap(safe)
     if safe.empty and not retention.empty:
-        fig = _message(fig, _all_hidden(threshold))
+        fig = replace_message(fig, _all_hidden(threshold))
     left_out = len(retention.n) - len(safe.n)
     n = f"n = {int(safe.n.sum()):,} participants in {len(safe.n)} cohorts shown" + (
         f" ({left_out} cohorts of fewer than {threshold} left out)" if left_out else "")
-    meta = ChartMeta(_title(fig), retention.definition(), n, f"Cohorts by {retention.by}; "
+    meta = ChartMeta(figure_title(fig), retention.definition(), n, f"Cohorts by {retention.by}; "
                      f"{retention.filters.describe()}", retention.cutoff)
     return ChartExport(f"cohort-retention-{retention.by}", meta, p, fig)
 
@@ -327,10 +313,10 @@ def cohort_trends_export(trends: pd.DataFrame, measure: str, by: str, filters: F
     shown = sizes.dropna()
     n = (f"n={int(shown.sum()):,} participants in {len(shown)} cohorts of {threshold} or more"
          + (f" ({len(sizes) - len(shown)} smaller cohorts left out)" if len(shown) < len(sizes) else ""))
-    fig = _renote(fig, r"n=[\d,]+ participants in \d+ cohorts", n)
-    if not fig.data and len(trends):
-        fig = _message(fig, _all_hidden(threshold))
-    meta = ChartMeta(_title(fig), TRENDS_DEFINITION, n.replace("n=", "n = ", 1), f"Cohorts by {by}; "
+    fig = renote(fig, r"n=[\d,]+ participants in \d+ cohorts", n)
+    if not drawn(fig) and len(trends):
+        fig = replace_message(fig, _all_hidden(threshold))
+    meta = ChartMeta(figure_title(fig), TRENDS_DEFINITION, n.replace("n=", "n = ", 1), f"Cohorts by {by}; "
                      f"{filters.describe()}", cutoff)
     return ChartExport(f"cohort-trends-{measure}-{by}", meta, p, fig)
 
@@ -370,8 +356,8 @@ def cox_export(analysis: SurvivalAnalysis, threshold: int = DEFAULT_THRESHOLD) -
     safe = analysis if cox is None else dataclasses.replace(analysis, cox=dataclasses.replace(cox, terms=kept))
     fig = hide_small_in_text(cox_figure(safe), threshold)
     if terms and not kept:
-        fig = _message(fig, _all_hidden(threshold))
-    meta = survival_meta(analysis, _title(fig), "Cox proportional-hazards model (Efron ties): hazard ratio of each "
+        fig = replace_message(fig, _all_hidden(threshold))
+    meta = survival_meta(analysis, figure_title(fig), "Cox proportional-hazards model (Efron ties): hazard ratio of each "
                          "level against the reference level, with 95% CI.")
     note = (f"Levels with fewer than {threshold} participants (or whose numbers would reveal such a level's), and "
             f"every level of a covariate whose reference level is so hidden, are left out of the chart.")
@@ -384,7 +370,7 @@ def _engagement_meta(analysis: EngagementAnalysis, fig: go.Figure, definition: s
                      cutoff: dt.date, threshold: int) -> ChartMeta:
     n = (f"n = {_shown(analysis.n, threshold)} participants, {_shown(analysis.events, threshold)} events, "
          f"{_shown(analysis.person_weeks, threshold)} person-weeks")
-    return ChartMeta(_title(fig), definition, n, filters.describe().capitalize(), cutoff)
+    return ChartMeta(figure_title(fig), definition, n, filters.describe().capitalize(), cutoff)
 
 
 def _term_rows(terms: list[Estimate], counts: dict[str, float]) -> list[dict]:
@@ -404,13 +390,15 @@ def hazard_ratio_export(analysis: EngagementAnalysis, filters: Filters, cutoff: 
                         threshold: int = DEFAULT_THRESHOLD) -> ChartExport:
     """The time-varying Cox hazard ratios: a row (all rows: one model) is hidden and not drawn
     when its participants, events or person-weeks are fewer than the threshold."""
+    from analytics.charts import engagement as engagement_charts  # see the module docstring
     table = pd.DataFrame(_term_rows(analysis.time_varying, _model_counts(analysis)),
                          columns=["engagement", "n", "events", "person_weeks", *ESTIMATE, "per"])
     p = _protect_estimates(table.set_index("engagement"), ["n", "events", "person_weeks"], threshold)
     kept = [t for t, hidden in zip(analysis.time_varying, p.suppressed["hr"]) if not hidden]
-    fig = hide_small_in_text(hazard_ratio_figure(dataclasses.replace(analysis, time_varying=kept)), threshold)
+    fig = engagement_charts.hazard_ratio_figure(dataclasses.replace(analysis, time_varying=kept))
+    fig = hide_small_in_text(fig, threshold)
     if analysis.time_varying and not kept:
-        fig = _message(fig, _all_hidden(threshold))
+        fig = replace_message(fig, _all_hidden(threshold))
     meta = _engagement_meta(analysis, fig, "Time-varying Cox model (Efron ties) on the person-week table: hazard "
                             "ratio per one more meeting, check-in or mentoring session in the previous week, "
                             "with 95% CI.", filters, cutoff, threshold)
@@ -420,6 +408,7 @@ def hazard_ratio_export(analysis: EngagementAnalysis, filters: Filters, cutoff: 
 def naive_vs_correct_export(analysis: EngagementAnalysis, filters: Filters, cutoff: dt.date,
                             threshold: int = DEFAULT_THRESHOLD) -> ChartExport:
     """The naive (biased) and corrected hazard ratios side by side, hidden as in hazard_ratio_export."""
+    from analytics.charts import engagement as engagement_charts  # see the module docstring
     counts = _model_counts(analysis)
     rows = [{"estimate": "naive (biased)", **r} for r in _term_rows(analysis.naive, {**counts, "person_weeks": np.nan})]
     rows += [{"estimate": "corrected", **r} for r in _term_rows(analysis.time_varying, counts)]
@@ -437,9 +426,9 @@ def naive_vs_correct_export(analysis: EngagementAnalysis, filters: Filters, cuto
     k = len(analysis.naive)
     safe = dataclasses.replace(analysis, naive=[t for t, h in zip(analysis.naive, hidden[:k]) if not h],
                                time_varying=[t for t, h in zip(analysis.time_varying, hidden[k:]) if not h])
-    fig = hide_small_in_text(naive_vs_correct_figure(safe), threshold)
+    fig = hide_small_in_text(engagement_charts.naive_vs_correct_figure(safe), threshold)
     if (analysis.naive or analysis.time_varying) and not (safe.naive or safe.time_varying):
-        fig = _message(fig, _all_hidden(threshold))
+        fig = replace_message(fig, _all_hidden(threshold))
     meta = _engagement_meta(analysis, fig, "Cox models: the naive hazard ratio for total engagement over the whole "
                             "follow-up, BIASED by immortal time, beside the corrected one for the previous week's "
                             "engagement, both per one standard deviation of their exposure (sd), with 95% CI; the "
@@ -472,15 +461,16 @@ def dose_response_export(analysis: EngagementAnalysis, filters: Filters, cutoff:
     """Landmark dose-response: per landmark day, each meetings tier's participants and events
     (with the day's total, so complements are hidden too); a tier's HR is hidden and not drawn
     when its counts are hidden, and a whole day's when its reference tier's are."""
+    from analytics.charts import engagement as engagement_charts  # see the module docstring
     parts = {f"day {lm.day}": _protect_block(_tier_table(lm), ["n", "events"], _reference_tier(lm), "All tiers",
                                              threshold) for lm in analysis.landmarks}
     p = _stack(parts, "landmark", _empty_estimates(["n", "events"], threshold))
     safe = dataclasses.replace(analysis, landmarks=[dataclasses.replace(lm, tiers=[
         t for t in lm.tiers if not p.suppressed["hr"].get((f"day {lm.day}", t.term.split(" vs ", 1)[0]), True)])
         for lm in analysis.landmarks])
-    fig = hide_small_in_text(dose_response_figure(safe), threshold)
+    fig = hide_small_in_text(engagement_charts.dose_response_figure(safe), threshold)
     if any(lm.tiers for lm in analysis.landmarks) and not any(lm.tiers for lm in safe.landmarks):
-        fig = _message(fig, _all_hidden(threshold))
+        fig = replace_message(fig, _all_hidden(threshold))
     meta = _engagement_meta(analysis, fig, "Landmark Cox models: among those still in on the landmark day, hazard "
                             "ratio of each meetings tier (meetings before the day) against the lowest tier, with "
                             "95% CI.", filters, cutoff, threshold)
@@ -523,18 +513,16 @@ def landmark_km_export(analysis: EngagementAnalysis, day: int, filters: Filters,
                        threshold: int = DEFAULT_THRESHOLD) -> ChartExport:
     """Kaplan-Meier after a landmark day by meetings tier, protected like km_export (protect_survival):
     tiers of hidden size dropped, curves and numbers at risk stopped below the threshold."""
+    from analytics.charts import engagement as engagement_charts  # see the module docstring
     lm = next((m for m in analysis.landmarks if m.day == day), None)
     if lm is None:
         raise TooFew(f"no landmark analysis at day {day} for this selection: nothing can be exported")
-    sa = _as_survival_analysis(analysis, lm)
+    sa = engagement_charts.landmark_survival_analysis(analysis, lm)
     sa = dataclasses.replace(sa, durations=_FollowedAfter(analysis.outcome, sa.durations.describe(), _durations(sa)))
     safe, p = protect_survival(sa, threshold)
-    fig = km_figure(safe)
-    outcome = OUTCOME_TEXT.get(analysis.outcome, (analysis.outcome,))[0].split(":")[0]
-    fig.update_layout(title_text=f"{outcome} after day {day}, by meetings in the first {day} days")
-    fig.update_xaxes(title_text=f"Days after day {day} (the landmark)", selector={"anchor": "y"})
-    fig = hide_small_in_text(fig if safe.curves else _message(fig, _all_hidden(threshold)), threshold)
-    meta = ChartMeta(_title(fig), f"Landmark at day {day}: participants still in on day {day}, grouped by the meetings "
+    fig = engagement_charts.landmark_km(safe, analysis.outcome, day)
+    fig = hide_small_in_text(fig if safe.curves else replace_message(fig, _all_hidden(threshold)), threshold)
+    meta = ChartMeta(figure_title(fig), f"Landmark at day {day}: participants still in on day {day}, grouped by the meetings "
                      f"they attended before it, followed from day {day}. Kaplan-Meier, 95% CI (log-log); not adjusted.",
                      f"n = {_shown(lm.n, threshold)} participants, {_shown(lm.events, threshold)} events after day {day}",
                      filters.describe().capitalize(), cutoff)

@@ -225,15 +225,22 @@ def _complement(vals: np.ndarray, primary: np.ndarray, relations: list[list[Cell
 
 
 def _exposed(vals: np.ndarray, hidden: np.ndarray, rel: list[Cell], t: int) -> bool:
-    """One hidden member (total minus the rest gives it), or hidden parts that, under a shown total,
-    add up to 1..t-1 (their sum is then a small count that can be read)."""
+    """One hidden member (total minus the rest gives it), hidden parts that, under a shown total, add
+    up to 1..t-1 (their sum is then a small count that can be read), or only "<t" parts whose known
+    sum narrows each below the marker's range."""
     n_hidden = sum(bool(hidden[c]) for c in rel)
     if n_hidden == 1:
         return True
     if n_hidden == 0 or hidden[rel[-1]]:
         return False
-    rest = sum(vals[c] for c in rel[:-1] if hidden[c] and not np.isnan(vals[c]))
-    return 0 < rest < t
+    parts = [vals[c] for c in rel[:-1] if hidden[c] and not np.isnan(vals[c])]
+    rest = sum(parts)
+    if 0 < rest < t:
+        return True
+    # only "<t" parts hidden: with their sum known, each lies in [rest - (k-1)(t-1), rest - (k-1)],
+    # narrower than the marker's 1..t-1 unless the sum happens to allow it (two "<11" adding to 16: 6..10)
+    k = len(parts)
+    return k == n_hidden and all(0 < v < t for v in parts) and (rest - (k - 1) * (t - 1) > 1 or rest - (k - 1) < t - 1)
 
 
 def _pick(vals: np.ndarray, hidden: np.ndarray, rel: list[Cell]) -> Cell | None:

@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from importlib import metadata
 
 import pandas as pd
-import plotly.graph_objects as go
 
 from analytics.access import roles as access
 from analytics.access import audit
@@ -33,11 +32,12 @@ from analytics.publish import exports
 from analytics.analyses import kpis
 from analytics.publish import privacy
 from analytics.charts.render import ChartMeta
-from analytics.charts.base import color, new_figure
 from analytics.charts.director import cohort_heatmap, weekly_trends_figure
+from analytics.charts.report import cohort_bars, dose_figure, use_figure
 from analytics.publish.exports import ChartExport, TooFew
 from analytics.outcomes.filters import Filters
 from analytics.outcomes.definitions import OutcomeSettings, resolve_cutoff
+from analytics.outcomes.period import Period
 from analytics.store.connection import Store
 from analytics.analyses.survival import NoData, SurvivalAnalysis, analyse
 from analytics.charts.survival import life_table_figure
@@ -64,7 +64,7 @@ class Section:
 
 @dataclass
 class Report:
-    period: kpis.Period
+    period: Period
     filters: Filters
     cutoff: dt.date
     threshold: int
@@ -77,6 +77,29 @@ class Report:
     @property
     def scope(self) -> str:
         return f"Reporting period {self.period.start} to {self.period.end}; {self.filters.describe()}"
+
+    def headlines(self) -> list[tuple[str, str]]:
+        """3-5 numbers for the cover, read from the protected tables (so hidden stays hidden)."""
+        tables = {s.title: s.exports[0].table for s in self.sections if s.exports}
+        out = []
+
+        def cell(title: str, col: str) -> object:
+            p = tables.get(title)
+            if p is None or col not in p.values.columns:
+                return None
+            v = p.display().iloc[-1][col]
+            return None if v is None or (isinstance(v, float) and v != v) else v
+
+        for label, title, col, fmt in (("people served (active in the period)", "People served", "active", "{:,}"),
+                                       ("new enrollments", "People served", "new_enrollments", "{:,}"),
+                                       ("meetings per active participant", "Engagement dose", "meetings_per_active",
+                                        "{:.1f}"),
+                                       ("still in the program at 90 days", "Retention", "survival_90", "{:.0%}"),
+                                       ("median days sober", "Sobriety", "median_days", "{:.0f}")):
+            v = cell(title, col)
+            if v is not None:
+                out.append((v if isinstance(v, str) else fmt.format(v), label))
+        return out
 
 
 # --- sections -------------------------------------------------------------------------
@@ -129,18 +152,7 @@ def engagement_dose(report: Report, table: pd.DataFrame) -> Section:
                                                                   "active participants"))
     return Section("Engagement dose", "Meetings attended, check-ins and mentoring sessions in the reporting "
                    "period, in total and per active participant.",
-                   [ChartExport("engagement-dose", meta, p, _dose_figure(p.values, meta.title))])
-
-
-def _dose_figure(values: pd.DataFrame, title: str) -> go.Figure:
-    fig = new_figure(title, height=460)
-    labels = {"meetings_per_active": "Meetings", "checkins_per_active": "Check-ins",
-              "mentoring_sessions_per_active": "Mentoring sessions"}
-    for i, (col, label) in enumerate(labels.items()):
-        fig.add_trace(_bars(values, col, label, color(i), "{:.1f}"))
-    fig.update_layout(barmode="group", yaxis_title="Per active participant in the period",
-                      legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0))
-    return fig
+                   [ChartExport("engagement-dose", meta, p, dose_figure(p.values, meta.title))])
 
 
 def _enrolled(report: Report) -> Filters:
@@ -227,15 +239,6 @@ def _month_names(days: dict[int, int]) -> dict[str, str]:
             for c in (f"retained_{d}", f"at_risk_{d}")} | {f"retained_{d}": f"month_{m}" for m, d in days.items()}
 
 
-def cohort_bars(values: pd.DataFrame, columns: list[str], title: str) -> go.Figure:
-    fig = new_figure(title, height=440)
-    for i, col in enumerate(columns):
-        fig.add_trace(_bars(values.drop(index=[disclosure.ALL], errors="ignore"), col,
-                            col.replace("month_", "") + " months", color(i), "{:.0%}"))
-    fig.update_layout(barmode="group", yaxis=dict(tickformat=".0%", range=[0, 1.1], title="Still in the program"),
-                      xaxis_title="Enrollment quarter", legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0))
-    return fig
-
 
 def _columns(p: privacy.Protected, keep: list[str]) -> privacy.Protected:
     cols = [c for c in keep if c in p.values.columns]
@@ -270,7 +273,7 @@ def outcomes_by_program(report: Report, table: pd.DataFrame, retention: LifeTabl
     return Section("Outcomes by program", "Check-in outcomes in the reporting period (share of check-ins "
                    "reporting use, mean craving 0-10 and mood 1-5) beside 90-day retention and median "
                    "sobriety of the participants enrolled in the period.",
-                   [ChartExport("outcomes-by-program", meta, p, _use_figure(p.values, meta.title))])
+                   [ChartExport("outcomes-by-program", meta, p, use_figure(p.values, meta.title))])
 
 
 def recovery_capital_sections(report: Report, store: Store) -> list[Section]:
@@ -292,23 +295,6 @@ def recovery_capital_sections(report: Report, store: Store) -> list[Section]:
     return [Section(title, text, [export]) for title, text, export in
             published.sections(r, report.threshold, scope)]
 
-
-def _bars(values: pd.DataFrame, column: str, name: str, hue: str, fmt: str) -> go.Bar:
-    """Bars labelled with their values; a hidden or unknown value has no bar and no label
-    (a bar label template would print a missing value as 0)."""
-    known = values[column].notna()
-    return go.Bar(x=[str(v) for v in values.index], y=values[column].astype(object).where(known, None),
-                  name=name, marker_color=hue, textposition="outside",
-                  text=[fmt.format(v) if ok else "" for v, ok in zip(values[column], known)])
-
-
-def _use_figure(values: pd.DataFrame, title: str) -> go.Figure:
-    fig = new_figure(title, height=440)
-    fig.add_trace(_bars(values, "share_reporting_use", "Check-ins reporting use", color(3), "{:.0%}"))
-    fig.add_trace(_bars(values, "retained_90", "Retained at 90 days", color(0), "{:.0%}"))
-    fig.update_layout(barmode="group", yaxis=dict(tickformat=".0%", range=[0, 1.1], title="Share"),
-                      legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0))
-    return fig
 
 
 def _total(table: pd.DataFrame) -> str | None:
@@ -349,7 +335,7 @@ def _version(name: str) -> str:
 
 
 @access.requires(access.PUBLISHED)  # then reads what it needs itself, as SYSTEM, and publishes it protected
-def build(store: Store, period: kpis.Period, filters: Filters = Filters(), *,
+def build(store: Store, period: Period, filters: Filters = Filters(), *,
           threshold: int = privacy.DEFAULT_THRESHOLD, settings: OutcomeSettings = OutcomeSettings(),
           progress: Progress | None = None) -> Report:
     """Every section's numbers, protected, with its chart and table."""
@@ -357,7 +343,7 @@ def build(store: Store, period: kpis.Period, filters: Filters = Filters(), *,
         return _build(store, period, filters, threshold, settings, progress or (lambda _msg: None))
 
 
-def _build(store: Store, period: kpis.Period, filters: Filters, threshold: int, settings: OutcomeSettings,
+def _build(store: Store, period: Period, filters: Filters, threshold: int, settings: OutcomeSettings,
            say: Progress) -> Report:
     privacy.check_threshold(threshold)
     report = Report(period, filters, resolve_cutoff(store, settings), threshold, dt.datetime.now())
@@ -385,7 +371,7 @@ def _build(store: Store, period: kpis.Period, filters: Filters, threshold: int, 
 
 # --- PDF ------------------------------------------------------------------------------
 
-def write_report(store: Store, period: kpis.Period, out: str | io.BufferedIOBase | None = None,
+def write_report(store: Store, period: Period, out: str | io.BufferedIOBase | None = None,
                  filters: Filters = Filters(), *, threshold: int = privacy.DEFAULT_THRESHOLD,
                  settings: OutcomeSettings = OutcomeSettings(), user: str | None = None,
                  progress: Progress | None = None, organisation: str = "") -> bytes:
@@ -402,30 +388,6 @@ def write_report(store: Store, period: kpis.Period, out: str | io.BufferedIOBase
     audit.record(store, "report", str(out) if isinstance(out, str) else "outcome report", user=user,
                  period=[period.start, period.end], filters=filters, threshold=threshold)
     return data
-
-
-def headlines(report: Report) -> list[tuple[str, str]]:
-    """3-5 numbers for the cover, read from the protected tables (so hidden stays hidden)."""
-    tables = {s.title: s.exports[0].table for s in report.sections if s.exports}
-    out = []
-
-    def cell(title: str, col: str) -> object:
-        p = tables.get(title)
-        if p is None or col not in p.values.columns:
-            return None
-        v = p.display().iloc[-1][col]
-        return None if v is None or (isinstance(v, float) and v != v) else v
-
-    for label, title, col, fmt in (("people served (active in the period)", "People served", "active", "{:,}"),
-                                   ("new enrollments", "People served", "new_enrollments", "{:,}"),
-                                   ("meetings per active participant", "Engagement dose", "meetings_per_active",
-                                    "{:.1f}"),
-                                   ("still in the program at 90 days", "Retention", "survival_90", "{:.0%}"),
-                                   ("median days sober", "Sobriety", "median_days", "{:.0f}")):
-        v = cell(title, col)
-        if v is not None:
-            out.append((v if isinstance(v, str) else fmt.format(v), label))
-    return out
 
 
 def render_pdf(report: Report, progress: Progress | None = None) -> bytes:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from reportlab.lib import colors
@@ -30,7 +31,9 @@ from reportlab.platypus import (
 from svglib.svglib import svg2rlg
 
 from analytics.publish.exports import ChartExport
-from analytics.publish.report import Report
+
+if TYPE_CHECKING:  # report.py calls render(); a run-time import back would be a cycle
+    from analytics.publish.report import Report
 
 WIDTH = LETTER[0] - 1.5 * inch
 HEADER = colors.HexColor("#E8EEF4")
@@ -119,10 +122,8 @@ def render(report: Report, say: Callable[[str], None]) -> bytes:
     doc = SimpleDocTemplate(out, pagesize=LETTER, leftMargin=0.75 * inch, rightMargin=0.75 * inch,
                             topMargin=0.7 * inch, bottomMargin=0.8 * inch, title="Outcome report",
                             author="Peer-support outcomes dashboard", subject=report.scope)
-    from analytics.publish.report import headlines
-
     cover = [_p(report.organisation, H1)] if report.organisation else []
-    numbers = [_p(f"{value}  {label}", H2) for value, label in headlines(report)]
+    numbers = [_p(f"{value}  {label}", H2) for value, label in report.headlines()]
     story: list = [*cover, _p("Outcome report", H1), _p(report.scope), *numbers, _p(f"Data cutoff {report.cutoff}. "
                    f"Generated {report.generated:%Y-%m-%d %H:%M}."), Spacer(1, 8),
                    _p(f"Privacy: {report.sections[0].exports[0].table.method()}", SMALL), Spacer(1, 6),

@@ -13,7 +13,7 @@ from analytics.charts.director import (
     caseload_figure,
     weekday_figure,
 )
-from analytics.analyses.kpis import Period, default_period
+from analytics.outcomes.period import Period, default_period
 from analytics.outcomes.definitions import OutcomeSettings, resolve_cutoff
 from dashboard.auth import guard, log_view
 from dashboard.common import cached, downloads, get_store, sidebar_filters
@@ -24,7 +24,7 @@ store = get_store()
 
 def audited_outreach_csv(frame, user_name: str) -> bytes:
     """The list as CSV, recorded in the audit log (participant-level data leaving the app)."""
-    data = activity.outreach_csv(frame)
+    data = page_exports.outreach_csv(frame)
     audit.record(store, "export", f"outreach-{as_of}.csv", user=user_name, participants=len(frame),
                  days=int(days), filters=filters)
     return data

@@ -5,7 +5,8 @@ import streamlit as st
 from analytics.access import roles as access
 from analytics.publish import page_exports
 from analytics.charts.director import weekly_trends_figure
-from analytics.analyses.kpis import Kpi, Period, default_period, overview, weekly_trends
+from analytics.analyses.kpis import Kpi, overview, weekly_trends
+from analytics.outcomes.period import Period, default_period
 from dashboard.auth import guard
 from dashboard.common import cached, downloads, sidebar_filters
 

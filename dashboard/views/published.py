@@ -5,7 +5,7 @@ import streamlit as st
 from analytics.access import roles as access
 from analytics.publish import privacy
 from analytics.publish.exports import TooFew
-from analytics.analyses.kpis import Period, default_period
+from analytics.outcomes.period import Period, default_period
 from analytics.publish.report import build
 from analytics.settings import THRESHOLD
 from dashboard.auth import guard

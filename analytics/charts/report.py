@@ -1,0 +1,56 @@
+"""Figures of the outcome report (analytics.publish.report) that no page draws: engagement dose
+and check-in outcomes by program, as grouped bars drawn from protected values.
+
+A hidden or unknown value (NaN) has no bar and no label.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from analytics.charts.base import color, new_figure
+
+__all__ = ["cohort_bars", "dose_figure", "use_figure"]
+
+
+def dose_figure(values: pd.DataFrame, title: str) -> go.Figure:
+    """Meetings, check-ins and mentoring sessions per active participant, by program."""
+    fig = new_figure(title, height=460)
+    labels = {"meetings_per_active": "Meetings", "checkins_per_active": "Check-ins",
+              "mentoring_sessions_per_active": "Mentoring sessions"}
+    for i, (col, label) in enumerate(labels.items()):
+        fig.add_trace(_bars(values, col, label, color(i), "{:.1f}"))
+    fig.update_layout(barmode="group", yaxis_title="Per active participant in the period",
+                      legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0))
+    return fig
+
+
+def use_figure(values: pd.DataFrame, title: str) -> go.Figure:
+    """Share of check-ins reporting use beside 90-day retention, by program."""
+    fig = new_figure(title, height=440)
+    fig.add_trace(_bars(values, "share_reporting_use", "Check-ins reporting use", color(3), "{:.0%}"))
+    fig.add_trace(_bars(values, "retained_90", "Retained at 90 days", color(0), "{:.0%}"))
+    fig.update_layout(barmode="group", yaxis=dict(tickformat=".0%", range=[0, 1.1], title="Share"),
+                      legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0))
+    return fig
+
+
+def cohort_bars(values: pd.DataFrame, columns: list[str], title: str) -> go.Figure:
+    """Retention per enrollment quarter at each month column (the All row left out)."""
+    fig = new_figure(title, height=440)
+    for i, col in enumerate(columns):
+        fig.add_trace(_bars(values.drop(index=["All"], errors="ignore"), col,
+                            col.replace("month_", "") + " months", color(i), "{:.0%}"))
+    fig.update_layout(barmode="group", yaxis=dict(tickformat=".0%", range=[0, 1.1], title="Still in the program"),
+                      xaxis_title="Enrollment quarter", legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0))
+    return fig
+
+
+def _bars(values: pd.DataFrame, column: str, name: str, hue: str, fmt: str) -> go.Bar:
+    """Bars labelled with their values; a hidden or unknown value has no bar and no label
+    (a bar label template would print a missing value as 0)."""
+    known = values[column].notna()
+    return go.Bar(x=[str(v) for v in values.index], y=values[column].astype(object).where(known, None),
+                  name=name, marker_color=hue, textposition="outside",
+                  text=[fmt.format(v) if ok else "" for v, ok in zip(values[column], known)])
