@@ -166,6 +166,7 @@ def test_pdf_has_every_section_and_the_method(pdf: Path):
     for title in TITLES:
         assert title in text
     assert "shown as \"<11\"" in text and "Data cutoff 2026-09-30" in text
+    assert "Cutler-Ederer" in text and "Hundepool" in text  # the method, named in the appendix
     assert "statsmodels" in text and "reportlab" in text  # software versions in the appendix
 
 
@@ -221,3 +222,27 @@ def test_report_bytes_open_as_pdf(built: report.Report, tmp_path: Path):
     (tmp_path / "r.pdf").write_bytes(data)
     info = subprocess.run(["pdfinfo", str(tmp_path / "r.pdf")], capture_output=True, text=True, check=True).stdout
     assert int(next(l for l in info.splitlines() if l.startswith("Pages:")).split()[1]) >= len(TITLES) + 1
+
+
+def test_no_near_empty_page_and_no_split_table(pdf: Path, built: report.Report):
+    """Every page holds more than a spilled caption, and every table is one table across the page."""
+    from analytics.publish import report_pdf
+
+    pages = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True,
+                           check=True).stdout.split("\f")
+    words = [len(p.split()) for p in pages if p.strip()]
+    assert min(words) > 100, words
+    for s in built.sections:
+        for e in s.exports:
+            tables = report_pdf._tables(e.table.display())
+            assert len(tables) == 1 and len(tables[0]._cellvalues[0]) <= 10, s.title
+
+
+def test_a_value_and_its_number_at_risk_share_a_cell():
+    from analytics.publish import report_pdf
+
+    frame = pd.DataFrame({"n": [158], "survival_30": [0.8933], "at_risk_30": [126], "ci_low": [3.3],
+                          "ci_high": [5.01]}, index=pd.Index(["A"], name="group"))
+    out = report_pdf._combined(frame)
+    assert out.loc["A"].tolist() == ["158", "89.3% (126)", "3.30 to 5.01"]
+    assert list(out.columns) == ["n", "survival 30 (at risk)", "95% CI"]

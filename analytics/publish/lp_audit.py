@@ -53,9 +53,11 @@ class Auditor:
     def same(self, a: str, b: str) -> None:
         self.equal({a: 1, b: -1})
 
-    def ranges(self, quick: bool = False) -> dict[str, tuple[float, float]]:
-        """Feasible [min, max] of every count not published (``quick``: no maximum where the minimum
-        is at least the threshold)."""
+    def ranges(self, quick: bool = False, only: set[str] | None = None,
+               markers_only: bool = False) -> dict[str, tuple[float, float]]:
+        """Feasible [min, max] of every count not published (or of ``only``). ``quick``: no maximum
+        where the minimum is at least the threshold. ``markers_only``: as if no number were
+        published, only the markers ("<11", "*") and the relations."""
         names = list(self.bounds)
         index = {n: i for i, n in enumerate(names)}
         a_eq = np.zeros((len(self.equations), len(names)))
@@ -63,10 +65,10 @@ class Auditor:
             for n, c in terms.items():
                 a_eq[r, index[n]] += c
         b_eq = np.array([rhs for _, rhs in self.equations]) if self.equations else None
-        bounds = [self.bounds[n] for n in names]
+        bounds = [(0, None) if markers_only and n in self.published else self.bounds[n] for n in names]
         out = {}
         for n in names:
-            if n in self.published:
+            if n in self.published or (only is not None and n not in only):
                 continue
             c = np.zeros(len(names))
             c[index[n]] = 1
@@ -81,15 +83,17 @@ class Auditor:
         return out
 
     def failures(self) -> list[str]:
-        """Hidden counts that may be small and whose range is narrower than the marker's."""
+        """Hidden counts that may be small and whose range the published numbers make narrower than
+        the marker's (1 to threshold - 1) and narrower than the markers alone make it (a hidden total
+        "<11" over two "<11" parts already caps each part at 9: no number published says that)."""
         t = self.threshold
-        bad = []
-        for n, (lo, hi) in self.ranges(quick=True).items():
-            if lo >= t - 1e-6 or hi <= 1e-6:  # certainly publishable, or certainly nobody
-                continue
-            if hi - lo < t - 2 - 1e-6:
-                bad.append(f"{n}: between {lo:g} and {hi:g}")
-        return bad
+        narrow = {n: (lo, hi) for n, (lo, hi) in self.ranges(quick=True).items()
+                  if lo < t - 1e-6 and hi > 1e-6 and hi - lo < t - 2 - 1e-6}
+        if not narrow:
+            return []
+        alone = self.ranges(only=set(narrow), markers_only=True)
+        return [f"{n}: between {lo:g} and {hi:g}" for n, (lo, hi) in narrow.items()
+                if hi - lo < alone[n][1] - alone[n][0] - 1e-6]
 
 
 def add_life_table(aud: Auditor, lt: "LifeTable", names: list[str], prefix: str) -> None:

@@ -231,7 +231,9 @@ def cohort_section(report: Report, store: Store, settings: OutcomeSettings) -> S
 
 
 def r_definition(settings: OutcomeSettings) -> str:
-    return cohorts.RETENTION_DEFINITION.format(inactivity=settings.inactivity_days).split(" A blank")[0]
+    """The cohort retention definition without its estimator (the report publishes a life table)."""
+    text = cohorts.RETENTION_DEFINITION.format(inactivity=settings.inactivity_days).split(" A blank")[0]
+    return text.replace("Kaplan-Meier; leaving", "leaving")
 
 
 def _month_names(days: dict[int, int]) -> dict[str, str]:
@@ -315,14 +317,17 @@ def methods(report: Report, settings: OutcomeSettings) -> list[tuple[str, str]]:
          "data cutoff."),
         ("Sobriety", "Days from the sobriety start (else the enrollment date) to the first check-in "
          "reporting use; participants without such a check-in are censored at their last check-in or exit."),
-        ("Statistics", "Kaplan-Meier estimates with 95% confidence intervals on the log-log scale (as R's "
-         "survival package, conf.type='log-log'); medians by R's rule. The numbers are checked against R's "
-         "survival package in the project's tests."),
+        ("Statistics", "Retention, sobriety and cohort retention are published as actuarial (Cutler-Ederer) life "
+         "tables, not Kaplan-Meier steps, so that every count behind a published value is 0 or at least the "
+         "threshold (see Small numbers); the tests check them against the durations and against Kaplan-Meier "
+         "(within 3 percentage points on the sample). The dashboard's own screens use Kaplan-Meier with 95% "
+         "confidence intervals on the log-log scale, checked against R's survival package."),
         ("Recovery capital", "BARC-10 (Vilsaint et al. 2017), total 10-60; 47 or more went with sustained "
          "remission. Follow-up schedule after SAMHSA's SUPRT: baseline within 30 days of enrollment, follow-ups "
          "180 days after it and then yearly, each within +/- 30 days; the rate counts follow-ups whose window "
          "has closed. Change: paired t-test, Wilcoxon signed-rank and McNemar tests (checked against R)."),
         ("Small numbers", privacy.method_statement(report.threshold)),
+        ("Protected life tables", disclosure.METHOD.format(t=report.threshold)),
         ("Software", f"Python {platform.python_version()}, {versions}."),
     ]
 

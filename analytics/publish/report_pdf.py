@@ -21,13 +21,13 @@ from reportlab.lib.utils import ImageReader
 from reportlab.platypus import (
     Image,
     KeepTogether,
-    PageBreak,
     Paragraph,
     SimpleDocTemplate,
     Spacer,
     Table,
     TableStyle,
 )
+from reportlab.platypus.flowables import PageBreakIfNotEmpty  # a spacer spilled onto a page leaves it empty
 from svglib.svglib import svg2rlg
 
 from analytics.publish.exports import ChartExport
@@ -38,11 +38,13 @@ if TYPE_CHECKING:  # report.py calls render(); a run-time import back would be a
 WIDTH = LETTER[0] - 1.5 * inch
 HEADER = colors.HexColor("#E8EEF4")
 GRID = colors.HexColor("#BBBBBB")
-MAX_COLUMNS = 9  # wider tables are split into several, each repeating the first column
+MAX_COLUMNS = 9  # tables with more columns than this get a smaller font (never split)
+MAX_CHART_HEIGHT = 5.0 * inch  # a chart, its table and caption share a page
 
 _styles = getSampleStyleSheet()
 BODY = ParagraphStyle("body", parent=_styles["BodyText"], fontSize=9.5, leading=12.5)
 SMALL = ParagraphStyle("small", parent=BODY, fontSize=7.5, leading=9.5, textColor=colors.HexColor("#444444"))
+METHOD = ParagraphStyle("method", parent=BODY, fontSize=8.5, leading=11)  # the appendix fits one page
 CELL = ParagraphStyle("cell", parent=BODY, fontSize=7.5, leading=9)
 H1 = ParagraphStyle("h1", parent=_styles["Heading1"], fontSize=20, spaceAfter=10)
 H2 = ParagraphStyle("h2", parent=_styles["Heading2"], fontSize=14, spaceBefore=6, spaceAfter=6)
@@ -72,22 +74,57 @@ def _label(column: str) -> str:
     return column.replace("_", " ")
 
 
-def _tables(frame: pd.DataFrame) -> list[Table]:
-    """The display table as one or more reportlab tables (split by columns when wide)."""
-    shown = frame.reset_index()
-    first, rest = shown.columns[0], list(shown.columns[1:])
-    chunks = [rest[i:i + MAX_COLUMNS - 1] for i in range(0, len(rest), MAX_COLUMNS - 1)] or [[]]
-    out = []
-    for cols in chunks:
-        header = [_p(_label(str(c)), CELL) for c in [first, *cols]]
-        rows = [[_p(str(r[first]), CELL), *(_p(_fmt(str(c), r[c]), CELL) for c in cols)]
-                for _, r in shown.iterrows()]
-        widths = [WIDTH * 0.22] + [WIDTH * 0.78 / max(len(cols), 1)] * len(cols)
-        table = Table([header, *rows], colWidths=widths, repeatRows=1)
-        table.setStyle(TableStyle([("BACKGROUND", (0, 0), (-1, 0), HEADER), ("GRID", (0, 0), (-1, -1), 0.4, GRID),
-                                   ("VALIGN", (0, 0), (-1, -1), "TOP"), ("ALIGN", (1, 1), (-1, -1), "RIGHT")]))
-        out.append(table)
+PAIRS = (("checkins_reporting_use", "share_reporting_use"), ("at_or_above_47_baseline", "share_47_baseline"),
+         ("at_or_above_47_followup", "share_47_followup"))  # a count and its share: one cell, "14 (11.3%)"
+
+
+def _combined(frame: pd.DataFrame) -> pd.DataFrame:
+    """Fewer columns, so a table fits the page width instead of splitting into stacked halves: a
+    value and its number at risk, a count and its share, and a confidence interval share a cell."""
+    out = pd.DataFrame(index=frame.index)
+    used: set[str] = set()
+    cols = [str(c) for c in frame.columns]
+    for c in cols:
+        if c in used:
+            continue
+        day = c.rsplit("_", 1)[-1]
+        partner = (f"at_risk_{day}" if c.startswith(("survival_", "month_")) else
+                   dict(PAIRS).get(c) or ("ci_high" if c == "ci_low" else None))
+        if partner in cols:
+            a, b = frame[c], frame[partner]
+            if c == "ci_low":
+                label, text = "95% CI", [_join(_fmt(c, x), _fmt(partner, y), " to ") for x, y in zip(a, b)]
+            elif c.startswith(("survival_", "month_")):
+                label = f"{_label(c)} (at risk)"
+                text = [_join(_fmt(c, x), _fmt(partner, y), " (", ")") for x, y in zip(a, b)]
+            else:
+                label = f"{_label(c)} (share)"
+                text = [_join(_fmt(c, x), _fmt(partner, y), " (", ")") for x, y in zip(a, b)]
+            out[label] = text
+            used |= {c, partner}
+        else:
+            out[_label(c)] = [_fmt(c, x) for x in frame[c]]
+            used.add(c)
     return out
+
+
+def _join(a: str, b: str, sep: str, end: str = "") -> str:
+    return f"{a}{sep}{b}{end}" if a and b else a or (f"({b})" if b and end else b)
+
+
+def _tables(frame: pd.DataFrame) -> list[Table]:
+    """The display table as one reportlab table across the page (never split into halves): paired
+    columns share a cell, and a table of many columns uses a smaller font."""
+    shown = _combined(frame).reset_index()
+    first, cols = shown.columns[0], list(shown.columns[1:])
+    style = CELL if len(cols) < MAX_COLUMNS else ParagraphStyle("narrow", parent=CELL, fontSize=6.5, leading=8)
+    header = [_p(str(c).replace("_", " "), style) for c in [first, *cols]]
+    rows = [[_p(str(r[first]), style), *(_p(str(r[c]), style) for c in cols)] for _, r in shown.iterrows()]
+    widths = [WIDTH * 0.22] + [WIDTH * 0.78 / max(len(cols), 1)] * len(cols)
+    table = Table([header, *rows], colWidths=widths, repeatRows=1)
+    table.setStyle(TableStyle([("BACKGROUND", (0, 0), (-1, 0), HEADER), ("GRID", (0, 0), (-1, -1), 0.4, GRID),
+                               ("VALIGN", (0, 0), (-1, -1), "TOP"), ("ALIGN", (1, 1), (-1, -1), "RIGHT")]))
+    return [table]
 
 
 def _chart(export: ChartExport) -> object:
@@ -97,9 +134,10 @@ def _chart(export: ChartExport) -> object:
     if b"<image" in svg:
         png = ImageReader(io.BytesIO(export.data("png")))
         w, h = png.getSize()
-        return Image(io.BytesIO(export.data("png")), width=WIDTH, height=WIDTH * h / w, mask="auto")
+        scale = min(WIDTH / w, MAX_CHART_HEIGHT / h)
+        return Image(io.BytesIO(export.data("png")), width=w * scale, height=h * scale, mask="auto")
     drawing = svg2rlg(io.BytesIO(svg))
-    scale = WIDTH / drawing.width
+    scale = min(WIDTH / drawing.width, MAX_CHART_HEIGHT / drawing.height)
     drawing.width, drawing.height = drawing.width * scale, drawing.height * scale
     drawing.scale(scale, scale)
     return drawing
@@ -130,15 +168,18 @@ def render(report: Report, say: Callable[[str], None]) -> bytes:
                    _p("Contents: " + "; ".join(s.title for s in report.sections) + "; Methods.", SMALL)]
     for section in report.sections:
         say(f"drawing {section.title.lower()}")
-        story += [PageBreak(), _p(section.title, H2), _p(section.text), Spacer(1, 6)]
-        for export in section.exports:
+        story += [PageBreakIfNotEmpty(), _p(section.title, H2), _p(section.text), Spacer(1, 6)]
+        for i, export in enumerate(section.exports):
+            if i:  # no spacer after the last: one spilled onto a new page would leave it blank
+                story.append(Spacer(1, 10))
             if export.figure is not None:
                 story += [_chart(export), Spacer(1, 4)]
-            story.append(KeepTogether([_p(export.meta.title + ": table", SMALL), *_tables(export.table.display())]))
-            story += [_p(" ".join(export.meta.caption_lines()), SMALL), Spacer(1, 10)]
-    story += [PageBreak(), _p("Methods", H2)]
+            story += [KeepTogether([_p(export.meta.title + ": table", SMALL), *_tables(export.table.display()),
+                                    _p(" ".join(export.meta.caption_lines()), SMALL)])]
+    story += [PageBreakIfNotEmpty(), _p("Methods", H2)]
     for title, text in report.methods:
-        story += [_p(title, ParagraphStyle("m", parent=BODY, fontName="Helvetica-Bold")), _p(text), Spacer(1, 4)]
+        story += [_p(title, ParagraphStyle("m", parent=METHOD, fontName="Helvetica-Bold")), _p(text, METHOD),
+                  Spacer(1, 3)]
     doc.build(story, onFirstPage=_footer(report), onLaterPages=_footer(report))
     return out.getvalue()
 
