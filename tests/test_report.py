@@ -239,10 +239,26 @@ def test_no_near_empty_page_and_no_split_table(pdf: Path, built: report.Report):
 
 
 def test_a_value_and_its_number_at_risk_share_a_cell():
-    from analytics.publish import report_pdf
+    from analytics.publish import formatting
 
     frame = pd.DataFrame({"n": [158], "survival_30": [0.8933], "at_risk_30": [126], "ci_low": [3.3],
                           "ci_high": [5.01]}, index=pd.Index(["A"], name="group"))
-    out = report_pdf._combined(frame)
+    out = formatting.formatted(frame)
     assert out.loc["A"].tolist() == ["158", "89.3% (126)", "3.30 to 5.01"]
     assert list(out.columns) == ["n", "survival 30 (at risk)", "95% CI"]
+
+
+def test_published_tables_are_formatted_as_in_the_pdf(built: report.Report):
+    """What the Published charts page shows: labels, not column names; percentages, not floats;
+    blanks, never None or nan."""
+    from analytics.publish.formatting import formatted
+
+    for s in built.sections:
+        for e in s.exports:
+            table = formatted(e.table.display())
+            assert not [c for c in table.columns if "_" in c], s.title
+            cells = table.to_numpy().ravel().tolist()
+            assert all(isinstance(v, str) for v in cells)
+            assert not [v for v in cells if v in ("None", "nan", "NaN") or "0.96153" in v or "e-" in v]
+    retention = formatted(section(built, "Retention").exports[0].table.display())
+    assert retention.loc[ALL_ROW, "survival 30 (at risk)"].endswith("%" + " (320)")
