@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Generic, TypeVar
 
 __all__ = ["BROWSER_PATH", "IDLE_MINUTES", "INACTIVITY_DAYS", "LOCKOUT_MINUTES", "MAX_FAILED_SIGN_INS",
-           "REPO_ROOT", "SESSION_HOURS", "SETTINGS", "STORE", "THRESHOLD", "Setting"]
+           "PG_APP_ROLE", "REPO_ROOT", "SESSION_HOURS", "SETTINGS", "STORE", "THRESHOLD", "Setting",
+           "SERVER_SCHEMES", "store_target"]
 
 T = TypeVar("T", int, float, str, Path)
 
@@ -66,10 +67,20 @@ class Setting(Generic[T]):
 
 _KIND: dict[Callable, str] = {int: "a whole number", float: "a number", Path: "a path", str: "text"}
 
+SERVER_SCHEMES = ("postgresql://", "postgres://")
+
+
+def store_target(text: str) -> Path | str:
+    """A DuckDB file, or a postgresql:// address naming the server store (kept as text: a Path
+    would fold its '//')."""
+    return text if text.startswith(SERVER_SCHEMES) else Path(text)
+
+
 STORE: Setting[Path] = Setting(
-    "store", "OUTCOMES_DB", Path("data/outcomes.duckdb"), Path,
-    "the store file; a relative default is under the repository, a relative variable under the "
-    "current folder", cli="--db")
+    "store", "OUTCOMES_DB", Path("data/outcomes.duckdb"), store_target,
+    "the store: a DuckDB file, or postgresql://user@host:5432/dbname for the server store (README, "
+    "'Running it for a team'); a relative default is under the repository, a relative variable under "
+    "the current folder", cli="--db")
 THRESHOLD: Setting[int] = Setting(
     "threshold", None, 11, int,
     "counts from 1 to threshold-1 are suppressed in everything published; lower values are refused",
@@ -86,14 +97,24 @@ SESSION_HOURS: Setting[float] = Setting(
     "hours after signing in at which a dashboard session ends", minimum=0)
 MAX_FAILED_SIGN_INS: Setting[int] = Setting(
     "max_failed_sign_ins", "OUTCOMES_MAX_FAILED_SIGN_INS", 5, int,
-    "failed sign-ins in a row after which an account is locked", minimum=1)
+    "failed sign-ins of one user name from one client before each further attempt waits a growing delay (4x as many from all clients)", minimum=1)
 LOCKOUT_MINUTES: Setting[float] = Setting(
     "lockout_minutes", "OUTCOMES_LOCKOUT_MINUTES", 15.0, float,
-    "minutes an account stays locked", minimum=0)
+    "the longest wait between sign-in attempts once delays have begun (1 s, 2 s, 4 s, ... up to this)", minimum=0)
 BROWSER_PATH: Setting[str] = Setting(
     "browser_path", "BROWSER_PATH", "/usr/bin/chromium", str,
     "the Chrome/Chromium that draws chart images (PNG, SVG, PDF); when unset and the default is "
     "missing, kaleido looks for one")
 
+DEMO: Setting[int] = Setting(
+    "demo", "OUTCOMES_DEMO", 0, int,
+    "1: build the open demo from the bundled sample at OUTCOMES_DB when that file is missing (the "
+    "default store is always built); 0: a missing store elsewhere is refused with 'no store at PATH'",
+    minimum=0)
+PG_APP_ROLE: Setting[str] = Setting(
+    "pg_app_role", "OUTCOMES_PG_APP_ROLE", "", str,
+    "server store only: the PostgreSQL role the dashboard and CLI connect as, granted its rights "
+    "(no UPDATE or DELETE on the audit log) when the owner creates or upgrades the tables")
+
 SETTINGS: tuple[Setting, ...] = (STORE, THRESHOLD, INACTIVITY_DAYS, IDLE_MINUTES, SESSION_HOURS,
-                                 MAX_FAILED_SIGN_INS, LOCKOUT_MINUTES, BROWSER_PATH)
+                                 MAX_FAILED_SIGN_INS, LOCKOUT_MINUTES, BROWSER_PATH, DEMO, PG_APP_ROLE)

@@ -179,6 +179,7 @@ def page_calls(name: str):
     """(label, thunk) pairs: what the page calls through `cached`, with its default arguments
     and the sidebar left empty (Filters()). Read from dashboard/views/*.py; keep in step."""
     from analytics.analyses import activity
+    from analytics.analyses.outreach import outreach
     from analytics.analyses import quality
     from analytics.analyses.cohorts import cohort_retention, cohort_trends
     from analytics.analyses.engagement import analyse_engagement
@@ -188,14 +189,13 @@ def page_calls(name: str):
     from analytics.outcomes.definitions import OutcomeSettings, latest_date, resolve_cutoff
     from analytics.analyses.summary import import_history, store_summary
     from analytics.analyses.survival import analyse
+    from analytics.store.queries.filters import filter_choices
 
     f = Filters()  # sidebar_filters() with nothing chosen
     got = {}  # results later calls use, as the page passes them on
 
     def sidebar(store):  # dashboard.common._choices, run by every page
-        programs = store.rows("SELECT DISTINCT program FROM participants ORDER BY 1")
-        sites = store.rows("SELECT DISTINCT site FROM participants WHERE site IS NOT NULL ORDER BY 1")
-        return programs, sites, store.scalar("SELECT min(enrolled_on) FROM participants"), latest_date(store)
+        return (*filter_choices(store), latest_date(store))
 
     def period(s):
         got["period"] = default_period(s)
@@ -216,9 +216,7 @@ def page_calls(name: str):
                        ("adherence_distribution", lambda s: activity.adherence_distribution(s, f, got["period"])),
                        ("mentor_caseloads", lambda s: activity.mentor_caseloads(s, f, got["period"])),
                        ("resolve_cutoff", cutoff),
-                       ("outreach_list(14-90)",
-                        lambda s: activity.outreach_list(s, f, 14, as_of=got["as_of"], max_days=90)),
-                       ("outreach_list(91+)", lambda s: activity.outreach_list(s, f, 91, as_of=got["as_of"]))],
+                       ("outreach (model + backtest)", lambda s: outreach(s, f, as_of=got["as_of"]))],
         "cohorts": [("cohort_retention(quarter)", lambda s: cohort_retention(s, f, "quarter")),
                     ("cohort_trends(quarter)", lambda s: cohort_trends(s, f, "quarter"))],
         "survival": [("analyse(retention)", lambda s: analyse(s, "retention", by=None, adjust=(), filters=f))],

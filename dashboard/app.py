@@ -5,6 +5,8 @@ the pages it may open (analytics.access.roles); a page left out of the navigatio
 opened by its URL, and every page checks again (dashboard.auth.guard).
 """
 
+from pathlib import Path
+
 import streamlit as st
 
 from analytics.access import roles as access
@@ -29,10 +31,17 @@ PAGES = [
 
 access.enforce()
 user = auth.current()
+auth.cookie()
 if user is None:
-    st.navigation([st.Page(auth.sign_in_form, title="Sign in", icon=":material/login:")]).run()
+    # Every page's address leads to the sign-in form, so a deep link shows no "Page not found"
+    # and, once signed in, the rerun lands on the page it asked for.
+    st.navigation([st.Page(auth.sign_in_form, title="Sign in", icon=":material/login:", default=True)]
+                  + [st.Page(auth.sign_in_form, title=title, url_path=Path(path).stem)
+                     for path, title, _, _ in PAGES], position="hidden").run()
     st.stop()
 allowed = [(path, title, icon) for path, title, icon, permission in PAGES if user.may(permission)]
 auth.sign_out_button(user)
+if user is not auth.DEMO:
+    auth.watch()
 st.navigation([st.Page(path, title=title, icon=icon, default=i == 0)
                for i, (path, title, icon) in enumerate(allowed)]).run()

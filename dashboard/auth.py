@@ -1,19 +1,19 @@
 """Signing in to the dashboard: the form, single sign-on, timeouts, sign-out, page guards.
 
-The decisions live in analytics.access.users (passwords, lock-out, timeouts) and
-analytics.access.roles (what a role may see); this module only keeps the session's user in
-st.session_state and draws the form. On the bundled sample nobody signs in: the demo is
+The decisions live in analytics.access.users (passwords, throttling, timeouts),
+analytics.access.sessions (the signed token and its server record) and
+analytics.access.roles (what a role and its sites may see); this module keeps the token in
+st.session_state and in a browser cookie, and draws the form. On the bundled sample nobody signs in: the demo is
 open and says so.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-
 import streamlit as st
 
 from analytics.access import roles as access
 from analytics.access import audit
+from analytics.access import sessions
 from analytics.access import users
 from analytics.access.roles import User
 from dashboard.common import get_store
@@ -30,35 +30,86 @@ def _sso_configured() -> bool:
         return False
 
 
+COOKIE = "outcomes_session"
+
+
+def _token() -> str | None:
+    """This tab's session token, else the browser's cookie (a reload, a bookmark, a second tab)."""
+    return st.session_state.get("session_token") or st.context.cookies.get(COOKIE)
+
+
 def _end(reason: str) -> None:
-    user: User | None = st.session_state.pop("user", None)
-    if user is not None:
-        audit.record(get_store(), "sign_out", user.name, user=user.name, reason=reason)
-    st.session_state.pop("signed_in_at", None)
-    st.session_state["signed_out_because"] = reason
+    """End the session everywhere (the server record) and in this tab; the cookie goes next run."""
+    sessions.end(get_store(), _token(), reason)
+    _forget(reason)
+
+
+def _forget(reason: str | None) -> None:
+    for key in ("user", "session_token"):
+        st.session_state.pop(key, None)
+    if reason in SIGNED_OUT_BECAUSE or reason == "signed out":
+        st.session_state["signed_out_because"] = reason
+
+
+def _client() -> str:
+    """Where a sign-in comes from, for throttling: the browser's address (not a forwarded header,
+    which anyone can write)."""
+    address = st.context.ip_address
+    return address if isinstance(address, str) and address else "local"
 
 
 def _start(user: User) -> None:
-    now = dt.datetime.now()
-    st.session_state.update(user=user, signed_in_at=now, last_seen=now)
+    st.session_state.update(user=user, session_token=sessions.start(get_store(), user))
     st.session_state.pop("signed_out_because", None)
 
 
 def current() -> User | None:
-    """The session's user after the timeout checks (the demo user on the sample), or None."""
+    """The session's user while its server record lives (the demo user on the sample), or None.
+
+    Every run asks the store, so signing out or a timeout in one tab ends every tab."""
     store = get_store()
     if not users.sign_in_required(store):
         return DEMO
-    user: User | None = st.session_state.get("user")
-    if user is None:
+    token = _token()
+    if token is None:
         return None
-    now = dt.datetime.now()
-    ended = users.session_ended(st.session_state["signed_in_at"], st.session_state["last_seen"], now)
-    if ended:
-        _end(ended)
+    found = sessions.resume(store, token)
+    if found.user is None:
+        _forget(found.ended)
         return None
-    st.session_state["last_seen"] = now
-    return user
+    st.session_state.update(user=found.user, session_token=token)
+    return found.user
+
+
+def cookie() -> None:
+    """Keep the browser's cookie in step with the session: set while signed in, removed after.
+
+    Streamlit reads cookies (st.context.cookies) but has no call that sets one, so a few lines
+    of JavaScript in the page set it (st.html runs them in the page, not in an iframe). Hence
+    the cookie cannot be HttpOnly; it is SameSite=Strict, Secure over https, and lives no
+    longer than the session; the token is worthless once the server record has ended."""
+    token = st.session_state.get("session_token")
+    if token is None and COOKIE not in st.context.cookies:
+        return
+    hours = users.SignInPolicy().session_hours
+    value, age = (token, int(hours * 3600)) if token else ("", 0)
+    st.html(f"""<script>document.cookie = "{COOKIE}={value}; Path=/; Max-Age={age}; SameSite=Strict"
+        + (location.protocol === "https:" ? "; Secure" : "");</script>""", unsafe_allow_javascript=True)
+
+
+def watch() -> None:
+    """Clear the page when the session ends without a click (idle, expired, signed out in another
+    tab): a fragment checks the server record every few seconds and reruns the whole app."""
+    policy = users.SignInPolicy()
+    every = max(1.0, min(30.0, policy.idle_minutes * 60 / 4))
+
+    @st.fragment(run_every=every)
+    def check() -> None:
+        token = st.session_state.get("session_token")
+        if token and sessions.resume(get_store(), token, touch=False).user is None:
+            st.rerun(scope="app")
+
+    check()
 
 
 def sign_in_form() -> None:
@@ -82,7 +133,8 @@ def sign_in_form() -> None:
         submitted = st.form_submit_button("Sign in", type="primary")
     if submitted:
         try:
-            user = users.authenticate(store, name.strip(), password, policy=policy)
+            user = users.authenticate(store, name.strip(), password, client=_client(),
+                                      policy=policy)
         except users.SignInError as exc:
             st.error(str(exc))
         else:
@@ -103,7 +155,7 @@ def _sso(store) -> None:
         audit.record(store, "sign_in_failed", email, user=email, reason="no account for single sign-on")
         st.error(f"No dashboard account for {email}: ask an admin to add one.")
         return
-    user = User(email, match.role.iloc[0])
+    user = users.load_user(store, email)
     audit.record(store, "sign_in", email, user=email, role=user.role, method="single sign-on")
     _start(user)
     st.rerun()
@@ -115,7 +167,7 @@ def sign_out_button(user: User) -> None:
             st.info("Demo on the bundled **synthetic sample**: open to anyone, no sign-in. Once you import "
                     "your own data, everyone signs in.", icon=":material/science:")
             return
-        st.caption(f"Signed in as **{user.name}** ({user.role.replace('_', ' ')})")
+        st.caption(f"Signed in as **{user.name}** ({user.role.replace('_', ' ')}); sees **{user.scope()}**")
         if st.button("Sign out", key="sign_out", icon=":material/logout:"):
             _end("signed out")
             if _sso_configured() and st.user.is_logged_in:

@@ -14,26 +14,32 @@ from typing import TYPE_CHECKING, Any
 import streamlit as st
 
 from analytics.access import roles as access
-from analytics.ingest.bootstrap import ensure_store
+from analytics.ingest.bootstrap import dashboard_store
 from analytics.outcomes.filters import Filters
 from analytics.outcomes.definitions import latest_date
 from analytics.publish import privacy
 from analytics.settings import THRESHOLD
-from analytics.store.connection import Store, resolve_path
+from analytics.store.connection import Store, StoreError, resolve_path
+from analytics.store.queries.filters import filter_choices
 
 
 @st.cache_resource(show_spinner="Opening the store (built from the bundled sample on first start)...")
 def _open(path: str) -> Store:
-    return Store.open(ensure_store(path))
+    return Store.open(dashboard_store(path))
 
 
 def get_store() -> Store:
-    """One DuckDB connection per store file for the whole process; each query takes its own cursor."""
-    return _open(str(resolve_path()))
+    """One DuckDB connection per store file for the whole process; each query takes its own cursor.
+    A missing store other than the default stops the page with "no store at PATH"."""
+    try:
+        return _open(str(resolve_path()))
+    except StoreError as exc:
+        st.error(str(exc))
+        st.stop()
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
-def _call(name: str, version: tuple, path: str, args: tuple, kwargs: dict) -> Any:
+def _call(name: str, version: tuple, path: str, args: tuple, kwargs: dict, sites: tuple) -> Any:
     module, func = name.rsplit(".", 1)
     return getattr(importlib.import_module(module), func)(get_store(), *args, **kwargs)
 
@@ -43,15 +49,15 @@ def cached(func, *args, **kwargs) -> Any:
     per the store's last import, so a new import shows at once."""
     access.check(access.permission_of(func))  # before the lookup: a cache hit never runs func's own check
     store = get_store()
-    return _call(f"{func.__module__}.{func.__qualname__}", store.data_version(), str(store.path), args, kwargs)
+    sites = access.scoped_sites(())  # the user's sites: a site-scoped result is cached for that scope only
+    return _call(f"{func.__module__}.{func.__qualname__}", store.data_version(), str(store.path), args, kwargs,
+                 sites)
 
 
 @st.cache_data(show_spinner=False)
 def _choices(version: tuple, path: str) -> tuple[list[str], list[str], dt.date | None, dt.date | None]:
     store = get_store()
-    programs = [r[0] for r in store.rows("SELECT DISTINCT program FROM participants ORDER BY 1")]
-    sites = [r[0] for r in store.rows("SELECT DISTINCT site FROM participants WHERE site IS NOT NULL ORDER BY 1")]
-    first = store.scalar("SELECT min(enrolled_on) FROM participants")
+    programs, sites, first = filter_choices(store)
     return programs, sites, first, latest_date(store)
 
 
@@ -61,6 +67,9 @@ def sidebar_filters() -> Filters:
     follow the user from page to page."""
     store = get_store()
     programs, sites, first, last = _choices(store.data_version(), str(store.path))
+    user = access.current_user()
+    if user is not None and user.sites:  # a site-scoped account is offered its own sites only
+        sites = [s for s in sites if s in user.sites]
     with st.sidebar:
         st.header("Filters")
         chosen_programs = st.multiselect("Program", programs, key="program", bind="query-params",

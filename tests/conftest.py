@@ -1,12 +1,15 @@
-"""Shared fixtures: a small valid data set in the import format, and fresh stores."""
+"""Shared fixtures (a small valid data set in the import format, fresh stores), the test
+tiers, and deterministic property tests."""
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, settings
 
 from analytics.access import roles as access
 from analytics.ingest import synthetic
@@ -14,6 +17,33 @@ from analytics.store.schema import TABLES
 from analytics.store.connection import Store
 
 TODAY = dt.date(2026, 11, 27)  # fixed "today" so date rules do not move under the tests
+
+# The tiers registered in pytest.ini. A test marks its tier (pytestmark for a whole module);
+# one without a tier is a unit test.
+TIERS = ("unit", "r", "browser", "crash", "notebook", "postgres")
+COLLECTED_TIERS = pytest.StashKey[dict[str, list[str]]]()
+
+# Property tests draw the same examples on every run, with no per-example deadline and no
+# "too slow" health check (a loaded CI machine is slow, not wrong). HYPOTHESIS_PROFILE=explore
+# draws new examples each run, to look for new counterexamples.
+settings.register_profile("ci", derandomize=True, database=None, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("explore", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def tiers_of(item: pytest.Item) -> list[str]:
+    return [mark.name for mark in item.iter_markers() if mark.name in TIERS]
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects, so `-m unit` selects the unmarked tests
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark `unit` on every test without a tier, and keep every collected test's tiers for
+    tests/test_tiers.py (after -m, only the selected tests remain in `items`)."""
+    for item in items:
+        if not tiers_of(item):
+            item.add_marker(pytest.mark.unit)
+    config.stash[COLLECTED_TIERS] = {item.nodeid: tiers_of(item) for item in items}
 
 
 @pytest.fixture(autouse=True)

@@ -3,7 +3,6 @@ on the hand-made records of tests/director_data.py, worked out by hand, then che
 
 from __future__ import annotations
 
-import io
 import math
 
 import pandas as pd
@@ -11,9 +10,8 @@ import pytest
 
 from analytics.analyses import activity
 from analytics.charts import director as director_charts
-from analytics.publish import page_exports
 from analytics.analyses import kpis
-from analytics.analyses.activity import RiskWeights
+from analytics.analyses.outreach import LIST_COLUMNS, outreach
 from analytics.outcomes.filters import Filters
 from analytics.outcomes.period import Period, default_period
 from analytics.store.connection import Store
@@ -94,78 +92,22 @@ def test_mentor_caseloads(hand: Store):
     assert prev[["mentor_id", "active_mentees", "sessions"]].values.tolist() == [["M1", 1, 1]]
 
 
-# --- outreach -----------------------------------------------------------------------
-
-def score(m: int, c: int, s: int, days: int, used: bool) -> float:
-    """The documented score, written out independently of the SQL."""
-    engagement = 60 * 0.85 ** (m / 4) * 0.90 ** (c / 4) * 0.75 ** (s / 4)
-    return round(engagement + 25 * min(days, 90) / 90 + (15 if used else 0), 1)
-
+# --- outreach (analytics.analyses.outreach) -------------------------------------------
 
 def test_outreach_list_by_hand(hand: Store):
-    o = activity.outreach_list(hand, Filters(), 30)  # as of the cutoff, 2025-09-30
-    assert list(o.columns) == list(activity.OUTREACH_COLUMNS)
-    # exits recorded (A3, B1, B3) are never listed; A1 (0 days) and C1 (1 day) are in touch
-    assert list(o.participant_id) == ["A2", "D2", "B2", "D1"]
-    assert list(o["rank"]) == [1, 2, 3, 4]
-    rows = {r.participant_id: r for r in o.itertuples()}
-    a2, d2, b2, d1 = rows["A2"], rows["D2"], rows["B2"], rows["D1"]
-    assert (a2.last_contact, a2.days_since_contact, a2.last_contact_type) == (D(2025, 5, 21), 132, "meeting")
-    assert (d2.last_contact, d2.days_since_contact, d2.last_contact_type) == (D(2025, 8, 20), 41,
-                                                                              "meeting + check-in")
-    assert (b2.last_contact, b2.days_since_contact) == (D(2025, 7, 10), 82)
-    assert (d1.last_contact, d1.days_since_contact, d1.last_contact_type) == (None, 46, "none since enrollment")
-    # 4 weeks up to the last contact: B2 06-13..07-10 = meetings 06-24, 07-10; check-in 06-25; mentoring 06-16
-    assert (b2.meetings_4w, b2.checkins_4w, b2.mentoring_4w, b2.used_4w) == (2, 1, 1, False)
-    assert (d2.meetings_4w, d2.checkins_4w, d2.mentoring_4w, d2.used_4w) == (1, 1, 0, True)
-    assert a2.risk_score == score(1, 0, 0, 132, False) == 82.6
-    assert d2.risk_score == score(1, 1, 0, 41, True) == 82.5
-    assert b2.risk_score == score(2, 1, 1, 82, False) == 72.9
-    assert d1.risk_score == score(0, 0, 0, 46, False) == 72.8
-    assert d1.engagement_points == 60.0 and d2.use_points == 15.0 and a2.silence_points == 25.0
-    assert (o.engagement_points + o.silence_points + o.use_points).round(1).tolist() == \
-        pytest.approx(o.risk_score.tolist(), abs=0.11)
-
-
-def test_outreach_threshold_as_of_and_filters(hand: Store):
-    assert list(activity.outreach_list(hand, Filters(), 45).participant_id) == ["A2", "B2", "D1"]
-    assert set(activity.outreach_list(hand, Filters(), 0).participant_id) == {"A1", "A2", "B2", "C1", "D1", "D2"}
-    # as of 2025-07-15 only what was known then counts: A1's last contact is 06-18 (27 days),
-    # C1's 06-05 (40), A2's 05-21 (55); D1 was not enrolled yet; later activity is ignored
-    early = activity.outreach_list(hand, Filters(), 30, as_of=D(2025, 7, 15))
-    assert list(early.participant_id) == ["A2", "C1"]
-    assert list(early.days_since_contact) == [55, 40]
-    assert list(early.risk_score) == [score(1, 0, 0, 55, False), score(0, 1, 0, 40, False)]
-    # an exit recorded after the reference day is not known yet on it
-    assert "A3" in set(activity.outreach_list(hand, Filters(), 0, as_of=D(2025, 6, 15)).participant_id)
-    assert list(activity.outreach_list(hand, Filters(programs=("B",)), 30).participant_id) == ["D2", "B2"]
-    with pytest.raises(ValueError):
-        activity.outreach_list(hand, Filters(), -1)
-    # at most 90 days: A2 (132 days) has, by the retention definition, already left
-    assert list(activity.outreach_list(hand, Filters(), 30, max_days=90).participant_id) == ["D2", "B2", "D1"]
-    assert list(activity.outreach_list(hand, Filters(), 30, max_days=132).participant_id) == ["A2", "D2", "B2", "D1"]
-    with pytest.raises(ValueError, match="max_days"):
-        activity.outreach_list(hand, Filters(), 30, max_days=10)
-
-
-def test_outreach_weights_are_a_setting(hand: Store):
-    flat = RiskWeights(use_points=0.0)
-    o = activity.outreach_list(hand, Filters(), 30, weights=flat)
-    assert o.set_index("participant_id").loc["D2", "use_points"] == 0.0
-    with pytest.raises(ValueError):
-        RiskWeights(hr_meeting=1.5)
-
-
-def test_outreach_csv(hand: Store):
-    o = activity.outreach_list(hand, Filters(), 30)
-    data = page_exports.outreach_csv(o)
-    assert isinstance(data, bytes)
-    text = data.decode("utf-8")
-    assert text.splitlines()[0] == ",".join(activity.OUTREACH_COLUMNS)
-    assert "1,A2,A,N1,2025-05-20,2025-05-21,132,meeting,1,0,0,False,82.6" in text
-    back = pd.read_csv(io.BytesIO(data))
-    assert list(back.participant_id) == list(o.participant_id) and len(back) == 4
-    assert page_exports.outreach_csv(o.iloc[0:0]).decode().strip() == ",".join(activity.OUTREACH_COLUMNS)
+    """Nine participants: far too few leavings for a model, so ranked by days since contact."""
+    o = outreach(hand, Filters())  # as of the cutoff, 2025-09-30
+    assert o.model.kind == "days_silent" and o.participants.risk_28d.isna().all()
+    # exits recorded (A3, B1, B3) are never listed; A2, D2, B2, D1 have been silent 30+ days (left)
+    assert list(o.participants.participant_id) == ["C1", "A1"] and o.silent_no_exit == 4
+    early = outreach(hand, Filters(), as_of=D(2025, 8, 25)).participants.set_index("participant_id")
+    # D1 enrolled 08-15 with no contact since (10 days); C1 and D2 last seen 08-20 (5 days; ties by id)
+    assert list(early.index) == ["D1", "C1", "D2"]
+    assert early.loc["D1", "last_contact"] == D(2025, 8, 15) and early.loc["D1", "days_since_contact"] == 10
+    # D2 on 08-20: a SMART meeting online (counted as online) and a check-in reporting use
+    d2 = early.loc["D2"]
+    assert (d2.in_person_4w, d2.online_4w, d2.checkins_4w, d2.mentoring_4w, d2.used_last_checkin) == (0, 1, 1, 0, True)
+    assert early.loc["D1", "reasons"] == ["no contact for 10 days"]
 
 
 # --- empty selections and hostile filter values ----------------------------------------
@@ -180,8 +122,8 @@ def test_empty_selection(hand: Store, filters: Filters):
     d = activity.adherence_distribution(hand, filters, CUR)
     assert list(d.participants) == [0] * 6 and d.share.isna().all()
     assert activity.mentor_caseloads(hand, filters, CUR).empty
-    o = activity.outreach_list(hand, filters, 0)
-    assert o.empty and list(o.columns) == list(activity.OUTREACH_COLUMNS)
+    o = outreach(hand, filters).participants
+    assert o.empty and list(o.columns) == list(LIST_COLUMNS)
     # figures say so instead of failing
     for fig in (director_charts.attendance_figure(activity.attendance_over_time(hand, filters, CUR), CUR, filters),
                 director_charts.adherence_figure(d, CUR, filters),
@@ -213,21 +155,6 @@ def test_figures_use_our_template_and_carry_notes(hand: Store):
 
 
 # --- the committed sample -------------------------------------------------------------
-
-def test_sample_outreach_is_sorted_and_consistent(sample: Store):
-    o = activity.outreach_list(sample, Filters(), 14)
-    assert len(o) > 10
-    assert (o.days_since_contact >= 14).all()
-    assert o.risk_score.is_monotonic_decreasing and list(o["rank"]) == list(range(1, len(o) + 1))
-    assert o.risk_score.between(0, 100).all()
-    exited = {r[0] for r in sample.rows("SELECT participant_id FROM participants WHERE exited_on IS NOT NULL")}
-    assert not exited & set(o.participant_id)
-    longer = activity.outreach_list(sample, Filters(), 60)
-    assert set(longer.participant_id) < set(o.participant_id)
-    program = o.program.iloc[0]
-    only = activity.outreach_list(sample, Filters(programs=(program,)), 14)
-    assert set(only.participant_id) == set(o.participant_id[o.program == program])
-
 
 def test_sample_caseloads_and_adherence(sample: Store):
     period = default_period(sample, 91)

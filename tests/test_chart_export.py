@@ -38,8 +38,7 @@ META = ce.ChartMeta(title="Retention by program",
                     n="n = 1,204 participants", period="Enrolled 2024-01-01 to 2025-06-30",
                     cutoff=dt.date(2025, 6, 30))
 
-pytestmark = pytest.mark.skipif(not os.access(ce.DEBIAN_CHROMIUM, os.X_OK) and not os.environ.get("BROWSER_PATH"),
-                                reason="needs Debian's chromium (apt-get install chromium)")
+pytestmark = pytest.mark.browser  # the kept browser itself; without chromium these fail with the install hint
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -255,7 +254,7 @@ def test_missing_browser_fails_fast_with_install_hint():
     code = ("import plotly.graph_objects as go\nfrom analytics.charts import render as ce\n"
             "try:\n    ce.export(go.Figure(), 'png')\nexcept ce.ExportError as e:\n    print('ExportError', e)\n")
     env = {**os.environ, "BROWSER_PATH": "/nonexistent/chromium", "PYTHONPATH": str(ROOT)}
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60,
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300,
                          check=False)
     assert "ExportError" in run.stdout and "apt-get install chromium" in run.stdout, run.stdout + run.stderr
 
@@ -335,7 +334,7 @@ def test_sessions_in_threads_share_the_browser():
     for t in threads:
         t.start()
     for t in threads:
-        t.join(60)
+        t.join(300)  # generous: only a hung export waits this long
     assert not errors and len(results) == 6
     assert all(d.startswith({"png": b"\x89PNG", "svg": b"<svg", "pdf": b"%PDF"}[f]) for f, d in results)
 
@@ -346,9 +345,10 @@ def test_a_dead_browser_is_replaced():
     old = ce._browser
     pid = old.kaleido.subprocess.pid
     os.killpg(pid, signal.SIGKILL)
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60  # SIGKILL is immediate; a loaded machine may take a moment to reap
     while old.alive() and time.monotonic() < deadline:
         time.sleep(0.05)
+    assert not old.alive()
     assert ce.export(bar_figure(), "svg").startswith(b"<svg")
     assert ce._browser is not old and ce._browser.alive()
     assert ce._group_members(pid) in ([], None)

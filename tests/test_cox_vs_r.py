@@ -21,6 +21,8 @@ from analytics.outcomes.definitions import durations
 from analytics.store.connection import Store
 from conftest import TODAY
 
+pytestmark = pytest.mark.r
+
 REPO = Path(__file__).resolve().parent.parent
 REL, P_ABS = 1e-6, 1e-12
 
@@ -69,7 +71,7 @@ def run_r(tmp_path: Path, frame: pd.DataFrame, covariates: list[str],
         spec, index=False)
     args = [rscript, str(script), str(data), str(spec), str(cox), str(zph)] + ([str(eps)] if eps else [])
     done = subprocess.run(args,
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     strings = {"term": str, "level": str}
     return (pd.read_csv(cox, dtype=strings, keep_default_na=False),

@@ -17,8 +17,8 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from analytics.analyses import activity
-from analytics.access.roles import User
+from analytics.analyses import activity, outreach
+from analytics.access import sessions, users
 from analytics.ingest.bootstrap import ensure_store
 from analytics.analyses.cohorts import cohort_retention
 from analytics.outcomes.filters import Filters
@@ -70,7 +70,8 @@ def metric(at: AppTest, label: str) -> str:
 
 
 TABLES = {  # st.dataframe sends no key without selections: a table is known by its columns
-    "outreach_table": {"rank", "participant_id", "risk_score"},
+    "outreach_table": {"rank", "participant_id", "risk_28d"},
+    "outreach_terms": {"term", "hazard ratio"},
     "caseload_table": {"mentor_id", "active_mentees"},
     "cohort_table": {"cohort", "n", "month_0"},
     "import_problems": {"file", "row", "column", "value", "problem"},
@@ -124,7 +125,7 @@ def test_an_empty_selection_says_so(app: AppTest, page: str):
     if page == "engagement":  # each section says it has nothing, rather than drawing empty charts
         assert not app.get("plotly_chart")
         assert any("No meetings attended" in m for m in messages)
-        assert any("has gone 14 to 90 days without contact" in m for m in messages)
+        assert any("No active participant matches the filters" in m for m in messages)
     else:
         assert any("Nothing to show" in m for m in messages)
 
@@ -168,33 +169,38 @@ def test_overview_period_is_chosen_on_the_page(app: AppTest, store: Store):
 
 # --- Engagement -----------------------------------------------------------------------
 
-def test_outreach_list_equals_the_analytics_and_follows_days_and_filters(app: AppTest, store: Store):
+def test_outreach_list_equals_the_analytics_and_follows_top_and_filters(app: AppTest, store: Store):
     app.switch_page("views/engagement.py").run()
     assert not app.exception
-    expected = activity.outreach_list(store, Filters(), 14, max_days=90)
+    expected = outreach.outreach(store, Filters())
+    assert expected.model.kind == "fitted"
+    ranked = expected.participants
     shown_list = table(app, "outreach_table")
-    assert shown_list.participant_id.tolist() == expected.participant_id.tolist()
-    assert shown_list.risk_score.tolist() == expected.risk_score.tolist()
-    assert metric(app, "Participants to reach out to") == f"{len(expected):,}"
+    assert shown_list.participant_id.tolist() == ranked.participant_id.head(50).tolist()
+    assert shown_list.risk_28d.tolist() == ranked.risk_28d.head(50).tolist()
+    assert shown_list.reasons.tolist() == ["; ".join(r) for r in ranked.reasons.head(50)]
+    assert metric(app, "Active participants, ranked") == f"{len(ranked):,}"
     button = app.download_button(key="outreach_download")
     assert button.label == "Download outreach list (CSV)"
-    lost = activity.outreach_list(store, Filters(), 91)  # silent longer: counted under the list, not ranked
-    assert len(lost) > 0 and not set(lost.participant_id) & set(expected.participant_id)
-    assert any(f"Not in the list: {len(lost):,} participants" in c.value for c in app.caption)
+    assert any(f"Not in the list: {expected.silent_no_exit:,} participants" in c.value for c in app.caption)
+    # the rule, the data date and the track record, with the numbers of the analysis
+    assert any(expected.rule in c.value and str(expected.as_of) in c.value for c in app.caption)
+    b = expected.backtest
+    assert metric(app, "Model: AUC") == f"{b.model.auc.estimate:.3f}"
+    assert metric(app, "Longest silent first: AUC") == f"{b.days_silent.auc.estimate:.3f}"
+    assert metric(app, "Model minus silent: AUC") == f"{b.difference.estimate:+.3f}"
+    assert any(f"95% CI {b.model.auc.ci[0]:.3f}-{b.model.auc.ci[1]:.3f}; of the top 20 flagged, "
+               f"{b.model.top20_left:.1f} left" in c.value for c in app.caption)
+    terms = table(app, "outreach_terms")
+    assert terms["hazard ratio"].tolist() == [t.estimate for t in expected.model.terms]
 
-    app.number_input(key="no_contact_days").set_value(60).run()
-    longer = activity.outreach_list(store, Filters(), 60, max_days=90)
-    assert table(app, "outreach_table").participant_id.tolist() == longer.participant_id.tolist()
-    assert len(longer) < len(expected)
-    app.number_input(key="max_contact_days").set_value(3650).run()
-    everyone_silent = activity.outreach_list(store, Filters(), 60, max_days=3650)
-    assert table(app, "outreach_table").participant_id.tolist() == everyone_silent.participant_id.tolist()
-    assert len(everyone_silent) > len(longer)
+    app.number_input(key="outreach_top").set_value(10).run()
+    assert table(app, "outreach_table").participant_id.tolist() == ranked.participant_id.head(10).tolist()
 
     app.sidebar.multiselect(key="program").select("Recovery Mentoring").run()
     assert not app.exception
-    mentoring = activity.outreach_list(store, MENTORING, 60, max_days=3650)
-    assert table(app, "outreach_table").participant_id.tolist() == mentoring.participant_id.tolist()
+    mentoring = outreach.outreach(store, MENTORING).participants
+    assert table(app, "outreach_table").participant_id.tolist() == mentoring.participant_id.head(10).tolist()
     assert set(mentoring.program) == {"Recovery Mentoring"}
 
 
@@ -290,9 +296,9 @@ def test_data_page_imports_a_good_file_and_every_page_sees_it(copy: Path):
     assert not at.exception
     # the store now holds more than the sample: the demo is over, everyone signs in
     assert any("users add NAME --role admin" in w.value for w in at.warning)
-    now = dt.datetime.now()
-    at.session_state["user"] = User("root", "admin")  # as if signed in (tests/test_auth.py signs in for real)
-    at.session_state["signed_in_at"] = at.session_state["last_seen"] = now
+    with Store.open(copy) as store:  # as if signed in (tests/test_auth.py signs in for real)
+        users.add_user(store, "root", "admin", "a long enough password")
+        at.session_state["session_token"] = sessions.start(store, users.load_user(store, "root"))
     at.run()
     at.switch_page("views/data.py").run()
     assert any("Imported batch 2" in s.value for s in at.success)

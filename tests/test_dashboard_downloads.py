@@ -69,7 +69,10 @@ def run_page(app: AppTest, page: str) -> AppTest:
 @pytest.mark.parametrize("view", PAGES)
 def test_every_chart_has_its_five_downloads(app: AppTest, view: str, deferred):
     run_page(app, view)
+    # the outreach model's calibration is drawn from participant-level predictions, for staff
+    # only and not for release (like the outreach list): it has no publication downloads
     charts = [c.proto.id.rsplit("-", 1)[-1] for c in app.get("plotly_chart")]
+    charts = [c for c in charts if c != "calibration"]
     assert charts == PAGES[view]
     buttons = [b for b in app.download_button if b.key != "outreach_download"]
     keys = [b.key for b in buttons]

@@ -18,6 +18,7 @@ APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
 def fresh_db(tmp_path: Path, monkeypatch) -> Path:
     path = tmp_path / "first-start.duckdb"
     monkeypatch.setenv("OUTCOMES_DB", str(path))
+    monkeypatch.setenv("OUTCOMES_DEMO", "1")  # asked for: only the default store is built unasked
     return path
 
 
@@ -42,7 +43,7 @@ def test_first_start_builds_the_store_from_the_sample_and_shows_it(fresh_db: Pat
 
 def test_empty_store_says_how_to_load_data(fresh_db: Path):
     Store.open(fresh_db).close()
-    at = AppTest.from_file(APP, default_timeout=60).run()
+    at = AppTest.from_file(APP, default_timeout=120).run()
     assert not at.exception
     assert any("store is empty" in w.value for w in at.warning)
     assert not at.metric
@@ -60,4 +61,16 @@ def test_bootstrap_leaves_no_half_store_when_the_sample_is_broken(tmp_path: Path
 
 def test_sample_dir_is_committed_in_the_import_format():
     assert sorted(p.name for p in SAMPLE_DIR.glob("*.csv")) == [
-        "attendance.csv", "checkins.csv", "mentoring.csv", "participants.csv"]
+        "assessments.csv", "attendance.csv", "checkins.csv", "mentoring.csv", "participants.csv"]
+
+
+def test_a_mistyped_store_path_is_refused_not_built_as_an_open_demo(tmp_path: Path, monkeypatch):
+    """Issue 15: only the default store (or one asked for with OUTCOMES_DEMO=1) is built from
+    the sample; any other missing path says so instead of serving an open demo as admin."""
+    missing = tmp_path / "typo" / "outcome.duckdb"
+    monkeypatch.setenv("OUTCOMES_DB", str(missing))
+    monkeypatch.delenv("OUTCOMES_DEMO", raising=False)
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    shown = " ".join(e.value for e in at.error) + " ".join(str(x.value) for x in at.exception)
+    assert f"no store at {missing}" in shown
+    assert not missing.exists() and not at.metric

@@ -86,10 +86,10 @@ def test_no_true_effect_time_varying_covers_1_naive_shows_strong_effect(tmp_path
         tv, _ = engagement.time_varying(store, "retention", [], SETTINGS, Filters())
         pw = person_weeks(store, "retention", SETTINGS)
         naive = engagement.naive(pw, [])
-    attendance = next(t for t in tv if t.term == "attendance")
+    attendance = next(t for t in tv if t.term == "in_person_groups")  # the simulation's meetings are in person
     se = (np.log(attendance.ci[1]) - np.log(attendance.ci[0])) / (2 * 1.96)
     assert abs(np.log(attendance.estimate)) < 2.58 * se, attendance  # 1 within the 99% CI
-    biased = next(t for t in naive if t.term == "attendance")
+    biased = next(t for t in naive if t.term == "in_person_groups")
     assert biased.ci[1] < 1 and biased.p < 1e-6  # a strong, spurious "protective effect"
     assert biased.estimate ** 20 < 0.8  # 20 more meetings in total look like a 20%+ lower hazard
 
@@ -98,7 +98,7 @@ def test_no_true_effect_time_varying_covers_1_naive_shows_strong_effect(tmp_path
 def test_known_hazard_ratio_per_weekly_meeting_is_recovered(tmp_path: Path, seed: int):
     with simulated_store(tmp_path, seed, hr=0.85) as store:
         tv, _ = engagement.time_varying(store, "retention", [], SETTINGS, Filters())
-    attendance = next(t for t in tv if t.term == "attendance")
+    attendance = next(t for t in tv if t.term == "in_person_groups")
     se = (np.log(attendance.ci[1]) - np.log(attendance.ci[0])) / (2 * 1.96)
     assert abs(np.log(attendance.estimate) - np.log(0.85)) < 2.58 * se, attendance  # within the 99% CI
 
@@ -110,12 +110,16 @@ def sample(tmp_path_factory) -> Store:
     store.close()
 
 
+@pytest.mark.r
 def test_time_varying_cox_matches_r_on_the_person_week_table(sample: Store, tmp_path: Path):
     pw = person_weeks(sample, "retention").frame
-    table = pw[["tstart", "tstop", "event", "meetings_prev", "checkins_prev", "mentoring_prev", "program"]]
+    pw["in_person_prev"] = pw.meetings_prev - pw.online_prev
+    table = pw[["tstart", "tstop", "event", "in_person_prev", "online_prev", "checkins_prev", "mentoring_prev",
+                "program"]]
     r = run_r("""
 d$program <- relevel(factor(d$program), ref = "Community Peer Support")
-f <- coxph(Surv(tstart, tstop, event) ~ meetings_prev + checkins_prev + mentoring_prev + program, data = d,
+f <- coxph(Surv(tstart, tstop, event) ~ in_person_prev + online_prev + checkins_prev + mentoring_prev + program,
+           data = d,
            ties = "efron", control = coxph.control(eps = 1e-12, iter.max = 50))
 s <- summary(f)
 out("coef", data.frame(term = rownames(s$coefficients), hr = s$coefficients[, "exp(coef)"],
@@ -123,7 +127,7 @@ out("coef", data.frame(term = rownames(s$coefficients), hr = s$coefficients[, "e
 """, table, tmp_path)["coef"].set_index("term")
     tv, others = engagement.time_varying(sample, "retention", ["program"], OutcomeSettings(), Filters())
     ours = {t.term: t for t in tv + others}
-    pairs = {"meetings_prev": "attendance", "checkins_prev": "checkins", "mentoring_prev": "mentoring",
+    pairs = {"in_person_prev": "in_person_groups", "online_prev": "online_communities", "checkins_prev": "checkins", "mentoring_prev": "mentoring",
              "programOnline Recovery Community": "program: Online Recovery Community vs Community Peer Support",
              "programRecovery Mentoring": "program: Recovery Mentoring vs Community Peer Support"}
     for r_name, our_name in pairs.items():
@@ -132,8 +136,9 @@ out("coef", data.frame(term = rownames(s$coefficients), hr = s$coefficients[, "e
 
 
 def test_documented_synthetic_effects_are_recovered(tmp_path: Path):
-    """The generator's dropout truths (0.85 / 0.90 / 0.75 per meeting / check-in / session in
-    the previous week) come back from retention as docs/outcome-definitions.md defines it."""
+    """The generator's dropout truths (0.80 / 0.95 / 0.90 / 0.75 per in-person group meeting /
+    online community meeting / check-in / session in the previous week) come back from
+    retention as docs/outcome-definitions.md defines it, in-person groups clearly apart from online communities."""
     folder = tmp_path / "synth"
     synthetic.write_sample(folder, participants=20_000, seed=21)
     with Store.open(folder / "s.duckdb") as store:
@@ -141,9 +146,10 @@ def test_documented_synthetic_effects_are_recovered(tmp_path: Path):
         tv, _ = engagement.time_varying(store, "retention", ["program"], OutcomeSettings(), Filters())
     truth = synthetic.TRUTH["dropout"]
     got = {t.term: t for t in tv}
-    for term, key in (("attendance", "hr_per_meeting"), ("checkins", "hr_per_checkin"),
-                      ("mentoring", "hr_per_mentoring")):
+    for term, key in (("in_person_groups", "hr_per_in_person_meeting"), ("online_communities", "hr_per_online_meeting"),
+                      ("checkins", "hr_per_checkin"), ("mentoring", "hr_per_mentoring")):
         assert abs(got[term].estimate - truth[key]) < 0.04, (term, got[term])
+    assert got["in_person_groups"].ci[1] < got["online_communities"].ci[0]  # the difference shows
 
 
 def test_person_weeks_use_only_the_previous_week(sample: Store):
@@ -179,7 +185,8 @@ def test_cli_json_contract_and_landmarks(sample: Store):
     assert out.returncode == 0, out.stderr
     doc = json.loads(out.stdout)
     assert {"outcome", "n", "events", "person_weeks", "time_varying", "landmark", "gee", "naive"} <= set(doc)
-    assert [t["term"] for t in doc["time_varying"]] == ["attendance", "checkins", "mentoring"]
+    assert [t["term"] for t in doc["time_varying"]] == ["in_person_groups", "online_communities", "checkins",
+                                                        "mentoring"]
     assert all({"term", "hr", "ci", "p"} <= set(t) for t in doc["time_varying"])
     assert [lm["day"] for lm in doc["landmark"]] == [30, 90]
     assert all({"day", "n", "terms"} <= set(lm) for lm in doc["landmark"])
@@ -215,7 +222,9 @@ def test_exposure_sds_are_the_spread_of_totals_and_of_weekly_counts(sample: Stor
     a = engagement.analyse_engagement(sample, "retention")
     pw = person_weeks(sample, "retention")
     followed = pw.weeks_per_person > 0
-    assert a.exposure_sd["naive"]["attendance"] == pytest.approx(pw.totals[followed][:, 0].std(ddof=1))
+    in_person = pw.totals[followed][:, 0] - pw.online_totals[followed]
+    assert a.exposure_sd["naive"]["in_person_groups"] == pytest.approx(in_person.std(ddof=1))
+    assert a.exposure_sd["time_varying"]["online_communities"] == pytest.approx(pw.online_previous.std(ddof=1))
     assert a.exposure_sd["time_varying"]["mentoring"] == pytest.approx(pw.previous[:, 2].std(ddof=1))
     naive = {t.term: t for t in a.per_sd("naive")}
     raw = {t.term: t for t in a.naive}

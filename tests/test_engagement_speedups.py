@@ -10,13 +10,17 @@ statsmodels' GEE, and the pattern grouping against pandas.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.api as sm
+from threadpoolctl import threadpool_limits
 
+from analytics.stats.result import Estimate
+from analytics.stats.patterns import distinct_patterns
 from analytics.analyses import engagement
 from analytics.ingest.bootstrap import ensure_store
 from analytics.outcomes.filters import Filters
@@ -84,13 +88,14 @@ def test_time_varying_on_patterns_equals_the_fit_on_every_row(sample: Store):
     pw = person_weeks(sample, "retention")
     main, others = engagement.fit_time_varying(pw, ["program", "gender"])
     frame = pw.frame
-    X = pd.concat([frame[list(engagement.LAGGED)].astype(float), engagement._dummies(frame, ["program", "gender"])],
-                  axis=1)
+    frame["in_person_prev"] = frame.meetings_prev - frame.online_prev
+    X = pd.concat([frame[list(engagement.SPLIT_TERMS)].astype(float),
+                   engagement._dummies(frame, ["program", "gender"])], axis=1)
     got = {t.term: t for t in main + others}
     # on every row the reference level is the most frequent among person-weeks; on the patterns,
     # among the patterns: compare the engagement terms (they do not depend on the reference)
     full = fit_counting_cox(frame.tstart, frame.tstop, frame.event, X).table().set_index("term")
-    for col, label in engagement.TERMS.items():
+    for col, label in engagement.SPLIT_TERMS.items():
         np.testing.assert_allclose([got[label].estimate, *got[label].ci, got[label].p],
                                    full.loc[col, ["hr", "lo", "hi", "p"]].to_numpy(float), rtol=1e-8)
 
@@ -119,7 +124,7 @@ def test_patterns_group_like_pandas():
     rng = np.random.default_rng(3)
     for highs in ((3, 5, 2), (10**6, 10**6, 10**6, 7)):  # the second needs renumbering (overflow)
         cols = [rng.integers(0, h, 20_000) for h in highs]
-        rep, counts, inv = engagement._patterns(cols, inverse=True)
+        rep, counts, inv = distinct_patterns(cols, inverse=True)
         frame = pd.DataFrame({f"c{i}": c for i, c in enumerate(cols)})
         expected = frame.value_counts()
         got = pd.Series(counts, index=pd.MultiIndex.from_frame(frame.iloc[rep]))
@@ -128,15 +133,57 @@ def test_patterns_group_like_pandas():
         np.testing.assert_array_equal(frame.to_numpy()[rep][inv], frame.to_numpy())  # each row's group
 
 
-def test_analysis_is_the_sum_of_its_parts(sample: Store):
-    """analyse_engagement runs the models on threads: the same numbers as one by one."""
+# The analysis holds BLAS to one thread while its model threads run; a fit called alone uses
+# every core, and a sum split over threads adds in another order: the same numbers to about
+# 1e-15, so they are compared to RTOL, not with ==.
+RTOL = 1e-9
+
+
+def assert_close(got, expected, path: str = "result") -> None:
+    """Dataclasses, lists, tuples and dicts equal field by field; floats to RTOL, the rest exactly."""
+    if dataclasses.is_dataclass(got):
+        assert type(got) is type(expected), path
+        for f in dataclasses.fields(got):
+            assert_close(getattr(got, f.name), getattr(expected, f.name), f"{path}.{f.name}")
+    elif isinstance(got, (list, tuple)):
+        assert len(got) == len(expected), path
+        for i, (a, b) in enumerate(zip(got, expected)):
+            assert_close(a, b, f"{path}[{i}]")
+    elif isinstance(got, dict):
+        assert got.keys() == expected.keys(), path
+        for key in got:
+            assert_close(got[key], expected[key], f"{path}[{key!r}]")
+    elif isinstance(got, float) or isinstance(expected, float):
+        assert got == pytest.approx(expected, rel=RTOL, abs=0, nan_ok=True), path
+    else:
+        assert got == expected, path
+
+
+def test_assert_close_tells_rounding_from_a_difference():
+    term = Estimate("meetings", 0.85, (0.8, 0.9), 1e-12)
+    assert_close(term, Estimate("meetings", 0.85 * (1 + 1e-14), (0.8, 0.9), 1e-12 * (1 + 1e-13)))
+    for other in (Estimate("meetings", 0.85 * (1 + 1e-6), (0.8, 0.9), 1e-12),
+                  Estimate("check-ins", 0.85, (0.8, 0.9), 1e-12),
+                  Estimate("meetings", 0.85, (0.8, 0.91), 1e-12)):
+        with pytest.raises(AssertionError):
+            assert_close(term, other)
+    with pytest.raises(AssertionError):
+        assert_close([term], [term, term])
+
+
+@pytest.mark.parametrize("blas_threads", [1, None], ids=["blas-1-thread", "blas-default"])
+def test_analysis_is_the_sum_of_its_parts(sample: Store, blas_threads: int | None):
+    """analyse_engagement runs the models on threads: the same numbers as one by one, whether
+    the fits alone run with one BLAS thread (as the analysis does) or with every core."""
     whole = engagement.analyse_engagement(sample, "retention", adjust=("program", "age_band"))
     pw = person_weeks(sample, "retention", first_days=engagement.LANDMARKS)
     adjust = ["program", "age_band"]
-    assert whole.time_varying == engagement.fit_time_varying(pw, adjust)[0]
-    assert whole.gee == engagement.gee(pw, adjust)
-    assert whole.naive == engagement.naive(pw, adjust)
-    for lm in whole.landmarks:
-        alone = engagement.fit_landmark(pw, lm.day, adjust)
-        assert (lm.n, lm.events, lm.terms, lm.tiers, lm.odds) == (alone.n, alone.events, alone.terms, alone.tiers,
-                                                                  alone.odds)
+    with threadpool_limits(limits=blas_threads, user_api="blas"):
+        assert_close(whole.time_varying, engagement.fit_time_varying(pw, adjust)[0], "time_varying")
+        assert_close(whole.gee, engagement.gee(pw, adjust), "gee")
+        assert_close(whole.naive, engagement.naive(pw, adjust), "naive")
+        assert [lm.day for lm in whole.landmarks] == list(engagement.LANDMARKS)
+        for lm in whole.landmarks:
+            alone = engagement.fit_landmark(pw, lm.day, adjust)
+            assert_close((lm.n, lm.events, lm.terms, lm.tiers, lm.odds),
+                         (alone.n, alone.events, alone.terms, alone.tiers, alone.odds), f"landmark {lm.day}")

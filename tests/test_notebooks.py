@@ -16,6 +16,8 @@ from nbclient.exceptions import CellExecutionError
 
 from analytics.store.connection import DB_ENV, REPO_ROOT
 
+pytestmark = pytest.mark.notebook
+
 NOTEBOOKS = sorted((REPO_ROOT / "notebooks").glob("*.ipynb"))
 TIMEOUT_S = 600
 
@@ -32,7 +34,6 @@ def test_there_are_notebooks():
     assert NOTEBOOKS, "notebooks/ should hold at least one notebook"
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_runs(path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv(DB_ENV, str(tmp_path / "outcomes.duckdb"))  # the kernel inherits it

@@ -16,6 +16,8 @@ from analytics.outcomes.definitions import durations
 from analytics.store.connection import Store
 from rsupport import run_r
 
+pytestmark = pytest.mark.r
+
 REL = 1e-9
 
 KM_SCRIPT = """

@@ -82,9 +82,12 @@ def test_craving_falls_and_mood_rises_with_time_in_program(big: Store):
 PERSON_WEEKS = """
 WITH weekly AS (
     SELECT participant_id, (d - p.enrolled_on) // 7 AS week,
-           count(*) FILTER (WHERE kind = 'm') AS m, count(*) FILTER (WHERE kind = 'c') AS c,
-           count(*) FILTER (WHERE kind = 's') AS s
-    FROM (SELECT participant_id, attended_on AS d, 'm' AS kind FROM attendance UNION ALL
+           count(*) FILTER (WHERE kind IN ('m', 'o')) AS m, count(*) FILTER (WHERE kind = 'c') AS c,
+           count(*) FILTER (WHERE kind = 's') AS s, count(*) FILTER (WHERE kind = 'm') AS i,
+           count(*) FILTER (WHERE kind = 'o') AS o
+    FROM (SELECT participant_id, attended_on AS d,
+                 CASE WHEN meeting_type = 'online_community' OR modality = 'online' THEN 'o' ELSE 'm' END AS kind
+          FROM attendance UNION ALL
           SELECT participant_id, checked_in_on, 'c' FROM checkins UNION ALL
           SELECT participant_id, met_on, 's' FROM mentoring) a
     JOIN participants p USING (participant_id) GROUP BY ALL),
@@ -97,7 +100,8 @@ weeks AS (
            least(7, s.stop_day - 7 * w.week + 1) AS days,
            (s.event AND w.week = s.stop_day // 7)::INT AS event
     FROM spans s, LATERAL (SELECT unnest(range(0, s.stop_day // 7 + 1)) AS week) w)
-SELECT w.*, coalesce(l.m, 0) AS m, coalesce(l.c, 0) AS c, coalesce(l.s, 0) AS s
+SELECT w.*, coalesce(l.m, 0) AS m, coalesce(l.c, 0) AS c, coalesce(l.s, 0) AS s,
+       coalesce(l.i, 0) AS i, coalesce(l.o, 0) AS o
 FROM weeks w LEFT JOIN weekly l ON l.participant_id = w.participant_id AND l.week = w.week - 1
 """
 
@@ -119,10 +123,10 @@ RELAPSE_SPANS = """
     GROUP BY p.participant_id, p.program, p.primary_substance, p.enrolled_on"""
 
 
-def poisson_hr(rows: pd.DataFrame, adjust: list[str]) -> pd.DataFrame:
+def poisson_hr(rows: pd.DataFrame, adjust: list[str], counts: tuple[str, ...] = ("m", "c", "s")) -> pd.DataFrame:
     """Hazard ratios per weekly count from a piecewise-exponential (Poisson) model."""
     X = pd.get_dummies(rows[adjust], drop_first=True, dtype=float)
-    X = sm.add_constant(pd.concat([rows[["m", "c", "s"]].astype(float), X], axis=1))
+    X = sm.add_constant(pd.concat([rows[list(counts)].astype(float), X], axis=1))
     fit = sm.GLM(rows.event.astype(float), X, family=sm.families.Poisson(),
                  offset=np.log(rows.days.astype(float))).fit()
     ci = np.exp(fit.conf_int())
@@ -132,8 +136,9 @@ def poisson_hr(rows: pd.DataFrame, adjust: list[str]) -> pd.DataFrame:
 def test_dropout_effects_are_recovered_from_the_files(big: Store):
     truth = synthetic.TRUTH["dropout"]
     rows = big.df(PERSON_WEEKS.format(spans=DROPOUT_SPANS))
-    hr = poisson_hr(rows, ["program"])
-    for term, key in (("m", "hr_per_meeting"), ("c", "hr_per_checkin"), ("s", "hr_per_mentoring")):
+    hr = poisson_hr(rows, ["program"], ("i", "o", "c", "s"))
+    for term, key in (("i", "hr_per_in_person_meeting"), ("o", "hr_per_online_meeting"), ("c", "hr_per_checkin"),
+                      ("s", "hr_per_mentoring")):
         assert hr.lo[term] - 0.01 <= truth[key] <= hr.hi[term] + 0.01, (term, hr.loc[term].to_dict())
         assert abs(hr.hr[term] - truth[key]) < 0.04
     # program baselines differ as documented: Recovery Mentoring lowest, Online highest

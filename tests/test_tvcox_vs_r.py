@@ -19,6 +19,8 @@ from analytics.stats.simulate import COVARIATES, TRUE_LOG_HR, collapse, simulate
 from analytics.stats.tvcox import TVCoxResult, fit_counting_cox
 from rsupport import run_r
 
+pytestmark = pytest.mark.r
+
 REL_R = 1e-6        # against R
 REL_COLLAPSED = 1e-9  # collapsed against expanded, both ours
 

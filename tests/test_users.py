@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import time
 import subprocess
 import sys
 from pathlib import Path
@@ -11,11 +12,12 @@ from pathlib import Path
 import pytest
 
 from analytics.access import roles as access
-from analytics.analyses import activity
+from analytics.analyses.outreach import outreach
 from analytics.access import audit
 from analytics.publish import report
 from analytics.access import users
 from analytics.access.roles import AccessDenied, User
+from analytics.outcomes.definitions import durations
 from analytics.outcomes.filters import Filters
 from analytics.ingest.importer import import_files
 from analytics.analyses.kpis import overview
@@ -63,15 +65,58 @@ def test_wrong_name_or_password_is_refused_the_same_way(accounts: Store, name: s
     assert audit.entries(accounts).iloc[0].action == "sign_in_failed"
 
 
-def test_lock_out_after_repeated_failures_then_unlock(accounts: Store):
-    for _ in range(POLICY.max_failures):
-        with pytest.raises(users.SignInError):
-            users.authenticate(accounts, "amira", "wrong password!", policy=POLICY, now=NOW)
-    assert audit.entries(accounts, action="lock_out").what.tolist() == ["amira"]
-    with pytest.raises(users.SignInError, match="locked until 09:15"):  # even with the right password
-        users.authenticate(accounts, "amira", PASSWORD, policy=POLICY, now=NOW + dt.timedelta(minutes=5))
-    later = NOW + dt.timedelta(minutes=16)
-    assert users.authenticate(accounts, "amira", PASSWORD, policy=POLICY, now=later).role == "director"
+def _attempt(store: Store, name: str, password: str, now: dt.datetime, client: str = "10.0.0.1") -> str:
+    try:
+        users.authenticate(store, name, password, client=client, policy=POLICY, now=now)
+    except users.SignInError as exc:
+        return str(exc)
+    return "signed in"
+
+
+def test_growing_delays_per_name_and_client_instead_of_a_lock(accounts: Store):
+    """POLICY allows 3 failures; then 1 s, 2 s, 4 s ... (at most 15 minutes) before the next
+    attempt, alike for a real name and an unknown one; another client is not held up."""
+    assert [users.delay_seconds(f, 3, POLICY) for f in range(2, 8)] == [0, 1, 2, 4, 8, 16]
+    assert users.delay_seconds(40, 3, POLICY) == 15 * 60
+    for name in ("amira", "no-such-name"):
+        for k in range(3):
+            assert _attempt(accounts, name, "wrong password!", NOW) == users.FAILED
+        assert _attempt(accounts, name, PASSWORD, NOW + dt.timedelta(seconds=0.5)).startswith(
+            "Too many failed sign-ins: wait 1 seconds")
+    assert _attempt(accounts, "amira", PASSWORD, NOW, client="10.0.0.2") == "signed in"  # another client
+    assert _attempt(accounts, "amira", "wrong password!", NOW + dt.timedelta(seconds=1)) == users.FAILED
+    assert _attempt(accounts, "amira", PASSWORD, NOW + dt.timedelta(seconds=2.5)).endswith(
+        "wait 1 seconds, then try again.")  # 4 failures: 2 s after the last
+    assert _attempt(accounts, "amira", PASSWORD, NOW + dt.timedelta(seconds=3.5)) == "signed in"
+    throttles = audit.entries(accounts, action="throttle")
+    assert sorted(set(throttles.what)) == ["amira", "no-such-name"]
+    assert audit.entries(accounts, action="lock_out").empty
+
+
+def test_known_and_unknown_names_take_the_same_time(accounts: Store):
+    """One argon2 verification on every path: the medians differ by less than half."""
+    def median(name: str, password: str, client: str) -> float:
+        times = []
+        for k in range(5):
+            start = time.perf_counter()
+            _attempt(accounts, name, password, NOW - dt.timedelta(days=k + 1), client=f"{client}{k}")
+            times.append(time.perf_counter() - start)
+        return sorted(times)[2]
+
+    known, unknown = median("amira", "wrong password!", "a"), median("nobody", "wrong password!", "b")
+    assert 0.5 < known / unknown < 2, (known, unknown)
+
+
+def test_site_scoped_accounts_see_only_their_sites(accounts: Store):
+    users.set_sites(accounts, "amira", ["Harbor", "Eastside", " "])
+    amira = users.load_user(accounts, "amira")
+    assert amira.sites == ("Eastside", "Harbor")
+    assert access.scoped_sites((), amira) == ("Eastside", "Harbor")
+    assert access.scoped_sites(("Harbor", "Westside"), amira) == ("Harbor",)
+    assert access.scoped_sites(("Westside",), amira) == (access.NO_SITE,)  # nobody, never everybody
+    assert access.scoped_sites(("Westside",), User("x", "admin")) == ("Westside",)
+    users.set_sites(accounts, "amira", [])
+    assert users.load_user(accounts, "amira").sites == ()
 
 
 def test_a_success_resets_the_failure_count(accounts: Store):
@@ -139,16 +184,35 @@ def test_data_functions_check_the_acting_user(sample):  # noqa: F811
     period = Period(dt.date(2026, 9, 1), dt.date(2026, 9, 30))
     with access.acting_as(User("gw", "grant_writer")):
         with pytest.raises(AccessDenied, match="participant-level"):
-            activity.outreach_list(sample, Filters(), 14)
+            outreach(sample, Filters())
         with pytest.raises(AccessDenied, match="analytics"):
             overview(sample, Filters(), period)
         assert report.build(sample, period).sections  # the published, suppressed numbers are allowed
     with access.acting_as(User("cli", "clinician")):
-        assert not activity.outreach_list(sample, Filters(), 14).empty
-    assert not activity.outreach_list(sample, Filters(), 14).empty  # command line: nobody acting
+        assert not outreach(sample, Filters()).participants.empty
+    assert not outreach(sample, Filters()).participants.empty  # command line: nobody acting
     access.enforce()
     with pytest.raises(AccessDenied, match="nobody signed in"):
-        activity.outreach_list(sample, Filters(), 14)
+        outreach(sample, Filters())
+
+
+def test_a_site_scoped_user_gets_only_its_sites_from_every_data_function(sample):  # noqa: F811
+    """Direct calls, with filters that ask for everything or for another site: the outreach
+    list, the survival durations and the report hold Riverside's participants only."""
+    site_of = dict(sample.rows("SELECT participant_id, site FROM participants"))
+    riverside = sum(1 for v in site_of.values() if v == "Riverside")
+    period = Period(dt.date(2026, 1, 1), dt.date(2026, 9, 30))
+    lead = User("lead", "director", ("Riverside",))
+    with access.acting_as(lead):
+        listed = outreach(sample, Filters()).participants
+        assert not listed.empty and {site_of[p] for p in listed.participant_id} == {"Riverside"}
+        assert outreach(sample, Filters(sites=("Downtown",))).participants.empty  # nobody, not everybody
+        d = durations(sample, "retention")
+        assert d.n == riverside and {site_of[p] for p in d.frame.participant_id} == {"Riverside"}
+        assert durations(sample, "retention", filters=Filters(sites=("Downtown", "Riverside"))).n == riverside
+        built = report.build(sample, period)
+        assert built.filters.sites == ("Riverside",)  # the report names the scope it covers
+    assert durations(sample, "retention").n == len(site_of)  # command line: every site
 
 
 def test_imports_need_the_admin_role(store: Store, valid_dir: Path):
@@ -200,7 +264,7 @@ def test_cli_users_list_shows_times_to_the_minute_and_blanks_for_never(tmp_path:
     amira, bo = listed.stdout.splitlines()[1:]
     assert "2026-11-27 09:05" in amira and "09:05:42" not in amira and ".123456" not in amira
     assert "NaT" not in listed.stdout and "2026-11-27 09:05" not in bo
-    assert re.fullmatch(r"\s*bo\s+director\s+False\s+\d{4}-\d\d-\d\d \d\d:\d\d\s+0\s*", bo), bo
+    assert re.fullmatch(r"\s*bo\s+director\s+all\s+False\s+\d{4}-\d\d-\d\d \d\d:\d\d\s*", bo), bo
 
 
 from director_data import sample  # noqa: E402, F401

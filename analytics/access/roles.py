@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 __all__ = ["ANALYTICS", "DATA_QUALITY", "IMPORT", "PARTICIPANT_LEVEL", "PERMISSIONS", "PUBLISHED", "ROLES",
-           "SYSTEM", "USERS", "AccessDenied", "User", "acting_as", "allowed", "check", "current_user", "enforce",
-           "requires", "set_user"]
+           "NO_SITE", "SYSTEM", "USERS", "AccessDenied", "User", "acting_as", "allowed", "check", "current_user",
+           "enforce", "requires", "scoped_sites", "set_user", "system_for"]
 
 ROLES = ("admin", "director", "clinician", "grant_writer")
 PARTICIPANT_LEVEL = "participant_level"  # rows about one participant (outreach list, IDs)
@@ -55,6 +55,7 @@ class AccessDenied(PermissionError):
 class User:
     name: str
     role: str
+    sites: tuple[str, ...] = ()  # the only sites this account may see; empty: every site
 
     def __post_init__(self) -> None:
         if self.role not in ROLES:
@@ -63,8 +64,17 @@ class User:
     def may(self, permission: str) -> bool:
         return permission in PERMISSIONS[self.role]
 
+    def scope(self) -> str:
+        """The user's sites in plain words (the sidebar shows it)."""
+        return ", ".join(self.sites) if self.sites else "all sites"
+
 
 SYSTEM = User("system", "admin")  # our own code reading data to publish it protected (the report)
+
+
+def system_for(user: User | None) -> User:
+    """SYSTEM, kept to `user`'s sites: our own code reading for a site-scoped account."""
+    return User(SYSTEM.name, SYSTEM.role, user.sites) if user is not None and user.sites else SYSTEM
 
 _current: contextvars.ContextVar[User | None] = contextvars.ContextVar("outcomes_user", default=None)
 _enforced: contextvars.ContextVar[bool] = contextvars.ContextVar("outcomes_enforced", default=False)
@@ -124,6 +134,25 @@ def requires(permission: str) -> Callable[[F], F]:
         checked.permission = permission  # type: ignore[attr-defined]
         return checked  # type: ignore[return-value]
     return wrap
+
+
+# A site value no participant can have (control characters are refused at import): the scope
+# of a site-scoped user who asked only for sites outside it, so the answer is nobody, never
+# everybody (an empty site list means "no restriction").
+NO_SITE = "\x00none"
+
+
+def scoped_sites(asked: tuple[str, ...], user: User | None = None) -> tuple[str, ...]:
+    """The sites a query may cover for `user` (default: the one acting): what was asked,
+    narrowed to the user's sites. Filters.where calls it, so no filter or URL can widen a
+    site-scoped account's view."""
+    user = user if user is not None else current_user()
+    if user is None or not user.sites:
+        return asked
+    if not asked:
+        return user.sites
+    narrowed = tuple(s for s in asked if s in user.sites)
+    return narrowed or (NO_SITE,)
 
 
 def permission_of(func: Callable) -> str | None:

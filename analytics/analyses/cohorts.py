@@ -41,15 +41,14 @@ from analytics.outcomes.filters import Filters
 from analytics.analyses.kpis import km_from_counts, retention_counts
 from analytics.outcomes.definitions import OutcomeSettings, resolve_cutoff
 from analytics.store.connection import Store
+from analytics.store.queries import cohorts as queries
 
 __all__ = ["COHORT_UNITS", "MONTH_DAYS", "CohortRetention", "cohort_retention", "cohort_trends", "month_day"]
 
 COHORT_UNITS = ("month", "quarter")
 MONTH_DAYS = 365.25 / 12
-# durations_sql output column per cohort unit, and the same label computed on participants p
+# the durations column holding each participant's cohort, per cohort unit
 _DURATION_COLUMN = {"month": "cohort_month", "quarter": "cohort_quarter"}
-_COHORT_SQL = {"month": "strftime(p.enrolled_on, '%Y-%m')",
-               "quarter": "strftime(p.enrolled_on, '%Y') || '-Q' || quarter(p.enrolled_on)"}
 
 RETENTION_DEFINITION = (
     "Share of each enrollment cohort still in the program m months (m x 30.44 days) after enrolling: "
@@ -163,27 +162,6 @@ def _last_known_month(followed_days: int, inactivity_days: int) -> int:
     return m
 
 
-_TRENDS = """
-WITH p AS (
-    SELECT p.participant_id, p.enrolled_on, {cohort} AS cohort FROM participants p
-    WHERE {where} AND p.enrolled_on <= $cutoff::DATE),
-sizes AS (SELECT cohort, count(*) AS cohort_n, max(enrolled_on) AS last_enrolled FROM p GROUP BY 1),
-per AS (
-    SELECT p.cohort, floor((c.checked_in_on - p.enrolled_on) / $month_days)::INTEGER AS month,
-           c.participant_id, count(*) AS k, bool_or(c.used) AS used, avg(c.craving) AS craving,
-           avg(c.mood) AS mood
-    FROM checkins c JOIN p USING (participant_id)
-    WHERE c.checked_in_on <= $cutoff::DATE AND c.checked_in_on >= p.enrolled_on
-    GROUP BY ALL)
-SELECT per.cohort, per.month, any_value(s.cohort_n)::INTEGER AS cohort_n,
-       count(*)::INTEGER AS participants, sum(per.k)::INTEGER AS checkins,
-       avg(per.used::INTEGER) AS used_share, avg(per.craving) AS craving, avg(per.mood) AS mood,
-       count(per.craving)::INTEGER AS craving_n, count(per.mood)::INTEGER AS mood_n,
-       $cutoff::DATE - any_value(s.last_enrolled) >= (per.month + 1) * $month_days AS complete
-FROM per JOIN sizes s USING (cohort)
-GROUP BY per.cohort, per.month ORDER BY per.cohort, per.month"""
-
-
 @requires(ANALYTICS)
 def cohort_trends(store: Store, filters: Filters = Filters(), by: str = "month",
                   settings: OutcomeSettings = OutcomeSettings()) -> pd.DataFrame:
@@ -199,8 +177,6 @@ def cohort_trends(store: Store, filters: Filters = Filters(), by: str = "month",
     """
     _check_unit(by)
     cutoff = resolve_cutoff(store, settings)
-    where, params = filters.where("p")
-    frame = store.df(_TRENDS.format(where=where, cohort=_COHORT_SQL[by]),
-                     {**params, "cutoff": cutoff, "month_days": MONTH_DAYS})
+    frame = queries.checkin_trends(store, filters, by, cutoff, MONTH_DAYS)
     frame["complete"] = frame["complete"].astype(bool)
     return frame

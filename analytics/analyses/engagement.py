@@ -6,7 +6,8 @@ does nothing (immortal-time bias). The analyses here only use engagement measure
 before the time it is used to explain:
 
 - time-varying Cox: the hazard of leaving (or relapsing) in a week against the
-  previous week's meetings, check-ins and mentoring sessions, adjusted for program
+  previous week's in-person group meetings, online community meetings (meeting_type
+  online_community or modality online), check-ins and mentoring sessions, adjusted for program
   and chosen descriptors; fitted on the person-week table merged into its distinct
   (interval, event, covariates) patterns with counts, with our exact Efron
   counting-process Cox (analytics.stats.tvcox), which equals R's coxph;
@@ -18,8 +19,9 @@ before the time it is used to explain:
   the previous week's engagement. GEE assumes that missing weeks are unrelated to
   the outcome, which dropout may violate.
 
-The naive estimate (total engagement against total time) is computed too, labelled
-as biased, so the difference can be seen. Associations are not proof of cause.
+The naive estimate (total engagement against total time, meetings split the same way)
+is computed too, labelled as biased, so the difference can be seen. The landmark and
+repeated-measures models count all meetings together. Associations are not proof of cause.
 
 Speed: analyse_engagement builds the person-week table once, as arrays
 (analytics.outcomes.person_weeks, with each participant's engagement in the first landmark
@@ -45,6 +47,7 @@ from scipy import linalg, sparse, stats
 from threadpoolctl import threadpool_limits
 
 from analytics.stats import survival
+from analytics.stats.patterns import distinct_patterns
 from analytics.stats.result import Estimate, reference_level
 from analytics.access.roles import ANALYTICS, requires
 from analytics.outcomes.filters import Filters
@@ -61,6 +64,10 @@ from analytics.store.connection import Store
 from analytics.stats.tvcox import fit_counting_cox
 
 TERMS = {"meetings_prev": "attendance", "checkins_prev": "checkins", "mentoring_prev": "mentoring"}
+# The time-varying and naive models split the meetings: in-person groups and online communities
+# (person_weeks.ONLINE_MEETING_SQL), which may not go with staying alike.
+SPLIT_TERMS = {"in_person_prev": "in_person_groups", "online_prev": "online_communities",
+               "checkins_prev": "checkins", "mentoring_prev": "mentoring"}
 LANDMARKS = (30, 60, 90)
 TIERS = ((0, 0, "0"), (1, 3, "1-3"), (4, 7, "4-7"), (8, None, "8+"))
 SIX_MONTHS = 182
@@ -180,40 +187,6 @@ def _varies(X: pd.DataFrame, keep: Sequence[str] = ()) -> pd.DataFrame:
     return X.loc[:, varies | X.columns.isin(list(keep))]
 
 
-def _patterns(columns: Sequence[np.ndarray], inverse: bool = False):
-    """Rows grouped by their values in `columns` (non-negative integers): one row index per
-    group (its representative), each group's count and, with `inverse`, each row's group.
-    Works on a combined integer key, renumbered densely (no sort) whenever it grows past a
-    few times the number of rows."""
-    n = len(columns[0])
-    key, size = np.zeros(n, np.int64), 1
-    for col in columns:
-        hi = int(col.max()) + 1 if n else 1
-        if size * hi > 4 * n + 2**16:
-            key, size = _renumber(key, size)
-        key = key * hi + col
-        size *= hi
-    if size > 4 * n + 2**16:
-        key, size = _renumber(key, size)
-    counts = np.bincount(key, minlength=size)
-    groups = np.flatnonzero(counts)
-    rep = np.empty(size, np.int64)
-    rep[key] = np.arange(n)  # any row of a group stands for it
-    out = (rep[groups], counts[groups])
-    if inverse:
-        out += ((np.cumsum(counts > 0) - 1)[key],)
-    return out
-
-
-def _renumber(key: np.ndarray, size: int) -> tuple[np.ndarray, int]:
-    """Keys 0..size-1 renumbered 0..distinct-1, in the same order."""
-    if size <= 8 * len(key) + 2**20:
-        present = np.bincount(key, minlength=size) > 0
-        return (np.cumsum(present) - 1)[key], int(present.sum())
-    uniq, inv = np.unique(key, return_inverse=True)
-    return inv.ravel(), len(uniq)
-
-
 def _cox_terms(result, names: dict[str, str], unit: str) -> list[Estimate]:
     table = result.table().set_index("term")
     return [Estimate(label, float(table.hr[col]), (float(table.lo[col]), float(table.hi[col])), float(table.p[col]),
@@ -236,23 +209,36 @@ def _row_codes(pw: PersonWeeks, col: str, rows: np.ndarray | None = None) -> tup
 
 # ------------------------------------------------------- time-varying ---
 
+def split_previous(pw: PersonWeeks) -> np.ndarray:
+    """The previous week's engagement with the meetings split, (rows, 4) in SPLIT_TERMS order:
+    in-person group meetings, online community meetings, check-ins, mentoring sessions."""
+    prev, online = pw.previous, pw.online_previous
+    return np.column_stack([prev[:, 0] - online, online, prev[:, 1], prev[:, 2]])
+
+
+def split_totals(pw: PersonWeeks) -> np.ndarray:
+    """Each participant's engagement over the whole follow-up, split as split_previous."""
+    totals, online = pw.totals, pw.online_totals
+    return np.column_stack([totals[:, 0] - online, online, totals[:, 1], totals[:, 2]])
+
+
 def fit_time_varying(pw: PersonWeeks, adjust: Sequence[str]) -> tuple[list[Estimate], list[Estimate]]:
-    """HR per one more meeting / check-in / mentoring session in the previous week: the
-    person-week rows merged into distinct (interval, event, covariates) patterns with
-    counts (replication weights: the same fit as on every row)."""
+    """HR per one more in-person group meeting / online community meeting / check-in /
+    mentoring session in the previous week: the person-week rows merged into distinct
+    (interval, event, covariates) patterns with counts (replication weights: the same fit
+    as on every row)."""
     codes = [_row_codes(pw, col) for col in adjust]
-    prev = pw.previous
-    rep, counts = _patterns([pw.week, pw.tstop - 7 * pw.week, pw.event, prev[:, 0], prev[:, 1], prev[:, 2],
-                             *(c for c, _ in codes)])
-    columns = {name: prev[rep, j].astype(float) for j, name in enumerate(LAGGED)}
+    prev = split_previous(pw)
+    rep, counts = distinct_patterns([pw.week, pw.tstop - 7 * pw.week, pw.event, *prev.T, *(c for c, _ in codes)])
+    columns = {name: prev[rep, j].astype(float) for j, name in enumerate(SPLIT_TERMS)}
     for col, (c, categories) in zip(adjust, codes):
         columns |= _dummy_columns(col, c[rep], categories)  # reference: the most frequent among patterns
     X = _varies(pd.DataFrame(columns))
     week = pw.week[rep].astype(float)
     fit = fit_counting_cox(7 * week, pw.tstop[rep].astype(float), pw.event[rep], X.to_numpy(float),
                            weights=counts.astype(float), names=list(X.columns))
-    main = _cox_terms(fit, TERMS, "per one more a week (previous week)")
-    others = _cox_terms(fit, {c: c for c in X.columns if c not in TERMS}, "")
+    main = _cox_terms(fit, SPLIT_TERMS, "per one more a week (previous week)")
+    others = _cox_terms(fit, {c: c for c in X.columns if c not in SPLIT_TERMS}, "")
     return main, others
 
 
@@ -361,7 +347,7 @@ class GEEFit:
         return pd.Series(2 * stats.norm.sf(np.abs(self.params / self.bse)), index=self.params.index)
 
 
-def _gee_on_patterns(y: np.ndarray, cells: np.ndarray, cell_y: np.ndarray, counts: np.ndarray, row_cell: np.ndarray,
+def _gee_ondistinct_patterns(y: np.ndarray, cells: np.ndarray, cell_y: np.ndarray, counts: np.ndarray, row_cell: np.ndarray,
                      clusters: np.ndarray, n_clusters: int, family: sm.families.Family,
                      names: list[str]) -> GEEFit:
     """Independence GEE from distinct patterns of the rows: `cells` (patterns x terms), their y
@@ -420,7 +406,7 @@ def gee_independence(y: pd.Series, X: pd.DataFrame, groups: pd.Series, family: s
     _, first, row_cell, counts = np.unique(np.column_stack([yv, x]), axis=0, return_index=True,
                                            return_inverse=True, return_counts=True)
     clusters, labels = pd.factorize(groups)
-    return _gee_on_patterns(yv, x[first], yv[first], counts.astype(float), row_cell.ravel(), clusters, len(labels),
+    return _gee_ondistinct_patterns(yv, x[first], yv[first], counts.astype(float), row_cell.ravel(), clusters, len(labels),
                             family, list(X.columns))
 
 
@@ -442,7 +428,7 @@ def _gee_rows(pw: PersonWeeks, rows: np.ndarray, y: np.ndarray, adjust: Sequence
     codes = [_row_codes(pw, col, rows) for col in adjust]
     x_columns = [prev[:, 0], prev[:, 1], prev[:, 2], week, *(c for c, _ in codes)]
     binary = isinstance(family, sm.families.Binomial)
-    first, counts, row_cell = _patterns([y.astype(np.int64), *x_columns] if binary else x_columns, inverse=True)
+    first, counts, row_cell = distinct_patterns([y.astype(np.int64), *x_columns] if binary else x_columns, inverse=True)
     counts = counts.astype(float)
     cell_y = y[first] if binary else np.bincount(row_cell, weights=y, minlength=len(first)) / counts
     columns = {"const": np.ones(len(first))} | {name: prev[first, j].astype(float) for j, name in enumerate(LAGGED)}
@@ -450,7 +436,7 @@ def _gee_rows(pw: PersonWeeks, rows: np.ndarray, y: np.ndarray, adjust: Sequence
     for col, (c, categories) in zip(adjust, codes):
         columns |= _dummy_columns(col, c[first], categories, weights=counts)  # reference: by person-weeks
     X = _varies(pd.DataFrame(columns), keep=["const"])
-    return _gee_on_patterns(y, X.to_numpy(float), cell_y, counts, row_cell, pw.person[rows], len(pw.people),
+    return _gee_ondistinct_patterns(y, X.to_numpy(float), cell_y, counts, row_cell, pw.person[rows], len(pw.people),
                             family, list(X.columns))
 
 
@@ -498,9 +484,9 @@ def naive(pw: PersonWeeks, adjust: Sequence[str]) -> list[Estimate]:
     """BIASED on purpose: total engagement over the whole follow-up against time in program."""
     followed = np.flatnonzero(pw.weeks_per_person > 0)
     frame = pw.people.iloc[followed].reset_index(drop=True)
-    totals = pd.DataFrame(pw.totals[followed].astype(float), columns=list(LAGGED))
+    totals = pd.DataFrame(split_totals(pw)[followed].astype(float), columns=list(SPLIT_TERMS))
     fit = _fit_cox(frame.days.to_numpy(), frame.event.to_numpy(), pd.concat([totals, _dummies(frame, adjust)], axis=1))
-    return _cox_terms(fit, TERMS, "per one more in total (biased)")
+    return _cox_terms(fit, SPLIT_TERMS, "per one more in total (biased)")
 
 
 # ---------------------------------------------------------- everything ---
@@ -550,9 +536,9 @@ def exposure_sds(pw: PersonWeeks) -> dict[str, dict[str, float]]:
     """SD of each engagement total over the participants followed (the naive exposure) and
     of each previous-week count over the person-weeks (the time-varying exposure)."""
     followed = pw.weeks_per_person > 0
-    totals = pw.totals[followed].std(axis=0, ddof=1) if followed.sum() > 1 else np.full(3, np.nan)
-    weekly = pw.previous.std(axis=0, ddof=1) if pw.rows > 1 else np.full(3, np.nan)
-    names = list(TERMS.values())
+    totals = split_totals(pw)[followed].std(axis=0, ddof=1) if followed.sum() > 1 else np.full(4, np.nan)
+    weekly = split_previous(pw).std(axis=0, ddof=1) if pw.rows > 1 else np.full(4, np.nan)
+    names = list(SPLIT_TERMS.values())
     return {"naive": {n: float(v) for n, v in zip(names, totals) if np.isfinite(v)},
             "time_varying": {n: float(v) for n, v in zip(names, weekly) if np.isfinite(v)}}
 

@@ -9,8 +9,8 @@ Reporting period
 
 Who counts
     Participants matching the ``Filters`` (program, site, enrollment window). All
-    counting runs as SQL in DuckDB with bound parameters; pandas only receives the
-    few summary rows.
+    counting runs as SQL in DuckDB with bound parameters (analytics.store.queries.kpis);
+    pandas only receives the few summary rows.
 
 Definitions (``DEFINITIONS`` holds the exact wording shown to users)
     active participants: enrolled on or before the period's last day, no recorded exit
@@ -51,9 +51,10 @@ import pandas as pd
 from analytics.stats import survival
 from analytics.access.roles import ANALYTICS, requires
 from analytics.outcomes.filters import Filters
-from analytics.outcomes.definitions import OutcomeSettings, durations_sql, resolve_cutoff
+from analytics.outcomes.definitions import OutcomeSettings, resolve_cutoff
 from analytics.outcomes.period import Period
 from analytics.store.connection import Store
+from analytics.store.queries import kpis as queries
 
 __all__ = ["DEFINITIONS", "KPI_KEYS", "LABELS", "RETENTION_DAYS", "TREND_COLUMNS", "TREND_DEFINITION",
            "BY_PROGRAM_DEFINITION", "Kpi", "Overview", "active_sql", "by_program", "adherence_sql", "km_from_counts",
@@ -101,61 +102,20 @@ TREND_DEFINITION = (
     "participants, and new enrollments. Edge weeks cut by the period are marked partial.")
 
 
-# --- shared SQL -------------------------------------------------------------------
-
-# Every contact in the period, one row each: m/c/s flag a meeting, check-in or mentoring session.
-_PERIOD_ACTIVITY = """
-    SELECT participant_id, attended_on AS day, 1 AS m, 0 AS c, 0 AS s FROM attendance
-        WHERE attended_on BETWEEN $period_start::DATE AND $period_end::DATE
-    UNION ALL
-    SELECT participant_id, checked_in_on, 0, 1, 0 FROM checkins
-        WHERE checked_in_on BETWEEN $period_start::DATE AND $period_end::DATE
-    UNION ALL
-    SELECT participant_id, met_on, 0, 0, 1 FROM mentoring
-        WHERE met_on BETWEEN $period_start::DATE AND $period_end::DATE"""
-
-_ACTIVE = """
-    SELECT p.participant_id, p.program, p.site, p.enrolled_on, p.exited_on,
-           sum(a.m)::INTEGER AS meetings, sum(a.c)::INTEGER AS checkins, sum(a.s)::INTEGER AS mentoring,
-           max(a.day) AS last_day
-    FROM (""" + _PERIOD_ACTIVITY + """
-    ) a JOIN participants p USING (participant_id)
-    WHERE {where} AND p.enrolled_on <= $period_end::DATE
-      AND (p.exited_on IS NULL OR p.exited_on >= $period_start::DATE)
-    GROUP BY ALL"""
-
+# --- the SQL, for analyses built on it -------------------------------------------------
 
 def active_sql(filters: Filters, period: Period) -> tuple[str, dict]:
     """SQL for the active participants of `period` (see DEFINITIONS['active']), one row each:
     participant_id, program, site, enrolled_on, exited_on, meetings, checkins, mentoring
     (counts in the period) and last_day (their last engagement in the period)."""
-    where, params = filters.where("p")
-    return _ACTIVE.format(where=where), {**params, **period.params()}
-
-
-_ADHERENCE = """
-WITH active AS ({active}),
-weeks AS (SELECT unnest($weeks::DATE[]) AS monday),
-eligible AS (
-    SELECT a.participant_id, w.monday FROM active a CROSS JOIN weeks w
-    WHERE a.enrolled_on <= w.monday AND (a.exited_on IS NULL OR a.exited_on >= w.monday + 6)),
-checked AS (
-    SELECT DISTINCT participant_id, date_trunc('week', checked_in_on)::DATE AS monday FROM checkins
-    WHERE checked_in_on BETWEEN $period_start::DATE AND $period_end::DATE),
-per AS (
-    SELECT e.participant_id, count(*)::INTEGER AS weeks, count(c.monday)::INTEGER AS weeks_with_checkin
-    FROM eligible e LEFT JOIN checked c USING (participant_id, monday)
-    GROUP BY ALL)
-SELECT a.*, coalesce(per.weeks, 0) AS weeks, coalesce(per.weeks_with_checkin, 0) AS weeks_with_checkin
-FROM active a LEFT JOIN per USING (participant_id)"""
+    return queries.active_sql(filters, period.start, period.end)
 
 
 def adherence_sql(filters: Filters, period: Period) -> tuple[str, dict]:
     """SQL for one row per active participant of `period`: the columns of active_sql plus
     `weeks` (their eligible whole weeks in the period, see DEFINITIONS['adherence']) and
     `weeks_with_checkin`."""
-    active, params = active_sql(filters, period)
-    return _ADHERENCE.format(active=active), {**params, "weeks": period.full_weeks()}
+    return queries.adherence_sql(filters, period.start, period.end, period.full_weeks())
 
 
 # --- results ----------------------------------------------------------------------
@@ -236,17 +196,7 @@ def _share(num: int, den: int) -> float | None:
 
 
 def _period_counts(store: Store, filters: Filters, period: Period) -> dict:
-    sql, params = adherence_sql(filters, period)
-    active, meetings, mentored, weeks, weeks_checked = store.rows(f"""
-        SELECT count(*), coalesce(sum(meetings), 0), count(*) FILTER (WHERE mentoring > 0),
-               coalesce(sum(weeks), 0), coalesce(sum(weeks_with_checkin), 0)
-        FROM ({sql})""", params)[0]
-    where, fparams = filters.where("p")
-    new = store.scalar(f"""SELECT count(*) FROM participants p WHERE {where}
-                           AND p.enrolled_on BETWEEN $period_start::DATE AND $period_end::DATE""",
-                       {**fparams, **period.params()})
-    return {"active": int(active), "meetings": int(meetings), "mentored": int(mentored),
-            "weeks": int(weeks), "weeks_checked": int(weeks_checked), "new": int(new)}
+    return queries.period_counts(store, filters, period.start, period.end, period.full_weeks())
 
 
 def _narrow(filters: Filters, start: dt.date, end: dt.date) -> Filters:
@@ -256,13 +206,6 @@ def _narrow(filters: Filters, start: dt.date, end: dt.date) -> Filters:
     return replace(filters, enrolled_from=lo, enrolled_to=hi)
 
 
-_RETENTION_COUNTS = """
-WITH dur AS ({durations})
-SELECT {group} AS grp, stop - start AS ndays, event, $cutoff::DATE - enrolled_on AS potential,
-       count(*) AS n
-FROM dur WHERE left_out IS NULL GROUP BY ALL"""
-
-
 def retention_counts(store: Store, filters: Filters, settings: OutcomeSettings, group_sql: str,
                      extra_params: dict | None = None) -> pd.DataFrame:
     """Retention durations (docs/outcome-definitions.md, analytics.outcomes.definitions) counted in SQL per
@@ -270,12 +213,11 @@ def retention_counts(store: Store, filters: Filters, settings: OutcomeSettings, 
     potential = days from enrollment to the cutoff, n = participants. KM curves are built
     from it with km_from_counts.
 
-    group_sql is a SQL expression written in code (a column of durations_sql, a CASE),
-    never user input; values it needs go in `extra_params` as bound parameters."""
-    cutoff = resolve_cutoff(store, settings)
-    sql, params = durations_sql("retention", cutoff, settings, filters)
-    return store.df(_RETENTION_COUNTS.format(durations=sql, group=group_sql),
-                    {**params, **(extra_params or {})})
+    group_sql names a column of durations_sql (a participants column, or cohort_month /
+    cohort_quarter / cohort_year), written in code, never user input; anything else is
+    refused. `extra_params` are further bound parameters (none are needed today)."""
+    return queries.retention_counts(store, filters, resolve_cutoff(store, settings), settings.inactivity_days,
+                                    group_sql, extra_params)
 
 
 def km_from_counts(counts: pd.DataFrame) -> survival.KaplanMeier:
@@ -355,29 +297,6 @@ def overview(store: Store, filters: Filters, period: Period,
 
 # --- weekly trends ----------------------------------------------------------------
 
-_TRENDS = """
-WITH p AS (SELECT p.participant_id, p.enrolled_on, p.exited_on FROM participants p WHERE {where}),
-act AS (""" + _PERIOD_ACTIVITY + """),
-per AS (
-    SELECT date_trunc('week', a.day)::DATE AS monday, a.participant_id,
-           sum(a.m) AS m, sum(a.c) AS c, sum(a.s) AS s
-    FROM act a JOIN p USING (participant_id)
-    WHERE p.enrolled_on <= least(date_trunc('week', a.day)::DATE + 6, $period_end::DATE)
-      AND (p.exited_on IS NULL OR p.exited_on >= greatest(date_trunc('week', a.day)::DATE, $period_start::DATE))
-    GROUP BY ALL),
-wk AS (SELECT monday, count(*) AS active, sum(m) AS meetings, sum(c) AS checkins, sum(s) AS mentoring
-       FROM per GROUP BY monday),
-enr AS (SELECT date_trunc('week', enrolled_on)::DATE AS monday, count(*) AS new_enrollments FROM p
-        WHERE enrolled_on BETWEEN $period_start::DATE AND $period_end::DATE GROUP BY 1),
-weeks AS (SELECT unnest($weeks::DATE[]) AS monday)
-SELECT w.monday AS week_start, strftime(w.monday, '%G-W%V') AS iso_week,
-       greatest(w.monday, $period_start::DATE) AS first_day, least(w.monday + 6, $period_end::DATE) AS last_day,
-       coalesce(wk.active, 0)::INTEGER AS active, coalesce(wk.meetings, 0)::INTEGER AS meetings,
-       coalesce(wk.checkins, 0)::INTEGER AS checkins, coalesce(wk.mentoring, 0)::INTEGER AS mentoring,
-       coalesce(enr.new_enrollments, 0)::INTEGER AS new_enrollments
-FROM weeks w LEFT JOIN wk USING (monday) LEFT JOIN enr USING (monday)
-ORDER BY w.monday"""
-
 TREND_COLUMNS = ("active", "meetings", "checkins", "mentoring", "new_enrollments")
 
 
@@ -391,8 +310,7 @@ def weekly_trends(store: Store, filters: Filters, period: Period) -> pd.DataFram
     week as the period), meetings, checkins, mentoring (sessions of those participants) and
     new_enrollments. Weeks with no activity are present with zeros. See TREND_DEFINITION.
     """
-    where, params = filters.where("p")
-    frame = store.df(_TRENDS.format(where=where), {**params, **period.params(), "weeks": period.weeks()})
+    frame = queries.weekly_trends(store, filters, period.start, period.end, period.weeks())
     for col in ("week_start", "first_day", "last_day"):
         frame[col] = pd.to_datetime(frame[col]).dt.date
     frame.insert(4, "days", [(b - a).days + 1 for a, b in zip(frame.first_day, frame.last_day)])
@@ -401,29 +319,6 @@ def weekly_trends(store: Store, filters: Filters, period: Period) -> pd.DataFram
 
 
 # --- per program (the outcome report) -----------------------------------------------
-
-_BY_PROGRAM = """
-WITH a AS ({active}),
-progs AS (SELECT DISTINCT p.program FROM participants p WHERE {where}),
-act AS (SELECT program, count(*) AS active, sum(meetings) AS meetings, sum(checkins) AS checkins,
-               sum(mentoring) AS mentoring_sessions, count(*) FILTER (WHERE mentoring > 0) AS mentored
-        FROM a GROUP BY program),
-new AS (SELECT p.program, count(*) AS new_enrollments FROM participants p
-        WHERE {where} AND p.enrolled_on BETWEEN $period_start::DATE AND $period_end::DATE GROUP BY 1),
-chk AS (SELECT a.program, count(DISTINCT c.participant_id) AS checked_in,
-               count(*) FILTER (WHERE c.used) AS checkins_reporting_use,
-               avg(c.craving) AS mean_craving, avg(c.mood) AS mean_mood
-        FROM checkins c JOIN a USING (participant_id)
-        WHERE c.checked_in_on BETWEEN $period_start::DATE AND $period_end::DATE GROUP BY 1)
-SELECT progs.program, coalesce(new.new_enrollments, 0)::INTEGER AS new_enrollments,
-       coalesce(act.active, 0)::INTEGER AS active, coalesce(act.meetings, 0)::INTEGER AS meetings,
-       coalesce(act.checkins, 0)::INTEGER AS checkins,
-       coalesce(act.mentoring_sessions, 0)::INTEGER AS mentoring_sessions,
-       coalesce(act.mentored, 0)::INTEGER AS mentored, coalesce(chk.checked_in, 0)::INTEGER AS checked_in,
-       coalesce(chk.checkins_reporting_use, 0)::INTEGER AS checkins_reporting_use,
-       chk.mean_craving, chk.mean_mood
-FROM progs LEFT JOIN act USING (program) LEFT JOIN new USING (program) LEFT JOIN chk USING (program)
-ORDER BY progs.program"""
 
 BY_PROGRAM_DEFINITION = (
     "Per program, for the reporting period: new enrollments; active participants, meetings attended, "
@@ -437,6 +332,4 @@ BY_PROGRAM_DEFINITION = (
 def by_program(store: Store, filters: Filters, period: Period) -> pd.DataFrame:
     """People served, engagement dose and check-in outcomes per program (BY_PROGRAM_DEFINITION).
     The counts add up over programs to the Overview's (a participant is in one program)."""
-    active, params = active_sql(filters, period)
-    where, _ = filters.where("p")
-    return store.df(_BY_PROGRAM.format(active=active, where=where), params)
+    return queries.by_program(store, filters, period.start, period.end)

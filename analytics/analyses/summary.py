@@ -13,8 +13,8 @@ from pathlib import Path
 import pandas as pd
 
 from analytics.ingest.importer import ImportResult
-from analytics.store.schema import ACTIVITY_TABLES, TABLES
 from analytics.store.connection import Store
+from analytics.store.queries import summary as queries
 
 
 @dataclass(frozen=True)
@@ -34,34 +34,14 @@ class StoreSummary:
 
 def store_summary(store: Store) -> StoreSummary:
     """Counts per table, date range, programs and the last import, in a few queries."""
-    counts = {name: int(store.scalar(f"SELECT count(*) FROM {name}")) for name in TABLES}
-    dates = " UNION ALL ".join(
-        [f"SELECT min({t.date_column}) AS lo, max({t.date_column}) AS hi FROM {t.name}" for t in ACTIVITY_TABLES]
-        + ["SELECT min(enrolled_on), max(greatest(enrolled_on, coalesce(exited_on, enrolled_on))) FROM participants"])
-    first, last = store.rows(f"SELECT min(lo), max(hi) FROM ({dates})")[0]
-    programs = store.df("""
-        SELECT program, count(DISTINCT site) AS sites, count(*) AS participants,
-               count(*) FILTER (WHERE exited_on IS NULL) AS without_exit
-        FROM participants GROUP BY program ORDER BY program""")
-    last_import = None
-    row = store.rows("""
-        SELECT b.batch_id, b.imported_at, b.source, string_agg(f.file_name, ', ' ORDER BY f.file_name)
-        FROM import_batches b LEFT JOIN import_files f USING (batch_id)
-        GROUP BY ALL ORDER BY b.batch_id DESC LIMIT 1""")
-    if row:
-        batch_id, at, source, files = row[0]
-        last_import = {"batch_id": batch_id, "imported_at": at, "source": source, "files": files}
-    sources = {s for (s,) in store.rows("SELECT DISTINCT source FROM import_batches")}
-    return StoreSummary(store.path, counts, first, last, programs, last_import, sources == {"sample"})
+    first, last = queries.date_range(store)
+    return StoreSummary(store.path, queries.table_counts(store), first, last, queries.programs(store),
+                        queries.last_import(store), queries.import_sources(store) == {"sample"})
 
 
 def import_history(store: Store) -> pd.DataFrame:
     """One row per imported file, newest batch first."""
-    return store.df("""
-        SELECT b.batch_id, b.imported_at, b.source, f.file_name, f.table_name, f.rows_read,
-               f.rows_new, f.rows_updated, f.rows_unchanged, f.sha256
-        FROM import_batches b JOIN import_files f USING (batch_id)
-        ORDER BY b.batch_id DESC, f.file_name""")
+    return queries.import_history(store)
 
 
 def format_summary(s: StoreSummary) -> str:

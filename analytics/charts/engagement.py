@@ -34,6 +34,8 @@ __all__ = ["dose_response_figure", "engagement_note", "hazard_ratio_figure", "la
 # Term names of analytics.analyses.engagement.TERMS -> how a reader names them (singular, plural).
 ENGAGEMENT_TEXT = {
     "attendance": ("meeting", "Meetings"),
+    "in_person_groups": ("in-person group meeting", "In-person group meetings"),
+    "online_communities": ("online community meeting", "Online community meetings"),
     "checkins": ("check-in", "Check-ins"),
     "mentoring": ("mentoring session", "Mentoring sessions"),
 }
@@ -98,8 +100,9 @@ def hazard_ratio_figure(analysis: EngagementAnalysis) -> go.Figure:
     rows = [{"term": f"{ENGAGEMENT_TEXT[t.term][1]} in the previous week", "level": "one more",
              "reference": "one fewer", "hr": t.estimate, "ci": t.ci, "p": t.p} for t in terms]
     note = (f"{engagement_note(analysis)} Time-varying Cox model (Efron ties) on the person-week table: the rate of "
-            f"{event} in a week against the meetings, check-ins and mentoring sessions of the previous week, each "
-            f"adjusted for the other two. Each row is the hazard ratio per one more in the previous week (the "
+            f"{event} in a week against the in-person group meetings, online community meetings (type "
+            f"online_community or modality online), check-ins and mentoring sessions of the previous week, each "
+            f"adjusted for the others. Each row is the hazard ratio per one more in the previous week (the "
             f"reference is the same week after one fewer).")
     fig = forest_figure(rows, title=f"{_short_title(analysis.outcome)}: last week's engagement and this week's risk",
                         note=note, event=event, empty="No time-varying hazard ratios to show.")

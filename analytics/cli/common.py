@@ -7,9 +7,12 @@ import datetime as dt
 import json
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from analytics.outcomes.filters import Filters
 from analytics.settings import INACTIVITY_DAYS, STORE, Setting
+
+if TYPE_CHECKING:
+    from analytics.outcomes.filters import Filters
 
 Register = Callable[[argparse._SubParsersAction], None]
 
@@ -30,7 +33,8 @@ def setting_help(setting: Setting, text: str | None = None) -> str:
 
 def with_db(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument("--db", metavar="PATH",
-                   help=f"store file (default: ${STORE.env}, else {STORE.shown_default()})")
+                   help=f"store: a DuckDB file or a postgresql://user@host:5432/dbname address "
+                        f"(default: ${STORE.env}, else {STORE.shown_default()})")
     return p
 
 
@@ -51,6 +55,8 @@ def columns(text: str) -> list[str]:
 
 
 def filters(args: argparse.Namespace) -> Filters:
+    from analytics.outcomes.filters import Filters  # here: it loads the store layer (duckdb, pandas)
+
     return Filters(programs=tuple(args.program or ()), sites=tuple(args.site or ()),
                    enrolled_from=getattr(args, "enrolled_from", None),
                    enrolled_to=getattr(args, "enrolled_to", None))

@@ -11,15 +11,16 @@ from analytics.cli.common import say, with_db
 def cmd_import(args: argparse.Namespace) -> int:
     from analytics.analyses import summary
     from analytics.ingest import importer
-    from analytics.store.connection import Store, resolve_path
+    from analytics.store.connection import Store, is_server_url, resolve_path
 
     path = resolve_path(args.db)
-    store = Store.open(memory=True) if args.dry_run and not path.exists() else Store.open(path)
+    nothing_yet = args.dry_run and not is_server_url(path) and not path.exists()
+    store = Store.open(memory=True) if nothing_yet else Store.open(path)
     with store:
         result = importer.import_files(store, args.paths, dry_run=args.dry_run, progress=say)
     if args.report:
         Path(args.report).write_text(importer.problems_csv(result.problems), encoding="utf-8")
-    print(summary.format_import(result, path))
+    print(summary.format_import(result, store.path or path))
     return 0 if result.ok else 1
 
 

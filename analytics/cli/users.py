@@ -1,4 +1,4 @@
-"""Dashboard accounts: users add, list, disable, set-role."""
+"""Dashboard accounts: users add, list, disable, set-role, set-sites."""
 
 from __future__ import annotations
 
@@ -44,6 +44,11 @@ def _password(args: argparse.Namespace) -> str:
     return first
 
 
+def _sites(text: str | None) -> list[str]:
+    """'A,B' -> ['A', 'B']; empty: every site."""
+    return [s.strip() for s in (text or "").split(",") if s.strip()]
+
+
 def format_users(table: pd.DataFrame) -> str:
     """The accounts for the terminal: times to the minute, blank where never (no NaT)."""
     if table.empty:
@@ -63,8 +68,8 @@ def cmd_users(args: argparse.Namespace) -> int:
         return 2
     with Store.open(args.db) as store:
         if args.action == "add":
-            users.add_user(store, args.name, args.role, _password(args))
-            print(f"added {args.name} ({args.role})")
+            users.add_user(store, args.name, args.role, _password(args), sites=_sites(args.sites))
+            print(f"added {args.name} ({args.role}{', sites ' + args.sites if args.sites else ''})")
         elif args.action == "list":
             print(format_users(users.list_users(store)))
         elif args.action == "disable":
@@ -73,20 +78,27 @@ def cmd_users(args: argparse.Namespace) -> int:
         elif args.action == "set-role":
             users.set_role(store, args.name, args.role)
             print(f"{args.name} is now {args.role}")
+        elif args.action == "set-sites":
+            users.set_sites(store, args.name, _sites(args.sites))
+            print(f"{args.name} now sees {args.sites.strip(', ') or 'every site'}")
     return 0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    users = sub.add_parser("users", help="dashboard accounts: add, list, disable, set-role")
+    users = sub.add_parser("users", help="dashboard accounts: add, list, disable, set-role, set-sites")
     actions = users.add_subparsers(dest="action", required=True)
     p = with_db(actions.add_parser("add", help="add an account (password asked twice, or --password-stdin)"))
     p.add_argument("name")
     p.add_argument("--role", required=True, choices=ROLES)
     p.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    p.add_argument("--sites", metavar="A,B", help="the only sites this account sees (default: every site)")
     with_db(actions.add_parser("list", help="accounts, roles, last sign-in, lock-outs"))
     p = with_db(actions.add_parser("disable", help="refuse this account's sign-ins from now on"))
     p.add_argument("name")
     p = with_db(actions.add_parser("set-role", help="change an account's role"))
     p.add_argument("name")
     p.add_argument("role", choices=ROLES)
+    p = with_db(actions.add_parser("set-sites", help="the only sites an account sees ('' for every site)"))
+    p.add_argument("name")
+    p.add_argument("sites", metavar="A,B")
     users.set_defaults(func=cmd_users)

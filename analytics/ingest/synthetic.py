@@ -36,7 +36,8 @@ slowly with weeks in program by (1 + k/26)^-0.35.
   decay, split over types by a per-participant preference (Dirichlet; the
   online program mostly online_community, AA/NA leaning by substance) and over
   weekdays by type-specific day-of-week weights (fewer on Sunday except AA).
-  Modality: online_community always online, other types online with a
+  Modality (drawn as the meeting is simulated, since leaving depends on it):
+  online_community always online, other types online with a
   per-participant probability (mean 0.12 / 0.20 / 0.75 by program). Minutes:
   typical per type (e.g. AA/NA 60, SMART 90), 10% blank.
 * Check-ins: a Bernoulli per day, expected 3.3 x adherence x e^0.3 x shock x
@@ -50,8 +51,9 @@ slowly with weeks in program by (1 + k/26)^-0.35.
   program; minutes 20-90 by modality, 8% blank (30% for text).
 
 Leaving the program (latent dropout). In week k the daily hazard is constant:
-    h = base_dropout[program] x 0.85^meetings x 0.90^checkins x 0.75^mentoring
-with the counts of week k-1, base_dropout = 0.005 / 0.0035 / 0.007 per day
+    h = base_dropout[program] x 0.80^in_person x 0.95^online x 0.90^checkins x 0.75^mentoring
+with the counts of week k-1 (in_person: meetings attended in person; online: meetings of
+type online_community or with modality online, the rule the analyses use), base_dropout = 0.005 / 0.0035 / 0.007 per day
 (CPS / RM / online). The leave time is drawn continuously within the week and
 floored to a day; activity after the leave day is removed. A latent dropout is
 recorded as exit_reason dropped_out, exited_on = leave day with probability
@@ -69,7 +71,7 @@ hazards: transferred 0.00015, incarcerated 0.00008, deceased 0.00003, other
 First relapse, measured from enrolment (participants with an earlier
 sobriety_start were sober up to enrolment): daily hazard constant within week k
     h = base_relapse[program] x substance x 0.90^meetings x 0.80^mentoring
-with week k-1 counts (check-ins: no effect, HR 1.0), base_relapse = 0.006 /
+with week k-1 counts (meetings in person or online alike; check-ins: no effect, HR 1.0), base_relapse = 0.006 /
 0.005 / 0.007 per day, substance multipliers alcohol 1.0, opioids 1.4,
 stimulants 1.25, cannabis 0.8, polysubstance 1.5, other 1.0. Relapse is only
 simulated while the participant is in the program. Check-ins before the
@@ -83,7 +85,7 @@ noise; 5% blank each.
 
 What the files can show. Dropout: fitting the rule above on person-weeks built
 from the files (recorded dropped_out = event; at risk to exited_on, or to the
-last activity for the silent leavers) recovers 0.85 / 0.90 / 0.75 closely:
+last activity for the silent leavers) recovers 0.80 / 0.95 / 0.90 / 0.75 closely:
 silent leavers are censored at their last activity, which costs events but
 hardly biases the ratios. Relapse is only seen at the next check-in, so a
 week without check-ins pushes detections into the following week; an analysis
@@ -137,7 +139,8 @@ MENTOR_MODALITIES = ("in_person", "phone", "video", "text")
 
 # --- built-in effects -------------------------------------------------------
 DROPOUT_BASE = np.array([0.005, 0.0035, 0.007])  # per day, by program
-DROPOUT_HR = {"meeting": 0.85, "checkin": 0.90, "mentoring": 0.75}
+# In-person groups protect more than online communities (the stated truth for issue 13).
+DROPOUT_HR = {"in_person": 0.80, "online": 0.95, "checkin": 0.90, "mentoring": 0.75}
 DROPOUT_RECORDED = np.array([0.60, 0.70, 0.50])
 RELAPSE_BASE = np.array([0.006, 0.005, 0.007])  # per day, by program
 RELAPSE_HR = {"meeting": 0.90, "checkin": 1.00, "mentoring": 0.80}
@@ -212,7 +215,9 @@ TRUTH: dict = {
     "programs": list(PROGRAMS),
     "sites": {p: [s for i, s, _ in SITES if i == j] for j, p in enumerate(PROGRAMS)},
     "dropout": {
-        "hr_per_meeting": DROPOUT_HR["meeting"],
+        "hr_per_in_person_meeting": DROPOUT_HR["in_person"],
+        "hr_per_online_meeting": DROPOUT_HR["online"],
+        "online_rule": "meeting_type online_community or modality online",
         "hr_per_checkin": DROPOUT_HR["checkin"],
         "hr_per_mentoring": DROPOUT_HR["mentoring"],
         "base_daily_hazard": dict(zip(PROGRAMS, DROPOUT_BASE.tolist())),
@@ -268,7 +273,7 @@ class _People:
 class _Activity:
     """Simulated rows (sorted) and per-participant outcomes."""
 
-    att: tuple[np.ndarray, np.ndarray, np.ndarray]  # pidx, day, type
+    att: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # pidx, day, type, online (0/1)
     chk: tuple[np.ndarray, np.ndarray]  # pidx, day
     men: tuple[np.ndarray, np.ndarray]  # pidx, day
     exit_day: np.ndarray  # NO_DAY = no recorded exit
@@ -383,6 +388,8 @@ def _week_rows(rng: np.random.Generator, P: _People, idx: np.ndarray, ws: np.nda
     p = meet[:, None, None] * P.pref[idx][:, None, :] * DOW[weekday]
     hit = (rng.random(p.shape) < np.minimum(p, MAX_DAY_P)) & ok[:, :, None]
     att = np.nonzero(hit)
+    online = (att[2] == MEETING_TYPES.index("online_community")) | (rng.random(len(att[2])) < P.p_online[idx[att[0]]])
+    att = (*att, online)
     pc_ = np.minimum(P.checkin_rate[idx] * shock * decay**0.5 / 7, MAX_DAY_P)
     chk = np.nonzero((rng.random((a, 7)) < pc_[:, None]) & ok)
     pm = np.minimum(P.mentoring_rate[idx] * shock * decay / 7, MAX_DAY_P)
@@ -391,10 +398,10 @@ def _week_rows(rng: np.random.Generator, P: _People, idx: np.ndarray, ws: np.nda
     return att, chk, men
 
 
-def _simulate(rng: np.random.Generator, P: _People, end_day: int) -> _Activity:
+def _simulate(rng: np.random.Generator, P: _People, end_day: int, dropout_hr: dict[str, float]) -> _Activity:
     """Week-by-week simulation of engagement, leaving and first relapse."""
     n = len(P.enrolled)
-    lag = np.zeros((3, n), dtype=np.int16)  # meetings, check-ins, mentoring in week k-1
+    lag = np.zeros((4, n), dtype=np.int16)  # in-person meetings, online meetings, check-ins, mentoring in week k-1
     in_prog = np.ones(n, dtype=bool)
     exit_day = np.full(n, NO_DAY, dtype=np.int32)
     exit_cause = np.full(n, -1, dtype=np.int8)
@@ -410,8 +417,10 @@ def _simulate(rng: np.random.Generator, P: _People, end_day: int) -> _Activity:
         last_off = np.minimum(sched_off, end_day - ws)
         att, chk, men = _week_rows(rng, P, idx, ws, last_off, k)
         prog = P.program[idx]
-        m, c, s = lag[0, idx], lag[1, idx], lag[2, idx]
-        h = DROPOUT_BASE[prog] * DROPOUT_HR["meeting"] ** m * DROPOUT_HR["checkin"] ** c * DROPOUT_HR["mentoring"] ** s
+        inp, onl, c, s = lag[0, idx], lag[1, idx], lag[2, idx], lag[3, idx]
+        m = inp + onl
+        h = (DROPOUT_BASE[prog] * dropout_hr["in_person"] ** inp * dropout_hr["online"] ** onl
+             * dropout_hr["checkin"] ** c * dropout_hr["mentoring"] ** s)
         drop_off = np.floor(np.minimum(rng.exponential(1.0, len(idx)) / h, 99)).astype(np.int64)
         hr = (RELAPSE_BASE[prog] * SUBSTANCE_HR[P.substance[idx]]
               * RELAPSE_HR["meeting"] ** m * RELAPSE_HR["checkin"] ** c * RELAPSE_HR["mentoring"] ** s)
@@ -427,7 +436,12 @@ def _simulate(rng: np.random.Generator, P: _People, end_day: int) -> _Activity:
             li = rows[0][keep]
             day = (ws[li] + rows[1][keep]).astype(np.int32)
             chunks.append((idx[li].astype(np.int32), day) + tuple(r[keep].astype(np.int8) for r in rows[2:]))
-            counts.append(np.bincount(li, minlength=len(idx)))
+            if chunks is att_c:  # meetings: in person and online apart
+                online = rows[3][keep]
+                counts.append(np.bincount(li[~online], minlength=len(idx)))
+                counts.append(np.bincount(li[online], minlength=len(idx)))
+            else:
+                counts.append(np.bincount(li, minlength=len(idx)))
         lag[:, idx] = np.stack(counts)
         gone = dropped | scheduled
         in_prog[idx[gone]] = False
@@ -500,8 +514,7 @@ def _participants_table(P: _People, A: _Activity) -> pa.Table:
 
 
 def _attendance_table(rng: np.random.Generator, P: _People, A: _Activity) -> pa.Table:
-    pidx, day, typ = A.att
-    online = (typ == MEETING_TYPES.index("online_community")) | (rng.random(len(typ)) < P.p_online[pidx])
+    pidx, day, typ, online = A.att
     minutes = _minutes_by(rng, typ, MEETING_MINUTES)
     return pa.table({
         "participant_id": _pid_column(P, pidx),
@@ -565,14 +578,15 @@ def _as_date(end: datetime.date | str) -> datetime.date:
     return datetime.date.fromisoformat(end) if isinstance(end, str) else end
 
 
-def _run(participants: int, seed: int, end: datetime.date | str):
-    """Simulate once; return a builder for each table with its own random stream."""
+def _run(participants: int, seed: int, end: datetime.date | str, dropout_hr: dict[str, float] | None = None):
+    """Simulate once; return a builder for each table with its own random stream.
+    `dropout_hr` replaces DROPOUT_HR (e.g. all 1.0: no engagement effect, for tests)."""
     if participants < 1:
         raise ValueError("participants must be at least 1")
     end_day = _day(_as_date(end))
     streams = np.random.default_rng(seed).spawn(5)
     P = _people(streams[0], participants, end_day)
-    A = _simulate(streams[1], P, end_day)
+    A = _simulate(streams[1], P, end_day, DROPOUT_HR | (dropout_hr or {}))
     builders = {
         "participants": lambda: _participants_table(P, A),
         "attendance": lambda: _attendance_table(streams[2], P, A),
@@ -583,13 +597,14 @@ def _run(participants: int, seed: int, end: datetime.date | str):
     return builders
 
 
-def generate(participants: int = 800, seed: int = DEFAULT_SEED, end: datetime.date = DEFAULT_END) -> dict[str, pd.DataFrame]:
+def generate(participants: int = 800, seed: int = DEFAULT_SEED, end: datetime.date = DEFAULT_END,
+             dropout_hr: dict[str, float] | None = None) -> dict[str, pd.DataFrame]:
     """The four tables as DataFrames in import-format column order.
 
     Dates are datetime.date objects, optional integers use pandas Int64, blank
     text is None; exactly the values write_sample writes.
     """
-    builders = _run(participants, seed, end)
+    builders = _run(participants, seed, end, dropout_hr)
     mapper = {pa.int16(): pd.Int64Dtype()}.get
     return {name: builders[name]().to_pandas(types_mapper=mapper) for name in TABLES}
 
@@ -602,13 +617,14 @@ def _write_csv(table: pa.Table, path: Path) -> None:
 
 
 def write_sample(out_dir: str | Path, participants: int = 800, seed: int = DEFAULT_SEED,
-                 end: datetime.date = DEFAULT_END, progress: Callable[[str], None] | None = None) -> dict[str, Path]:
+                 end: datetime.date = DEFAULT_END, progress: Callable[[str], None] | None = None,
+                 dropout_hr: dict[str, float] | None = None) -> dict[str, Path]:
     """Write participants/attendance/checkins/mentoring.csv into out_dir; return their paths."""
     say = progress or (lambda _msg: None)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     say(f"simulating {participants:,} participants (seed {seed}, end {_as_date(end)})")
-    builders = _run(participants, seed, end)
+    builders = _run(participants, seed, end, dropout_hr)
     paths = {}
     for name in TABLES:
         table = builders[name]()
@@ -750,7 +766,7 @@ def assessment_latent(participants: int = 800, seed: int = DEFAULT_SEED,
     end_day = _day(_as_date(end))
     streams = np.random.default_rng(seed).spawn(5)
     P = _people(streams[0], participants, end_day)
-    A = _simulate(streams[1], P, end_day)
+    A = _simulate(streams[1], P, end_day, DROPOUT_HR)
     plan = _assessment_plan(seed, P, A, end_day)
     who = np.flatnonzero(plan["has_base"])
     at = plan["b"][who] + ASSESS_DUE_DAYS[0]

@@ -1,13 +1,17 @@
 """Which participants an analysis covers: program, site and enrollment window.
 
-The same Filters value is used by the CLI, the pages and the notebooks, and it turns
-into SQL with bound parameters only (never string-built values).
+The same Filters value is used by the CLI, the pages and the notebooks; the store layer
+(analytics.store.queries) turns it into SQL with bound parameters only (never
+string-built values).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+
+from analytics.access.roles import scoped_sites
+from analytics.store.queries.filters import participant_where
 
 
 @dataclass(frozen=True)
@@ -20,13 +24,15 @@ class Filters:
     enrolled_to: dt.date | None = None
 
     def where(self, alias: str = "p") -> tuple[str, dict]:
-        """A SQL condition on participants (aliased `alias`) and its named parameters."""
-        sql = (f"(len($programs::VARCHAR[]) = 0 OR list_contains($programs::VARCHAR[], {alias}.program))"
-               f" AND (len($sites::VARCHAR[]) = 0 OR list_contains($sites::VARCHAR[], {alias}.site))"
-               f" AND ($enrolled_from::DATE IS NULL OR {alias}.enrolled_on >= $enrolled_from::DATE)"
-               f" AND ($enrolled_to::DATE IS NULL OR {alias}.enrolled_on <= $enrolled_to::DATE)")
-        return sql, {"programs": list(self.programs), "sites": list(self.sites),
-                     "enrolled_from": self.enrolled_from, "enrolled_to": self.enrolled_to}
+        """A SQL condition on participants (aliased `alias`) and its named parameters; built
+        in the store layer (analytics.store.queries.filters.participant_where)."""
+        return participant_where(self, alias)
+
+    def scoped_sites(self) -> tuple[str, ...]:
+        """The sites a query covers: those asked for, narrowed to the sites of the user acting
+        (analytics.access.roles.scoped_sites). participant_where reads this, not `sites`, so
+        every query of every data function keeps a site-scoped account to its sites."""
+        return scoped_sites(self.sites)
 
     def describe(self) -> str:
         """Plain words for titles and notes."""

@@ -9,12 +9,15 @@ day 0 (interval (0, 1]); Cox estimates depend only on the order of times, so the
 shift changes nothing else.
 
 Engagement columns per row: this week's meetings, check-ins and mentoring sessions;
+of the meetings, those online (`online`: meeting_type online_community or modality
+online; the rest are in-person groups);
 the previous week's (the `_prev` columns: the default exposure, so the week someone
 leaves cannot explain their leaving); and totals to date before this week. Only
 activity inside each participant's follow-up counts. Check-in summaries for the week
 (any use reported, mean craving, mean mood) feed the repeated-measures models.
 
-How it is built: DuckDB computes the durations once (into a temporary table) and
+How it is built (the SQL: analytics.store.queries.outcomes): DuckDB computes the
+durations once (into a temporary table) and
 returns one row per participant followed (sorted by id), one small numeric row per
 activity inside a participant's follow-up (its person-week row and kind packed in one
 integer: participant i's week k is row first_i + k; its day of follow-up) and one per
@@ -36,92 +39,14 @@ import numpy as np
 import pandas as pd
 
 from analytics.outcomes.filters import Filters
-from analytics.outcomes.definitions import (
-    DESCRIPTORS,
-    MISSING_LEVEL,
-    OutcomeSettings,
-    durations_sql,
-    resolve_cutoff,
-)
+from analytics.outcomes.definitions import DESCRIPTORS, MISSING_LEVEL, OutcomeSettings, check_outcome, resolve_cutoff
 from analytics.store.connection import Store
+from analytics.store.queries import outcomes as queries
+from analytics.store.queries.outcomes import ONLINE_MEETING_SQL  # noqa: F401  (the rule, re-exported)
 
 ENGAGEMENT = ("meetings", "checkins", "mentoring")
 LAGGED = tuple(f"{e}_prev" for e in ENGAGEMENT)
 DEFAULT_SETTINGS, NO_FILTERS = OutcomeSettings(), Filters()  # the defaults (both are immutable)
-
-_PERSON_WEEKS = """
-WITH dur AS ({durations}),
-followed AS (
-    SELECT participant_id, {descriptors}, start, stop, event, (stop - start) AS stop_day
-    FROM dur WHERE left_out IS NULL),
-activity AS (
-    SELECT participant_id, attended_on AS day, 1 AS m, 0 AS c, 0 AS s, NULL::BOOLEAN AS used,
-           NULL::INTEGER AS craving, NULL::INTEGER AS mood FROM attendance
-    UNION ALL SELECT participant_id, checked_in_on, 0, 1, 0, used, craving, mood FROM checkins
-    UNION ALL SELECT participant_id, met_on, 0, 0, 1, NULL, NULL, NULL FROM mentoring),
-weekly AS (
-    SELECT a.participant_id, (a.day - f.start) // 7 AS week,
-           sum(m)::INTEGER AS meetings, sum(c)::INTEGER AS checkins, sum(s)::INTEGER AS mentoring,
-           bool_or(used) AS used_any, avg(craving) AS craving, avg(mood) AS mood
-    FROM activity a JOIN followed f USING (participant_id)
-    WHERE a.day >= f.start AND a.day <= f.stop
-    GROUP BY ALL),
-weeks AS (
-    SELECT f.*, unnest(range(0, f.stop_day // 7 + 1)) AS week FROM followed f)
-SELECT w.participant_id, {w_descriptors}, w.week,
-       7 * w.week AS tstart, least(7 * w.week + 7, w.stop_day + 1) AS tstop,
-       (w.event AND w.week = w.stop_day // 7) AS event,
-       coalesce(cur.meetings, 0) AS meetings, coalesce(cur.checkins, 0) AS checkins,
-       coalesce(cur.mentoring, 0) AS mentoring,
-       coalesce(prev.meetings, 0) AS meetings_prev, coalesce(prev.checkins, 0) AS checkins_prev,
-       coalesce(prev.mentoring, 0) AS mentoring_prev,
-       coalesce(sum(coalesce(cur.meetings, 0)) OVER to_date, 0)::INTEGER AS meetings_to_date,
-       coalesce(sum(coalesce(cur.checkins, 0)) OVER to_date, 0)::INTEGER AS checkins_to_date,
-       coalesce(sum(coalesce(cur.mentoring, 0)) OVER to_date, 0)::INTEGER AS mentoring_to_date,
-       cur.used_any, cur.craving, cur.mood
-FROM weeks w
-LEFT JOIN weekly cur ON cur.participant_id = w.participant_id AND cur.week = w.week
-LEFT JOIN weekly prev ON prev.participant_id = w.participant_id AND prev.week = w.week - 1
-WINDOW to_date AS (PARTITION BY w.participant_id ORDER BY w.week
-                   ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING)
-ORDER BY w.participant_id, w.week
-"""
-
-
-# Every participant of the filters once (the durations query runs once, into a temporary
-# table of the query's own cursor): descriptors, days = stop - start, event, why left out,
-# and for those followed the first person-week row (participants sorted by id, week k of
-# a participant at row first_row + k).
-_FOLLOWED = """
-CREATE TEMP TABLE pw_followed AS
-WITH dur AS ({durations}),
-weeks AS (
-    SELECT *, CASE WHEN left_out IS NULL AND stop >= start THEN (stop - start) // 7 + 1 ELSE 0 END AS weeks
-    FROM dur)
-SELECT participant_id, {descriptors}, start, stop, (stop - start)::BIGINT AS days, event, left_out,
-       sum(weeks) OVER (ORDER BY participant_id ROWS UNBOUNDED PRECEDING) - weeks AS first_row, weeks
-FROM weeks
-"""
-_PEOPLE = "SELECT participant_id, {descriptors}, days, event, left_out FROM pw_followed ORDER BY participant_id"
-
-# One row per activity inside follow-up: slot = 3 * (its person-week row) + kind (0 meeting,
-# 1 check-in, 2 mentoring), and day = days since the start.
-_ACTIVITY = """
-WITH activity AS (
-    SELECT participant_id, attended_on AS day, 0 AS kind FROM attendance
-    UNION ALL SELECT participant_id, checked_in_on, 1 FROM checkins
-    UNION ALL SELECT participant_id, met_on, 2 FROM mentoring)
-SELECT (3 * (f.first_row + (a.day - f.start) // 7) + a.kind)::INTEGER AS slot, (a.day - f.start)::INTEGER AS day
-FROM activity a JOIN pw_followed f USING (participant_id)
-WHERE f.weeks > 0 AND a.day >= f.start AND a.day <= f.stop
-"""
-# One row per check-in inside follow-up: its person-week row, used, craving, mood (-1: none).
-_CHECKINS = """
-SELECT (f.first_row + (c.checked_in_on - f.start) // 7)::INTEGER AS row, coalesce(c.used::TINYINT, -1)::TINYINT AS used,
-       coalesce(c.craving, -1)::TINYINT AS craving, coalesce(c.mood, -1)::TINYINT AS mood
-FROM checkins c JOIN pw_followed f USING (participant_id)
-WHERE f.weeks > 0 AND c.checked_in_on >= f.start AND c.checked_in_on <= f.stop
-"""
 
 
 @dataclass
@@ -130,7 +55,9 @@ class PersonWeeks:
     (sorted by id; participant_id, the descriptors as categoricals, days = stop - start,
     event); each array has one entry per person-week row, sorted by participant and week
     (`person` indexes `people`). Engagement columns are (rows, 3) arrays in the order
-    meetings, check-ins, mentoring. `first_days[d]` holds each participant's engagement
+    meetings, check-ins, mentoring; `online_previous` / `online_totals` count the online
+    meetings among them (ONLINE_MEETING_SQL; the rest are in-person groups).
+    `first_days[d]` holds each participant's engagement
     in their first d days of follow-up, (people, 3), for the d asked for."""
 
     outcome: str
@@ -147,6 +74,9 @@ class PersonWeeks:
     craving: np.ndarray  # mean craving of the week's check-ins, NaN if none
     totals: np.ndarray  # (people, 3): each participant's engagement over all their follow-up
     first_days: dict[int, np.ndarray] = field(default_factory=dict)
+    online_current: np.ndarray | None = None  # (rows,): online meetings this week
+    online_previous: np.ndarray | None = None  # (rows,): online meetings the previous week
+    online_totals: np.ndarray | None = None  # (people,): online meetings over all the follow-up
     _checkin_mood: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
 
     @cached_property
@@ -201,7 +131,8 @@ class PersonWeeks:
         used = np.full(len(person), None, dtype=object)
         known = ~np.isnan(self.used_any)
         used[known] = self.used_any[known] > 0
-        out |= {"used_any": used, "craving": self.craving, "mood": self.mood}
+        out |= {"used_any": used, "craving": self.craving, "mood": self.mood,
+                "online": self.online_current, "online_prev": self.online_previous}
         return pd.DataFrame(out)
 
 
@@ -209,13 +140,9 @@ def person_weeks_sql(store: Store, outcome: str, settings: OutcomeSettings,
                      filters: Filters) -> tuple[str, dict]:
     """The person-week table as one SQL query (the reference definition; person_weeks
     builds the same rows faster)."""
-    cutoff = resolve_cutoff(store, settings)
-    durations, params = durations_sql(outcome, cutoff, settings, filters)
-    sql = _PERSON_WEEKS.format(
-        durations=durations,
-        descriptors=", ".join(f"coalesce({c}, '{MISSING_LEVEL}') AS {c}" for c in DESCRIPTORS),
-        w_descriptors=", ".join(f"w.{c}" for c in DESCRIPTORS))
-    return sql, params
+    check_outcome(outcome)
+    return queries.person_weeks_sql(outcome, resolve_cutoff(store, settings), settings.inactivity_days,
+                                    filters, DESCRIPTORS, MISSING_LEVEL)
 
 
 def _mean(total: np.ndarray, n: np.ndarray) -> np.ndarray:
@@ -228,16 +155,10 @@ def person_weeks(store: Store, outcome: str, settings: OutcomeSettings = DEFAULT
                  filters: Filters = NO_FILTERS, *, first_days: Sequence[int] = ()) -> PersonWeeks:
     """The person-week table for `outcome`, one row per participant-week at risk; with
     `first_days`, also each participant's engagement in their first d days."""
-    durations, params = durations_sql(outcome, resolve_cutoff(store, settings), settings, filters)
-    descriptors = ", ".join(f"coalesce({c}, '{MISSING_LEVEL}') AS {c}" for c in DESCRIPTORS)
-    session = store.session()  # the temporary table lives on this cursor only
-    try:
-        session.execute(_FOLLOWED.format(durations=durations, descriptors=descriptors), params)
-        everyone = session.categorical_df(_PEOPLE.format(descriptors=", ".join(DESCRIPTORS)))
-        act = session.categorical_df(_ACTIVITY)  # numeric only, via Arrow
-        checkins = session.categorical_df(_CHECKINS)
-    finally:
-        session.execute("DROP TABLE IF EXISTS pw_followed")
+    check_outcome(outcome)
+    everyone, act, checkins = queries.person_week_parts(store, outcome, resolve_cutoff(store, settings),
+                                                        settings.inactivity_days, filters, DESCRIPTORS,
+                                                        MISSING_LEVEL)
     left_out = everyone.left_out[everyone.left_out.notna()].astype(str).value_counts()
     people = everyone[everyone.left_out.isna()].drop(columns="left_out").reset_index(drop=True)
     people["participant_id"] = people.participant_id.astype(str)
@@ -253,7 +174,7 @@ def _build(outcome: str, people: pd.DataFrame, left_out: dict[str, int], act: pd
     days = people.days.to_numpy(np.int64)
     nweeks = np.maximum(days // 7 + 1, 0)
     total = int(nweeks.sum())
-    if 3 * total >= 2**31:  # _ACTIVITY's slot is a 32-bit integer (the query fails first)
+    if 4 * total >= 2**31:  # the activity query's slot is a 32-bit integer (the query fails first)
         raise ValueError(f"{total:,} person-weeks is more than this table can index")
     first = (np.cumsum(nweeks) - nweeks).astype(np.int32)  # each participant's first row
     person = np.repeat(np.arange(n, dtype=np.int32), nweeks)
@@ -264,10 +185,18 @@ def _build(outcome: str, people: pd.DataFrame, left_out: dict[str, int], act: pd
     event = people.event.to_numpy(bool)[person] & (week == last_week)
 
     slot = act["slot"].to_numpy()
-    current = np.bincount(slot, minlength=3 * total).astype(np.int32).reshape(total, 3)
+    by_kind = np.bincount(slot, minlength=4 * total).astype(np.int32).reshape(total, 4)
+    online = by_kind[:, 3].copy()
+    current = by_kind[:, :3]  # meetings (in person and online), check-ins, mentoring
+    current[:, 0] += online
+    current = np.ascontiguousarray(current)
+    del by_kind
     previous = np.zeros_like(current)
     previous[1:] = current[:-1]
     previous[week == 0] = 0
+    online_prev = np.zeros_like(online)
+    online_prev[1:] = online[:-1]
+    online_prev[week == 0] = 0
     to_date = np.cumsum(current, axis=0, dtype=np.int32)
     to_date -= current
     to_date -= to_date[first[person]]
@@ -292,7 +221,7 @@ def _build(outcome: str, people: pd.DataFrame, left_out: dict[str, int], act: pd
         day = act["day"].to_numpy()
         early = np.flatnonzero(day < max(first_days))
         early_day, early_slot = day[early], slot[early]
-        early_who = person[early_slot // 3].astype(np.int64) * 3 + early_slot % 3
+        early_who = person[early_slot // 4].astype(np.int64) * 3 + (early_slot % 4) % 3  # online: a meeting
     for d in first_days:  # the weeks before d's week (to date), plus the days of its week before d
         if d <= 0:
             counts[int(d)] = np.zeros((n, 3), np.int64)
@@ -305,5 +234,7 @@ def _build(outcome: str, people: pd.DataFrame, left_out: dict[str, int], act: pd
             part = (early_day >= 7 * q) & (early_day < d)
             before += np.bincount(early_who[part], minlength=3 * n).reshape(n, 3)
         counts[int(d)] = before
+    online_totals = np.bincount(person, weights=online, minlength=n).astype(np.int64)
     return PersonWeeks(outcome, people, left_out, person, week, tstop, event, current, previous, to_date,
-                       used_any, craving, totals, counts, _checkin_mood=(at, mood))
+                       used_any, craving, totals, counts, online, online_prev, online_totals,
+                       _checkin_mood=(at, mood))

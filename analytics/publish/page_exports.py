@@ -78,7 +78,7 @@ if TYPE_CHECKING:
 
 __all__ = ["adherence_export", "attendance_export", "caseload_export", "cohort_heatmap_export",
            "cohort_trends_export", "cox_export", "dose_response_export", "hazard_ratio_export",
-           "landmark_km_export", "naive_vs_correct_export", "outreach_csv", "weekday_export",
+           "landmark_km_export", "naive_vs_correct_export", "weekday_export",
            "weekly_trends_export"]
 
 ESTIMATE = ["hr", "ci_lower", "ci_upper", "p"]
@@ -261,18 +261,6 @@ def caseload_export(caseloads: pd.DataFrame, period: Period, filters: Filters, c
                                "numbers hidden and are not drawn.")])
 
 
-def outreach_csv(frame: pd.DataFrame) -> bytes:
-    """The outreach list (activity.outreach_list) as UTF-8 CSV (header row, ISO dates, no index),
-    for download, through the safe writer (a value such as "=HYPERLINK(...)" stays text).
-
-    It lists pseudonymous IDs only; it is for the program's own outreach, not for release.
-    """
-    buf = io.StringIO()
-    neutralise_frame(frame).to_csv(buf, index=False, date_format="%Y-%m-%d", float_format="%.1f",
-                                   lineterminator="\n")
-    return buf.getvalue().encode("utf-8")
-
-
 # --- Cohorts -------------------------------------------------------------------------------
 
 def cohort_heatmap_export(retention: CohortRetention, threshold: int = DEFAULT_THRESHOLD) -> ChartExport:
@@ -400,8 +388,9 @@ def hazard_ratio_export(analysis: EngagementAnalysis, filters: Filters, cutoff: 
     if analysis.time_varying and not kept:
         fig = replace_message(fig, _all_hidden(threshold))
     meta = _engagement_meta(analysis, fig, "Time-varying Cox model (Efron ties) on the person-week table: hazard "
-                            "ratio per one more meeting, check-in or mentoring session in the previous week, "
-                            "with 95% CI.", filters, cutoff, threshold)
+                            "ratio per one more in-person group meeting, online community meeting (type "
+                            "online_community or modality online), check-in or mentoring session in the previous "
+                            "week, with 95% CI.", filters, cutoff, threshold)
     return ChartExport(f"{analysis.outcome}-engagement-hazard-ratios", meta, p, fig)
 
 

@@ -7,10 +7,27 @@ while a store from a newer release is refused instead of being damaged.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Protocol
 
+from analytics.store.ddl import table_ddl
 from analytics.store.schema import ACTIVITY_TABLES, ASSESSMENTS, PARTICIPANTS
-from analytics.store.connection import Session, Store, StoreError, table_ddl
+from analytics.store.session import Session, StoreError
+
+
+class Migratable(Protocol):
+    """What bring_up_to_date needs of a store (analytics.store.connection.Store has it);
+    a protocol, so this module does not import the connection module that calls it."""
+
+    path: Path | None
+    read_only: bool
+
+    def read(self) -> Session: ...
+
+    def transaction(self) -> AbstractContextManager[Session]: ...
 
 
 def _v1(db: Session) -> None:
@@ -86,33 +103,86 @@ def _v5(db: Session) -> None:
     db.execute(table_ddl(ASSESSMENTS, primary_key=False))
 
 
-MIGRATIONS: list[tuple[int, Callable[[Session], None]]] = [(1, _v1), (2, _v2), (3, _v3), (4, _v4), (5, _v5)]
+def _v6(db: Session) -> None:
+    """Audit entries carry a hash chain (issue 15), so an edit of the log is detectable;
+    the entries already there are chained in order."""
+    from analytics.store.queries import audit as q
+
+    db.execute("ALTER TABLE audit_log ADD COLUMN entry_hash VARCHAR")
+    previous = None
+    for seq, logged_at, user, action, what, details, _ in q.chain(db):
+        previous = q.entry_hash(previous, seq, logged_at, user, action, what, details)
+        q.set_hash(db, seq, previous)
+
+
+def _v7(db: Session) -> None:
+    """Sessions that survive a reload, site-scoped accounts and sign-in throttling (issue 15).
+
+    `dashboard_sessions` holds the server side of a signed session token (the SHA-256 of its random id,
+    never the id), so signing out or a timeout ends the session in every tab; `session_keys`
+    holds the key that signs tokens, made here once per store. `users.sites` lists the sites an
+    account may see (NULL: all). `sign_in_throttle` counts failed sign-ins per user name and
+    client (and per name over all clients, client '*') for growing delays instead of a lock.
+    """
+    db.execute("ALTER TABLE users ADD COLUMN sites VARCHAR[]")
+    db.execute("""
+        CREATE TABLE dashboard_sessions (
+            id_hash VARCHAR PRIMARY KEY,
+            user_name VARCHAR NOT NULL,
+            created_at TIMESTAMP NOT NULL,
+            last_seen TIMESTAMP NOT NULL,
+            ended_at TIMESTAMP,
+            end_reason VARCHAR
+        )""")
+    db.execute("CREATE TABLE session_keys (created_at TIMESTAMP NOT NULL, key VARCHAR NOT NULL)")
+    db.execute("INSERT INTO session_keys VALUES (now(), ?)", [secrets.token_hex(32)])
+    db.execute("""
+        CREATE TABLE sign_in_throttle (
+            user_name VARCHAR NOT NULL,
+            client VARCHAR NOT NULL,
+            failures INTEGER NOT NULL,
+            last_failed_at TIMESTAMP NOT NULL,
+            PRIMARY KEY (user_name, client)
+        )""")
+
+
+MIGRATIONS: list[tuple[int, Callable[[Session], None]]] = [
+    (1, _v1), (2, _v2), (3, _v3), (4, _v4), (5, _v5), (6, _v6), (7, _v7)]
 CURRENT_VERSION = MIGRATIONS[-1][0]
 
 
 def stored_version(db: Session) -> int:
-    """The schema version recorded in the store; 0 for an empty file."""
-    exists = db.scalar("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'schema_version'"
-                       " AND database_name = current_database()")
+    """The schema version recorded in the store; 0 for an empty one (DuckDB and PostgreSQL)."""
+    exists = db.scalar("SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
+                       " AND table_catalog = current_database() AND table_schema = current_schema()")
     return int(db.scalar("SELECT coalesce(max(version), 0) FROM schema_version") or 0) if exists else 0
 
 
-def bring_up_to_date(store: Store, target: int = CURRENT_VERSION) -> int:
+def apply(db: Session, version: int, target: int) -> None:
+    """Run the steps after `version` up to `target` inside the caller's transaction."""
+    if version == 0:
+        db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL, applied_at TIMESTAMP NOT NULL)")
+    for number, step in MIGRATIONS:
+        if version < number <= target:
+            step(db)
+            db.execute("INSERT INTO schema_version VALUES (?, now())", [number])
+
+
+def newer_error(where: object, version: int) -> StoreError:
+    return StoreError(f"{where} has schema version {version}; this release knows up to "
+                      f"{CURRENT_VERSION}. Upgrade the software before opening it.")
+
+
+def bring_up_to_date(store: Migratable, target: int = CURRENT_VERSION) -> int:
     """Apply the missing steps up to `target`; return the version the store is at."""
     version = stored_version(store.read())
     if version > CURRENT_VERSION:
-        raise StoreError(f"{store.path} has schema version {version}; this release knows up to "
-                         f"{CURRENT_VERSION}. Upgrade the software before opening it.")
+        raise newer_error(store.path, version)
     if version >= target:
         return version
     if store.read_only:
         raise StoreError(f"{store.path} is at schema version {version} and needs upgrading to "
                          f"{target}; open it once without read-only.")
     with store.transaction() as db:
-        if version == 0:
-            db.execute("CREATE TABLE schema_version (version INTEGER NOT NULL, applied_at TIMESTAMP NOT NULL)")
-        for number, step in MIGRATIONS:
-            if version < number <= target:
-                step(db)
-                db.execute("INSERT INTO schema_version VALUES (?, now())", [number])
+        apply(db, version, target)
     return target

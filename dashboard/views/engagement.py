@@ -1,12 +1,14 @@
 """Engagement (program directors): attendance, weekday pattern, check-in adherence, mentor
 caseloads, and the outreach list of participants with no recent contact."""
 
+import pandas as pd
 import streamlit as st
 
 from analytics.access import roles as access
-from analytics.analyses import activity
+from analytics.analyses import activity, outreach
 from analytics.access import audit
 from analytics.publish import page_exports
+from analytics.charts.outreach import calibration_figure
 from analytics.charts.director import (
     adherence_figure,
     attendance_figure,
@@ -22,14 +24,6 @@ user = guard(access.PARTICIPANT_LEVEL)
 store = get_store()
 
 
-def audited_outreach_csv(frame, user_name: str) -> bytes:
-    """The list as CSV, recorded in the audit log (participant-level data leaving the app)."""
-    data = page_exports.outreach_csv(frame)
-    audit.record(store, "export", f"outreach-{as_of}.csv", user=user_name, participants=len(frame),
-                 days=int(days), filters=filters)
-    return data
-
-
 filters = sidebar_filters()
 st.title("Engagement")
 
@@ -39,7 +33,7 @@ picked = st.date_input(
     "Reporting period", value=(default.start, default.end), max_value=default.end, key="period",
     bind="query-params", format="YYYY-MM-DD", width=320,
     help=f"Both days included. Default: the {default.days} days up to the last date in the data ({default.end}). "
-         "The outreach list at the bottom always looks back from the last date in the data.")
+         "The outreach list at the bottom always looks from the last date in the data.")
 if len(picked) != 2:
     st.info("Pick the last day of the reporting period too.")
     st.stop()
@@ -113,47 +107,93 @@ else:
 # --- outreach list --------------------------------------------------------------------
 st.subheader("Who is slipping away? The outreach list")
 as_of = cached(resolve_cutoff, OutcomeSettings())
-left, right = st.columns(2)
-days = left.number_input("No contact for at least N days", min_value=0, max_value=3650, value=14, step=1,
-                         key="no_contact_days", bind="query-params",
-                         help="Lists participants whose last meeting, check-in or mentoring session (or their "
-                              "enrollment, if they never had one) is at least this many days before "
-                              f"{as_of}, the last date in the data.")
-most = right.number_input("and at most M days", min_value=int(days), max_value=3650, value=max(90, int(days)),
-                          step=1, key="max_contact_days", bind="query-params",
-                          help="People silent for longer have, by the retention definition, already left: "
-                               "they are counted below the list, not ranked in it.")
-with st.spinner("Finding participants with no recent contact..."):
-    outreach = cached(activity.outreach_list, filters, int(days), as_of=as_of, max_days=int(most))
-    lost = cached(activity.outreach_list, filters, int(most) + 1, as_of=as_of)
-st.caption(f"As of **{as_of}** (the last date in the data); {filters.describe()}. "
-           f"{activity.DEFINITIONS['outreach']} Highest risk first: the risk score (0-100) adds points for little "
-           "engagement in those 4 weeks (up to 60), for a long silence (up to 25, full at 90 days) and for "
-           "reported substance use (15). IDs are pseudonymous: look them up in your own records.")
-if outreach.empty:
-    st.info(f"No participant matching the filters has gone {int(days)} to {int(most)} days without contact.")
+with st.spinner("Learning from the program's history who tends to leave, and checking the track record..."):
+    result = cached(outreach.outreach, filters, as_of=as_of)
+st.caption(f"As of **{as_of}** (the last date in the data); {filters.describe()}. {result.rule} "
+           "IDs are pseudonymous: look them up in your own records.")
+if result.model.kind == "days_silent":
+    st.warning(f"Not enough history to learn from ({result.model.events} leavings): the list is ranked by days "
+               "since the last contact alone, longest silent first, with no estimated chance.")
+ranked = result.participants
+top = st.number_input("Show the top N", min_value=1, max_value=max(1, len(ranked)), value=min(50, max(1, len(ranked))),
+                      step=10, key="outreach_top", bind="query-params",
+                      help="Highest estimated risk first; the download holds the rows shown.")
+shown = ranked.head(int(top)).assign(reasons=lambda f: ["; ".join(r) for r in f.reasons])
+
+
+def audited_outreach_csv(frame, user_name: str) -> bytes:
+    """The list as CSV, recorded in the audit log (participant-level data leaving the app)."""
+    data = outreach.outreach_csv(frame)
+    audit.record(store, "export", f"outreach-{as_of}.csv", user=user_name, participants=len(frame),
+                 top=int(top), filters=filters)
+    return data
+
+
+if ranked.empty:
+    st.info("No active participant matches the filters.")
 else:
-    log_view(user, "outreach list", days=int(days), filters=filters)
-    st.metric("Participants to reach out to", f"{len(outreach):,}")
+    log_view(user, "outreach list", top=int(top), filters=filters)
+    st.metric("Active participants, ranked", f"{len(ranked):,}")
     st.dataframe(
-        outreach, hide_index=True, width="stretch", key="outreach_table", placeholder="—",
-        column_order=["rank", "participant_id", "risk_score", "days_since_contact", "last_contact",
-                      "last_contact_type", "meetings_4w", "checkins_4w", "mentoring_4w", "used_4w",
-                      "program", "site"],
+        shown, hide_index=True, width="stretch", key="outreach_table", placeholder="—",
+        column_order=["rank", "participant_id", "risk_28d", "reasons", "days_since_contact", "last_contact",
+                      "in_person_4w", "online_4w", "checkins_4w", "mentoring_4w", "used_last_checkin", "program",
+                      "site"],
         column_config={
             "rank": "Rank", "participant_id": "Participant", "program": "Program", "site": "Site",
+            "risk_28d": st.column_config.ProgressColumn(f"Chance of leaving in {result.horizon} days",
+                                                        format="percent", min_value=0, max_value=1),
+            "reasons": st.column_config.TextColumn("What raises it most", width="large"),
             "last_contact": st.column_config.DateColumn("Last contact", format="YYYY-MM-DD"),
-            "days_since_contact": "Days since", "last_contact_type": "Last contact was",
-            "meetings_4w": "Meetings (4 wk)", "checkins_4w": "Check-ins (4 wk)",
-            "mentoring_4w": "Mentoring (4 wk)", "used_4w": "Reported use (4 wk)",
-            "risk_score": st.column_config.ProgressColumn("Risk score", format="%.1f", min_value=0,
-                                                          max_value=100)})
-    st.download_button("Download outreach list (CSV)", data=lambda: audited_outreach_csv(outreach, user.name),
+            "days_since_contact": "Days since", "in_person_4w": "In-person groups (4 wk)",
+            "online_4w": "Online (4 wk)", "checkins_4w": "Check-ins (4 wk)", "mentoring_4w": "Mentoring (4 wk)",
+            "used_last_checkin": "Use at last check-in"})
+    st.download_button("Download outreach list (CSV)", data=lambda: audited_outreach_csv(ranked.head(int(top)), user.name),
                        file_name=f"outreach-{as_of}.csv", mime="text/csv", key="outreach_download",
                        on_click="ignore", icon=":material/download:",
-                       help="All columns, including the parts of the risk score. For the program's own "
-                            "outreach only: not for release.")
-if not lost.empty:
-    st.caption(f"Not in the list: {len(lost):,} participants without contact for more than {int(most)} days and "
-               "no recorded exit. By the retention definition they have left; record their exits, or raise M "
-               "to include them.")
+                       help="The rows shown, with the chance and the reasons. For the program's own outreach "
+                            "only: not for release.")
+if result.silent_no_exit:
+    st.caption(f"Not in the list: {result.silent_no_exit:,} participants without contact for "
+               f"{result.inactivity_days} days or more and no recorded exit. By the retention definition they "
+               "have left; record their exits.")
+
+with st.expander("Track record: how well has this ranking done?"):
+    b = result.backtest
+    if not b.cutoffs:
+        st.info("Not enough history for a track record yet.")
+    else:
+        st.caption(f"At {len(b.cutoffs)} past cutoffs, every {result.horizon} days from {b.cutoffs[0]} to "
+                   f"{b.cutoffs[-1]}, the model was refitted on what was known then, the participants active then "
+                   f"were ranked, and the ranking was compared with who left in the next {result.horizon} days. "
+                   "Beside it: the plain ranking by days since the last contact (longest silent first). AUC: the "
+                   "chance that someone who left was ranked above someone who stayed (0.5 = a coin toss); 95% CI "
+                   "(DeLong, allowing for the same person at several cutoffs).")
+        cols = st.columns(3)
+        for col, (name, r) in zip(cols, (("Model", b.model), ("Longest silent first", b.days_silent))):
+            if r.auc is None:
+                col.metric(f"{name}: AUC", "—")
+            else:
+                col.metric(f"{name}: AUC", f"{r.auc.estimate:.3f}",
+                           help=f"95% CI {r.auc.ci[0]:.3f} to {r.auc.ci[1]:.3f}")
+                col.caption(f"95% CI {r.auc.ci[0]:.3f}-{r.auc.ci[1]:.3f}; of the top 20 flagged, "
+                            f"{r.top20_left:.1f} left on average")
+        if b.difference is not None:
+            d = b.difference
+            cols[2].metric("Model minus silent: AUC", f"{d.estimate:+.3f}")
+            cols[2].caption(f"95% CI {d.ci[0]:+.3f} to {d.ci[1]:+.3f}"
+                            + (": no better than days silent alone" if d.ci[0] <= 0 else ": better than days silent"))
+        st.plotly_chart(calibration_figure(result), theme=None, key="calibration")
+        st.dataframe(b.per_cutoff, hide_index=True, width="stretch", key="backtest_table", column_config={
+            "cutoff": st.column_config.DateColumn("Cutoff", format="YYYY-MM-DD"), "active": "Active",
+            "left": f"Left in {result.horizon} days", "events_in_fit": "Leavings learned from",
+            "model_top20_left": "Model: of top 20, left", "days_silent_top20_left": "Silent: of top 20, left"})
+    if result.model.terms:
+        st.markdown(f"**The model today** ({result.model.events:,} leavings learned from): hazard ratios with "
+                    "95% CI, each adjusted for the others.")
+        st.dataframe(pd.DataFrame([{"term": t.term, "hazard ratio": t.estimate, "CI from": t.ci[0], "CI to": t.ci[1],
+                                    "p": t.p, "per": t.unit} for t in result.model.terms]),
+                     hide_index=True, width="stretch", key="outreach_terms",
+                     column_config={c: st.column_config.NumberColumn(format="%.3f")
+                                    for c in ("hazard ratio", "CI from", "CI to")} | {
+                         "p": st.column_config.NumberColumn(format="%.3g")})

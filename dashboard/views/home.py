@@ -13,7 +13,7 @@ store = get_store()
 summary = store_summary(store)
 
 st.title("Recovery outcomes")
-st.caption(f"Store: `{summary.path}`")
+st.markdown(f"Store: `{summary.path}`")
 if summary.sample_only:
     st.info("This is the bundled **synthetic sample**: invented participants, for trying the "
             "dashboard. Load your own data with `python -m analytics import FOLDER`.",

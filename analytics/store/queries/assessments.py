@@ -10,7 +10,7 @@ import datetime as dt
 
 import pandas as pd
 
-from analytics.outcomes.filters import Filters
+from analytics.store.queries.filters import ParticipantFilter, participant_where
 from analytics.store.connection import Store
 from analytics.store.schema import BARC10_ITEMS
 
@@ -60,11 +60,11 @@ ORDER BY p.participant_id, d.k
 """
 
 
-def schedule(store: Store, filters: Filters, *, instrument: str, cutoff: dt.date, before: int, after: int,
+def schedule(store: Store, filters: ParticipantFilter, *, instrument: str, cutoff: dt.date, before: int, after: int,
              days: list[int], window: int, soon: int) -> pd.DataFrame:
     """One row per participant and follow-up whose window opens by cutoff + soon (k null for a
     participant without baseline): baseline, due day, window, the assessment that did it."""
-    where, params = filters.where("p")
+    where, params = participant_where(filters, "p")
     return store.df(_SCHEDULE.format(where=where), {
         **params, "instrument": instrument, "cutoff": cutoff, "before": before, "after": after,
         "days": days, "window": window, "soon": soon})
@@ -93,11 +93,11 @@ def engagement_between(store: Store, pairs: pd.DataFrame) -> pd.DataFrame:
         ORDER BY q.participant_id""", {"ids": ids, "starts": starts, "stops": stops})
 
 
-def trajectories(store: Store, filters: Filters, *, instrument: str, cutoff: dt.date, before: int,
+def trajectories(store: Store, filters: ParticipantFilter, *, instrument: str, cutoff: dt.date, before: int,
                  month_days: float) -> pd.DataFrame:
     """Every assessment of participants in the filters (from `before` days before enrollment to
     the cutoff): participant, program, months since enrollment, total."""
-    where, params = filters.where("p")
+    where, params = participant_where(filters, "p")
     return store.df(f"""
         SELECT a.participant_id, p.program, a.assessed_on,
                (a.assessed_on - p.enrolled_on) / $month_days AS months, {_TOTAL} AS total

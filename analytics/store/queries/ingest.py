@@ -280,7 +280,7 @@ def upsert(db: Session, table: Table, view: str, files: int, rows: int
     cols = ", ".join(table.column_names)
     per_file = [(0, 0)] * files
     if not db.scalar(f"SELECT count(*) > 0 FROM (SELECT 1 FROM {table.name} LIMIT 1)"):
-        db.execute(f"INSERT INTO {table.name} SELECT {cols} FROM {view}")  # first load: nothing to match
+        db.insert_select(table.name, table.column_names, f"SELECT {cols} FROM {view}")  # first load: nothing to match
         return per_file, []
     key = " AND ".join(f"o.{k} = b.{k}" for k in table.key)
     flags = ", ".join(f"CASE WHEN o.{c} IS DISTINCT FROM b.{c} THEN '{c}' END" for c in table.value_columns)
@@ -295,14 +295,12 @@ def upsert(db: Session, table: Table, view: str, files: int, rows: int
         per_file[file_no] = (int(n_matched), int(n_updated))
         matched_rows += int(n_matched)
     if rows > matched_rows:
-        db.execute(f"INSERT INTO {table.name} SELECT {cols} FROM {view} b "
-                   f"ANTI JOIN matched m USING ({', '.join(table.key)})")
+        db.insert_select(table.name, table.column_names, f"SELECT {cols} FROM {view} b "
+                         f"ANTI JOIN matched m USING ({', '.join(table.key)})")
     updated: list[tuple[str, list[str]]] = []
     if any(u for _, u in per_file):
-        sets = ", ".join(f"{c} = m.{c}" for c in table.value_columns)
-        where = " AND ".join(f"{table.name}.{k} = m.{k}" for k in table.key)
-        db.execute(f"UPDATE {table.name} SET {sets} FROM (SELECT * FROM matched WHERE len(_changed) > 0) m "
-                   f"WHERE {where}")
+        db.update_from(table.name, table.key, table.value_columns,
+                       f"SELECT {cols} FROM matched WHERE len(_changed) > 0")
         if table is PARTICIPANTS:
             updated = [(pid, list(ch)) for pid, ch in db.rows(
                 "SELECT participant_id, _changed FROM matched WHERE len(_changed) > 0 ORDER BY 1")]
@@ -312,8 +310,8 @@ def upsert(db: Session, table: Table, view: str, files: int, rows: int
 def log_batch(db: Session, source: str, files: Sequence[tuple[str, str, str, int, int, int, int]]) -> int:
     """Record one batch and its files (name, table, sha256, rows, new, updated, unchanged)."""
     batch_id = int(db.scalar("SELECT coalesce(max(batch_id), 0) + 1 FROM import_batches"))
-    db.execute("INSERT INTO import_batches (batch_id, imported_at, file_count, source) "
-               "VALUES (?, now(), ?, ?)", [batch_id, len(files), source])
-    for row in files:
-        db.execute("INSERT INTO import_files VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [batch_id, *row])
+    db.insert_rows("import_batches", ("batch_id", "imported_at", "file_count", "source"),
+                   [(batch_id, dt.datetime.now(), len(files), source)])
+    db.insert_rows("import_files", ("batch_id", "file_name", "table_name", "sha256", "rows_read", "rows_new",
+                                    "rows_updated", "rows_unchanged"), [(batch_id, *row) for row in files])
     return batch_id

@@ -1,0 +1,395 @@
+"""The server store: PostgreSQL is the system of record, DuckDB the analytics engine.
+
+Why: one DuckDB file lets one process write it at a time, so a team's dashboard processes,
+nightly imports and CLI commands lock each other out. PostgreSQL lets them all work at once.
+The analytics stay the same DuckDB SQL as in the embedded store: each process loads the
+import tables from PostgreSQL into an in-process DuckDB (the mirror) once per data version,
+a counter every import bumps, and runs its queries there.
+
+Which engine runs a statement: a statement naming a live table (accounts, audit log, schema
+version) runs on PostgreSQL, so a sign-in, a lock-out or an audit entry is seen by every
+process at once; every other statement runs on the mirror. Writes to the import tables go
+through Session.insert_select / insert_rows / update_from, which apply them to both.
+
+A transaction that touches the import tables takes an advisory lock (imports run one at a
+time across processes) and brings the mirror up to date under it before checking anything;
+it commits on PostgreSQL first (all or nothing, also under kill -9), then on the mirror.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+import psycopg
+from psycopg import IsolationLevel
+from psycopg import sql as pgsql
+
+from analytics.settings import PG_APP_ROLE
+from analytics.store import migrations
+from analytics.store.connection import _CONFIG, Session, Store, StoreError
+from analytics.store.schema import TABLES
+
+LIVE_TABLES = ("users", "audit_log", "schema_version", "data_version",
+               "dashboard_sessions", "session_keys", "sign_in_throttle")  # sessions and throttling: every process
+MIRRORED_TABLES = (*TABLES, "import_batches", "import_files")
+LOCKS = {"import": 150_001, "audit_log": 150_002, "migrate": 150_003}  # advisory-lock keys
+
+_LIVE = re.compile(r"\b(?:" + "|".join(LIVE_TABLES) + r")\b", re.IGNORECASE)
+_WRITE = re.compile(r"^\s*(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM|TRUNCATE)\s+(\w+)", re.IGNORECASE)
+_TOKEN = re.compile(r"'(?:[^']|'')*'|\?|\$([A-Za-z_]\w*)|%")
+_BLOCK = 1 << 20
+
+Params = Sequence[Any] | dict | None
+
+
+def pg_sql(sql: str) -> str:
+    """DuckDB placeholders (? and $name) as psycopg's (%s and %(name)s); a literal % doubled."""
+    def swap(m: re.Match) -> str:
+        token = m.group(0)
+        if token.startswith("'"):
+            return token.replace("%", "%%")
+        if token == "?":
+            return "%s"
+        return "%%" if token == "%" else f"%({m.group(1)})s"
+    return _TOKEN.sub(swap, sql)
+
+
+def display(url: str) -> str:
+    """The address without its password, for messages and cache keys."""
+    return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", url)
+
+
+def connect(url: str, *, autocommit: bool = False) -> psycopg.Connection:
+    """A connection whose dates read as YYYY-MM-DD (what the mirror's CSV reader expects)."""
+    try:
+        return psycopg.connect(url, autocommit=autocommit, options="-c DateStyle=ISO")
+    except psycopg.Error as exc:
+        raise StoreError(f"cannot reach the server store {display(url)}: {exc}".strip()) from exc
+
+
+def pg_rows(conn: psycopg.Connection, sql: str, params: Params = None) -> tuple[list[str], list[tuple]]:
+    """(column names, rows) of one statement on PostgreSQL."""
+    with conn.cursor() as cur:
+        cur.execute(pg_sql(sql) if params is not None else sql, params)
+        if cur.description is None:
+            return [], []
+        return [d.name for d in cur.description], cur.fetchall()
+
+
+class PgSession:
+    """Statements on one PostgreSQL connection, with DuckDB-style placeholders (migrations use it)."""
+
+    def __init__(self, conn: psycopg.Connection) -> None:
+        self.conn = conn
+
+    def execute(self, sql: str, params: Params = None) -> None:
+        pg_rows(self.conn, sql, params)
+
+    def rows(self, sql: str, params: Params = None) -> list[tuple]:
+        return pg_rows(self.conn, sql, params)[1]
+
+    def scalar(self, sql: str, params: Params = None) -> Any:
+        rows = self.rows(sql, params)
+        return rows[0][0] if rows else None
+
+    def df(self, sql: str, params: Params = None) -> pd.DataFrame:
+        names, rows = pg_rows(self.conn, sql, params)
+        return pd.DataFrame.from_records(rows, columns=names)
+
+
+def current_version(conn: psycopg.Connection) -> int:
+    return int(pg_rows(conn, "SELECT version FROM data_version")[1][0][0])
+
+
+# ------------------------------------------------------------------ mirror ---
+
+class Mirror:
+    """The import tables at one data version, in an in-process DuckDB."""
+
+    def __init__(self) -> None:
+        self.con = duckdb.connect(":memory:", config=dict(_CONFIG))
+        self.version = -1
+        migrations.bring_up_to_date(Store(self.con, None, False))  # the very same tables
+
+
+def load_tables(conn: psycopg.Connection, cur: duckdb.DuckDBPyConnection) -> None:
+    """Replace the mirror's import tables with PostgreSQL's, through CSV (COPY ... TO STDOUT).
+
+    The caller holds a consistent view: a REPEATABLE READ snapshot or the import lock.
+    A PostgreSQL boolean is sent as true/false text, so DuckDB reads it back exactly.
+    """
+    with tempfile.TemporaryDirectory(prefix="outcomes-mirror-") as tmp:
+        for table in MIRRORED_TABLES:
+            columns = cur.execute("SELECT column_name, data_type FROM information_schema.columns "
+                                  "WHERE table_name = ? AND table_schema = 'main' ORDER BY ordinal_position",
+                                  [table]).fetchall()
+            select = ", ".join(f"{c}::text" if t == "BOOLEAN" else c for c, t in columns)
+            path = Path(tmp) / f"{table}.csv"
+            with open(path, "wb") as out, conn.cursor() as pg, \
+                    pg.copy(f"COPY (SELECT {select} FROM {table}) TO STDOUT (FORMAT csv)") as copy:
+                for block in copy:
+                    out.write(block)
+            cur.execute(f"DELETE FROM {table}")
+            if path.stat().st_size:
+                cur.execute(f"INSERT INTO {table} SELECT * FROM read_csv(?, header = false, auto_detect = false, "
+                            "delim = ',', quote = '\"', escape = '\"', columns = ?, allow_quoted_nulls = false)",
+                            [str(path), dict(columns)])
+
+
+# ----------------------------------------------------------------- session ---
+
+class ServerSession(Session):
+    """A Session whose statements run on the mirror or on PostgreSQL (see the module's doc)."""
+
+    def __init__(self, store: ServerStore) -> None:
+        super().__init__(None, store._write_lock)  # the mirror cursor comes with the first mirror statement
+        self._store = store
+        self._mirror: Mirror | None = None
+        self._pg: psycopg.Connection | None = None  # the transaction's connection
+        self._in_mirror_tx = False
+        self._wrote = False
+        self._version_after: int | None = None
+
+    # routing
+
+    def execute(self, sql: str, params: Params = None) -> None:
+        if _LIVE.search(sql):
+            pg_rows(self._live(), sql, params)
+            return
+        self._refuse_direct_write(sql)
+        self._on_mirror()
+        self._run(sql, params)
+
+    def rows(self, sql: str, params: Params = None) -> list[tuple]:
+        if _LIVE.search(sql):
+            return pg_rows(self._live(), sql, params)[1]
+        self._on_mirror()
+        return super().rows(sql, params)
+
+    def df(self, sql: str, params: Params = None) -> pd.DataFrame:
+        if _LIVE.search(sql):
+            names, rows = pg_rows(self._live(), sql, params)
+            return pd.DataFrame.from_records(rows, columns=names)
+        self._on_mirror()
+        return super().df(sql, params)
+
+    def categorical_df(self, sql: str, params: Params = None) -> pd.DataFrame:
+        self._on_mirror()
+        return super().categorical_df(sql, params)
+
+    def serialise(self, name: str) -> None:
+        pg_rows(self._live(), "SELECT pg_advisory_xact_lock(?)", [LOCKS[name]])
+
+    def _live(self) -> psycopg.Connection:
+        return self._pg if self._pg is not None else self._store.shared_connection()
+
+    @staticmethod
+    def _refuse_direct_write(sql: str) -> None:
+        found = _WRITE.match(sql)
+        if found and found.group(1).lower() in MIRRORED_TABLES:
+            raise StoreError(f"write {found.group(1)} through Session.insert_select/insert_rows/update_from, "
+                             "so the server store writes PostgreSQL too")
+
+    def _on_mirror(self) -> None:
+        """Attach to the mirror; inside a transaction, take the import lock and catch up first."""
+        if self._mirror is None:
+            self._mirror = self._store.mirror()
+            self._cur = self._mirror.con.cursor()
+        if self._pg is None or self._in_mirror_tx:
+            return
+        self._write_lock.acquire()
+        self._in_mirror_tx = True
+        self._cur.execute("BEGIN TRANSACTION")
+        pg_rows(self._pg, "SELECT pg_advisory_xact_lock(?)", [LOCKS["import"]])
+        self._version_after = current_version(self._pg)
+        if self._version_after != self._mirror.version:  # another process imported meanwhile
+            load_tables(self._pg, self._cur)
+
+    # writes to the import tables: PostgreSQL first, then the mirror
+
+    def insert_select(self, table: str, columns: Sequence[str], select: str) -> None:
+        self._start_write()
+        with self._spilled(f"SELECT * FROM ({select})") as path:
+            self._copy_in(table, columns, path)
+        super().insert_select(table, columns, select)
+
+    def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        self._start_write()
+        marks = ", ".join("?" for _ in columns)
+        for row in rows:
+            pg_rows(self._pg, f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", list(row))
+        super().insert_rows(table, columns, rows)
+
+    def update_from(self, table: str, key: Sequence[str], columns: Sequence[str], select: str) -> None:
+        self._start_write()
+        changed = f"_changed_{table}"
+        pg_rows(self._pg, f"CREATE TEMP TABLE {changed} AS SELECT {', '.join([*key, *columns])} "
+                          f"FROM {table} LIMIT 0")
+        with self._spilled(f"SELECT {', '.join([*key, *columns])} FROM ({select})") as path:
+            self._copy_in(changed, [*key, *columns], path)
+        sets = ", ".join(f"{c} = m.{c}" for c in columns)
+        where = " AND ".join(f"{table}.{k} = m.{k}" for k in key)
+        pg_rows(self._pg, f"UPDATE {table} SET {sets} FROM {changed} m WHERE {where}")
+        pg_rows(self._pg, f"DROP TABLE {changed}")
+        super().update_from(table, key, columns, select)
+
+    def _start_write(self) -> None:
+        if self._pg is None:
+            raise StoreError("writes to the import tables need a transaction (store.transaction())")
+        self._on_mirror()
+        self._wrote = True
+
+    @contextmanager
+    def _spilled(self, select: str) -> Iterator[Path]:
+        """The rows of a mirror query as a CSV file (NULL empty, an empty text quoted)."""
+        with tempfile.TemporaryDirectory(prefix="outcomes-write-") as tmp:
+            path = Path(tmp) / "rows.csv"
+            self._cur.execute(f"COPY ({select}) TO '{path.as_posix()}' (FORMAT csv, HEADER false)")
+            yield path
+
+    def _copy_in(self, table: str, columns: Sequence[str], path: Path) -> None:
+        with open(path, "rb") as rows, self._pg.cursor() as cur, \
+                cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN (FORMAT csv)") as copy:
+            while block := rows.read(_BLOCK):
+                copy.write(block)
+
+    # transactions
+
+    @contextmanager
+    def transaction(self, *, commit: bool = True) -> Iterator[Session]:
+        """One transaction on PostgreSQL (and on the mirror if it touches the import tables)."""
+        self._pg = connect(self._store.url)
+        self.discarded, self._wrote = False, False
+        try:
+            try:
+                yield self
+            except BaseException:
+                self._finish(False)
+                raise
+            self._finish(commit and not self.discarded)
+        finally:
+            self._pg.close()
+            self._pg = None
+
+    def _finish(self, commit: bool) -> None:
+        try:
+            if commit and self._wrote:
+                self._version_after = int(pg_rows(
+                    self._pg, "UPDATE data_version SET version = version + 1 RETURNING version")[1][0][0])
+            self._pg.commit() if commit else self._pg.rollback()
+        except BaseException:
+            commit = False
+            raise
+        finally:
+            if self._in_mirror_tx:
+                self._cur.execute("COMMIT" if commit else "ROLLBACK")
+                if commit:
+                    self._mirror.version = self._version_after
+                self._in_mirror_tx = False
+                self._write_lock.release()
+
+
+# ------------------------------------------------------------------- store ---
+
+class ServerStore(Store):
+    """The store on a PostgreSQL server (OUTCOMES_DB=postgresql://user@host:5432/dbname)."""
+
+    is_server = True
+
+    def __init__(self, url: str) -> None:  # noqa: super().__init__ wants a DuckDB connection
+        self.url = url
+        self.path = display(url)
+        self.read_only = False
+        self._write_lock = threading.Lock()
+        self._mirror_lock = threading.Lock()
+        self._mirror: Mirror | None = None
+        self._shared = connect(url, autocommit=True)
+
+    @classmethod
+    def open(cls, url: str, **_: Any) -> ServerStore:  # type: ignore[override]
+        """Connect, creating or upgrading the tables (under a lock) when this role may."""
+        store = cls(url)
+        store.migrate()
+        return store
+
+    def migrate(self) -> None:
+        with connect(self.url) as conn:
+            pg_rows(conn, "SELECT pg_advisory_xact_lock(?)", [LOCKS["migrate"]])
+            db = PgSession(conn)
+            version = migrations.stored_version(db)
+            if version > migrations.CURRENT_VERSION:
+                raise migrations.newer_error(self.path, version)
+            if version == migrations.CURRENT_VERSION:
+                return
+            try:
+                migrations.apply(db, version, migrations.CURRENT_VERSION)
+                server_setup(db, PG_APP_ROLE.value() or None)
+            except psycopg.errors.InsufficientPrivilege as exc:
+                raise StoreError(f"{self.path} needs its tables created or upgraded (schema version {version}): "
+                                 "run any command once as the database's owner. " + str(exc).strip()) from exc
+
+    def shared_connection(self) -> psycopg.Connection:
+        """The process's autocommit connection for short reads of the live tables."""
+        if self._shared.closed or self._shared.broken:
+            self._shared = connect(self.url, autocommit=True)
+        return self._shared
+
+    def mirror(self) -> Mirror:
+        """The mirror at the current data version, loaded from PostgreSQL when an import landed."""
+        version = current_version(self.shared_connection())
+        with self._mirror_lock:
+            if self._mirror is None or self._mirror.version != version:
+                mirror = Mirror()
+                with connect(self.url) as conn:
+                    conn.isolation_level, conn.read_only = IsolationLevel.REPEATABLE_READ, True
+                    mirror.version = current_version(conn)
+                    load_tables(conn, mirror.con.cursor())
+                self._mirror = mirror
+            return self._mirror
+
+    def close(self) -> None:
+        self._shared.close()
+
+    def read(self) -> ServerSession:
+        return ServerSession(self)
+
+    def session(self) -> ServerSession:
+        return ServerSession(self)
+
+    def checkpoint(self) -> None:
+        """PostgreSQL needs no checkpoint from us."""
+
+    def data_version(self) -> tuple:
+        return (current_version(self.shared_connection()),)
+
+
+def server_setup(db: PgSession, app_role: str | None) -> None:
+    """What only the server store has: the data-version counter, an audit log the database
+    keeps append-only, and the application role's grants (no UPDATE or DELETE on the log)."""
+    db.execute("CREATE TABLE IF NOT EXISTS data_version (version BIGINT NOT NULL)")
+    db.execute("INSERT INTO data_version SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM data_version)")
+    db.execute("""CREATE OR REPLACE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+                  BEGIN RAISE EXCEPTION 'the audit log is append-only: % refused', TG_OP; END $$""")
+    db.execute("DROP TRIGGER IF EXISTS audit_log_no_change ON audit_log")
+    db.execute("CREATE TRIGGER audit_log_no_change BEFORE UPDATE OR DELETE ON audit_log "
+               "FOR EACH ROW EXECUTE FUNCTION audit_log_append_only()")
+    db.execute("DROP TRIGGER IF EXISTS audit_log_no_truncate ON audit_log")
+    db.execute("CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log "
+               "FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only()")
+    db.execute("REVOKE UPDATE, DELETE, TRUNCATE ON audit_log FROM PUBLIC")
+    if app_role:
+        role = pgsql.Identifier(app_role).as_string(db.conn)
+        db.execute(f"GRANT SELECT, INSERT, UPDATE ON {', '.join(MIRRORED_TABLES)}, users, data_version TO {role}")
+        db.execute(f"GRANT SELECT, INSERT ON audit_log TO {role}")
+        db.execute(f"GRANT SELECT ON schema_version TO {role}")
+        db.execute(f"GRANT SELECT, INSERT, UPDATE ON dashboard_sessions TO {role}")
+        db.execute(f"GRANT SELECT ON session_keys TO {role}")
+        db.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON sign_in_throttle TO {role}")
