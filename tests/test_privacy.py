@@ -242,3 +242,13 @@ def test_properties_one_dimensional_tables_with_dates_as_index(values: list[int]
     p = protect(table, counts=["n"], total_row="Total", threshold=threshold)
     assert p.suppressed["n"].sum() != 1
     assert all(isinstance(v, str) or not 0 < v < threshold for v in p.display()["n"])
+
+
+def test_two_small_cells_under_a_shown_total_get_a_complement():
+    """Two "<11" cells adding up to 16 under a shown total are each 6 to 10: a third cell hides too."""
+    from analytics.publish import privacy
+
+    table = pd.DataFrame({"n": [7, 9, 40, 56]}, index=["A", "B", "C", "All"])
+    p = privacy.protect(table, counts=["n"], total_row="All")
+    assert p.primary.n.tolist() == [True, True, False, False]
+    assert p.complementary.n.tolist() == [False, False, True, False]

@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 
 from analytics.charts.base import color, new_figure
 
-__all__ = ["dose_figure", "use_figure"]
+__all__ = ["cohort_bars", "dose_figure", "use_figure"]
 
 
 def dose_figure(values: pd.DataFrame, title: str) -> go.Figure:
@@ -33,6 +33,17 @@ def use_figure(values: pd.DataFrame, title: str) -> go.Figure:
     fig.add_trace(_bars(values, "retained_90", "Retained at 90 days", color(0), "{:.0%}"))
     fig.update_layout(barmode="group", yaxis=dict(tickformat=".0%", range=[0, 1.1], title="Share"),
                       legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0))
+    return fig
+
+
+def cohort_bars(values: pd.DataFrame, columns: list[str], title: str) -> go.Figure:
+    """Retention per enrollment quarter at each month column (the All row left out)."""
+    fig = new_figure(title, height=440)
+    for i, col in enumerate(columns):
+        fig.add_trace(_bars(values.drop(index=["All"], errors="ignore"), col,
+                            col.replace("month_", "") + " months", color(i), "{:.0%}"))
+    fig.update_layout(barmode="group", yaxis=dict(tickformat=".0%", range=[0, 1.1], title="Still in the program"),
+                      xaxis_title="Enrollment quarter", legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0))
     return fig
 
 

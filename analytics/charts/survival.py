@@ -24,7 +24,8 @@ from analytics.charts.base import MUTED, WIDTH, add_message, add_note, color, da
 from analytics.stats.survival import KaplanMeier
 from analytics.analyses.survival import ALL, SurvivalAnalysis
 
-__all__ = ["cox_figure", "forest_figure", "incidence_figure", "km_figure", "km_title"]
+__all__ = ["cox_figure", "forest_figure", "incidence_figure", "km_figure", "km_title", "life_table_figure",
+           "time_ticks"]
 
 CI_NOTE = "95% CI, log-log"
 BAND_ALPHA = 0.15
@@ -340,3 +341,48 @@ def _add_incidence_curve(fig: go.Figure, group: str, kind: str, sub: pd.DataFram
         showlegend=legend, line=dict(color=hue, width=2.5, shape="hv", dash=style),
         meta={"role": "incidence", "group": group, "exit_type": kind},
         hovertemplate="Day %{x:.0f}: %{y:.1%}<extra>" + f"{_esc(group)}: {label}" + "</extra>"), **axes)
+
+
+def time_ticks(last: float) -> dict:
+    """Readable day ticks for a time axis ending at ``last``: every 30, 90 or 180 days."""
+    step = 30 if last <= 210 else 90 if last <= 800 else 180
+    return dict(tickmode="linear", tick0=0, dtick=step, range=[-0.03 * last, last * 1.03])
+
+
+def life_table_figure(table: Any, title: str, outcome: str, horizon: int, note: str) -> go.Figure:
+    """Survival from a protected life table (analytics.publish.disclosure.LifeTable): a point per
+    published day joined by lines, and the numbers at risk (events, censored so far) under it.
+    Takes the table's rows only, so it can draw nothing that the table does not publish."""
+    rows = table.rows()
+    groups = list(table.groups)
+    hues = {g: color(i) for i, g in enumerate(groups)}
+    texts = OUTCOME_TEXT.get(outcome, ("", "Survival", "Days", "the event"))
+    fig = go.Figure()
+    for i, g in enumerate(groups):
+        sub = rows[rows.group == g]
+        label = "All participants" if g == ALL else _esc(g)
+        fig.add_trace(go.Scatter(
+            x=sub.time, y=sub.survival, name=f"{label} (n={table.n[g]:,})", mode="lines+markers",
+            line=dict(color=hues[g], width=2.5, dash=dash(i)), marker=dict(size=7), legendgroup=g,
+            customdata=sub.at_risk, meta={"role": "curve", "group": g},
+            hovertemplate="Day %{x:.0f}: %{y:.1%} (at risk %{customdata:,})<extra>" + label + "</extra>"))
+    risk = rows.assign(events=rows.groupby("group").events.transform(lambda s: s.shift(1, fill_value=0).cumsum()),
+                       censored=rows.groupby("group").censored.transform(
+                           lambda s: s.shift(1, fill_value=0).cumsum()))
+    n_rows = _add_risk_table(fig, risk.astype({"at_risk": int, "events": int, "censored": int}), hues)
+    table_px = ROW_PX * n_rows
+    inner = PLOT_PX + GAP_PX + table_px
+    last = max([horizon, *rows.time.tolist()])
+    fig.update_layout(
+        xaxis=dict(domain=[0, 1], anchor="y", title=texts[2], **time_ticks(last)),
+        xaxis2=dict(domain=[0, 1], anchor="y2", matches="x", showticklabels=False, showgrid=False,
+                    showline=False, ticks=""),
+        yaxis=dict(domain=[(table_px + GAP_PX) / inner, 1], range=[0, 1.03], tickformat=".0%", title=texts[1]),
+        yaxis2=dict(domain=[0, table_px / inner]),
+        legend=dict(orientation="h", x=0, xanchor="left", y=1.0, yanchor="bottom", yref="paper"))
+    fig.add_annotation(text="Numbers at risk (and events, censored so far)", xref="paper", yref="paper",
+                       x=0, y=table_px / inner, yshift=6, xanchor="left", yanchor="bottom",
+                       showarrow=False, font=dict(size=13))
+    new_figure(title, fig=fig, height=inner + 125)
+    add_note(fig, note, below_px=15)
+    return fig

@@ -24,7 +24,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     with Store.open(args.db) as store:  # writable: the report is recorded in the audit log
         try:
             data = write_report(store, Period(args.date_from, args.date_to), args.out, filters,
-                                threshold=args.threshold, settings=settings, progress=say)
+                                threshold=args.threshold, settings=settings, progress=say,
+                                organisation=args.organisation or "")
         except TooFew as exc:
             error(str(exc))
             return 1
@@ -45,4 +46,6 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=setting_help(THRESHOLD, f"counts from 1 to N-1 are suppressed; values below "
                                                 f"{THRESHOLD.minimum:g} are refused"))
     add_inactivity_days(p)
+    p.add_argument("--organisation", metavar="NAME", default="",
+                   help="the organisation named on the cover (with the period and headline numbers)")
     p.set_defaults(func=cmd_report)

@@ -140,7 +140,7 @@ def protect(table: pd.DataFrame, *, counts: Sequence[Hashable],
     cols = [table.columns.get_loc(c) for c in counts]
     vals = table.iloc[:, cols].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
     primary = (vals > 0) & (vals < t)
-    hidden = _complement(vals, primary, _relations(table, counts, sums, total_row))
+    hidden = _complement(vals, primary, _relations(table, counts, sums, total_row), t)
     masks = {"primary": _frame(table, counts, primary), "complementary": _frame(table, counts, hidden & ~primary)}
     masks["derived"] = _derived_mask(table, masks["primary"] | masks["complementary"], derived)
     values = _blank(table, [*counts, *derived], masks["primary"] | masks["complementary"] | masks["derived"])
@@ -211,17 +211,36 @@ def _relations(table: pd.DataFrame, counts: list[Hashable],
     return relations
 
 
-def _complement(vals: np.ndarray, primary: np.ndarray, relations: list[list[Cell]]) -> np.ndarray:
-    """Hide more cells until no relation has exactly one hidden member (terminates: cells only get hidden)."""
+def _complement(vals: np.ndarray, primary: np.ndarray, relations: list[list[Cell]], t: int) -> np.ndarray:
+    """Hide more cells until no relation gives a hidden part away (terminates: cells only get hidden)."""
     hidden = primary.copy()
     changed = True
     while changed:
         changed = False
         for rel in relations:
-            if sum(hidden[c] for c in rel) == 1 and (pick := _pick(vals, hidden, rel)) is not None:
+            if _exposed(vals, hidden, rel, t) and (pick := _pick(vals, hidden, rel)) is not None:
                 hidden[pick] = True
                 changed = True
     return hidden
+
+
+def _exposed(vals: np.ndarray, hidden: np.ndarray, rel: list[Cell], t: int) -> bool:
+    """One hidden member (total minus the rest gives it), hidden parts that, under a shown total, add
+    up to 1..t-1 (their sum is then a small count that can be read), or only "<t" parts whose known
+    sum narrows each below the marker's range."""
+    n_hidden = sum(bool(hidden[c]) for c in rel)
+    if n_hidden == 1:
+        return True
+    if n_hidden == 0 or hidden[rel[-1]]:
+        return False
+    parts = [vals[c] for c in rel[:-1] if hidden[c] and not np.isnan(vals[c])]
+    rest = sum(parts)
+    if 0 < rest < t:
+        return True
+    # only "<t" parts hidden: with their sum known, each lies in [rest - (k-1)(t-1), rest - (k-1)],
+    # narrower than the marker's 1..t-1 unless the sum happens to allow it (two "<11" adding to 16: 6..10)
+    k = len(parts)
+    return k == n_hidden and all(0 < v < t for v in parts) and (rest - (k - 1) * (t - 1) > 1 or rest - (k - 1) < t - 1)
 
 
 def _pick(vals: np.ndarray, hidden: np.ndarray, rel: list[Cell]) -> Cell | None:

@@ -33,15 +33,17 @@ from analytics.analyses import kpis
 from analytics.publish import privacy
 from analytics.charts.render import ChartMeta
 from analytics.charts.director import cohort_heatmap, weekly_trends_figure
-from analytics.charts.report import dose_figure, use_figure
+from analytics.charts.report import cohort_bars, dose_figure, use_figure
 from analytics.publish.exports import ChartExport, TooFew
 from analytics.outcomes.filters import Filters
 from analytics.outcomes.definitions import OutcomeSettings, resolve_cutoff
 from analytics.outcomes.period import Period
 from analytics.store.connection import Store
 from analytics.analyses.survival import NoData, SurvivalAnalysis, analyse
-from analytics.charts.exports import hide_small_in_text
-from analytics.charts.survival import km_figure
+from analytics.charts.survival import life_table_figure
+from analytics.outcomes.definitions import durations
+from analytics.publish import disclosure
+from analytics.publish.disclosure import LifeTable
 
 __all__ = ["Report", "Section", "build", "render_pdf", "write_report"]
 
@@ -69,10 +71,35 @@ class Report:
     generated: dt.datetime
     sections: list[Section] = field(default_factory=list)
     methods: list[tuple[str, str]] = field(default_factory=list)
+    life_tables: dict[str, LifeTable] = field(default_factory=dict)  # the protected counts behind the curves
+    organisation: str = ""
 
     @property
     def scope(self) -> str:
         return f"Reporting period {self.period.start} to {self.period.end}; {self.filters.describe()}"
+
+    def headlines(self) -> list[tuple[str, str]]:
+        """3-5 numbers for the cover, read from the protected tables (so hidden stays hidden)."""
+        tables = {s.title: s.exports[0].table for s in self.sections if s.exports}
+        out = []
+
+        def cell(title: str, col: str) -> object:
+            p = tables.get(title)
+            if p is None or col not in p.values.columns:
+                return None
+            v = p.display().iloc[-1][col]
+            return None if v is None or (isinstance(v, float) and v != v) else v
+
+        for label, title, col, fmt in (("people served (active in the period)", "People served", "active", "{:,}"),
+                                       ("new enrollments", "People served", "new_enrollments", "{:,}"),
+                                       ("meetings per active participant", "Engagement dose", "meetings_per_active",
+                                        "{:.1f}"),
+                                       ("still in the program at 90 days", "Retention", "survival_90", "{:.0%}"),
+                                       ("median days sober", "Sobriety", "median_days", "{:.0f}")):
+            v = cell(title, col)
+            if v is not None:
+                out.append((v if isinstance(v, str) else fmt.format(v), label))
+        return out
 
 
 # --- sections -------------------------------------------------------------------------
@@ -135,32 +162,84 @@ def _enrolled(report: Report) -> Filters:
     return dataclasses.replace(f, enrolled_from=lo, enrolled_to=hi)
 
 
+CANDIDATE_DAYS = (30, 90, 180, 270, 365, 545, 730)  # the life tables' intervals start here (merged if needed)
+
+
 def survival_section(report: Report, store: Store, outcome: str, times: tuple[int, ...],
-                     settings: OutcomeSettings) -> tuple[Section, SurvivalAnalysis | None]:
+                     settings: OutcomeSettings, hide: tuple[str, ...] = ()) -> tuple[Section, LifeTable | None]:
+    """One outcome per program as a protected life table (analytics.publish.disclosure): the chart, its
+    numbers at risk, the table and the values reused in "Outcomes by program" all come from its counts.
+    ``hide``: programs whose count of participants enrolled in the period is hidden elsewhere."""
     title, what = {"retention": ("Retention", "still in the program"),
                    "sobriety": ("Sobriety", "sober (no use reported)")}[outcome]
-    enrolled = f"Enrolled {report.period.start} to {report.period.end}"
-    try:
-        a = analyse(store, outcome, by="program", filters=_enrolled(report), settings=settings, times=times)
-        safe, p = exports.protect_survival(a, report.threshold, times)
-    except NoData:  # its message counts who was left out, which may be a small number
-        return Section(title, "Not reported: nobody in this selection has follow-up for this outcome."), None
-    except TooFew as exc:
-        return Section(title, f"Not reported: {exc}."), None
-    keep = ["n", "events", "median_days", "median_lower", "median_upper",
-            *(f"{k}_{t}" for t in times for k in ("survival", "at_risk"))]
-    p = _columns(p, keep)
-    meta = _meta(report, f"{title}: share {what} at {', '.join(map(str, times))} days",
-                 a.durations.describe().split(";")[0] + ". Kaplan-Meier estimates; participants who "
-                 "left for other reasons or are still followed are censored.",
-                 _n_text(p, "n", exports.ALL_ROW if exports.ALL_ROW in p.values.index else p.values.index[0],
-                         "participants"), enrolled)
+    d = durations(store, outcome, settings, _enrolled(report))
+    if d.n < report.threshold:
+        why = "nobody in this selection has follow-up for this outcome" if d.n == 0 else (
+            f"fewer than {report.threshold} participants in this selection")
+        return Section(title, f"Not reported: {why}."), None
+    frame = d.frame
+    lt = disclosure.life_table(frame.days.to_numpy(), frame.event.to_numpy(), frame.program.to_numpy(),
+                               (*CANDIDATE_DAYS, *times), report.threshold, hide=hide)
+    p = disclosure.protected_table(lt, times)
+    note = (d.describe().split(";")[0] + ". " + lt.method() + " Blank: not published (not followed that long, "
+            f"or a step would show fewer than {report.threshold} people).")
+    meta = _meta(report, f"{title}: share {what} at {', '.join(map(str, times))} days", note,
+                 _n_text(p, "n", p.values.index[-1], "participants"), f"Enrolled {report.period.start} to "
+                 f"{report.period.end}")
+    fig = life_table_figure(lt, meta.title, outcome, max(times), "")
     text = (f"Participants enrolled in the reporting period, followed to the data cutoff: the share {what} "
-            f"{', '.join(map(str, times))} days after the start, the median (days until half have had the "
-            "event; blank when not reached) and the number still followed at each time. "
-            "Blank: not known yet (too few followed that long).")
-    return Section(title, text, [ChartExport(f"{outcome}-survival", meta, p,
-                                           hide_small_in_text(km_figure(safe), report.threshold))]), a
+            f"{', '.join(map(str, times))} days after the start, the number still followed at each time and "
+            "the median (days until half have had the event). A blank cell is not published: not followed that "
+            f"long yet, or a value that would rest on fewer than {report.threshold} people. Never read a blank "
+            "as 0%.")
+    return Section(title, text, [ChartExport(f"{outcome}-survival", meta, p, fig)]), lt
+
+
+def cohort_section(report: Report, store: Store, settings: OutcomeSettings) -> Section:
+    """Retention by enrollment quarter, from the same kind of protected life table (month days as
+    the grid); a month is blank until every member of the cohort has been followed that long."""
+    f = report.filters
+    hi = min(f.enrolled_to, report.period.end) if f.enrolled_to else report.period.end
+    d = durations(store, "retention", settings, dataclasses.replace(f, enrolled_to=hi))
+    if d.n < report.threshold:
+        return Section("Cohort comparison", "Not reported: fewer than the threshold enrolled up to the "
+                       "period's end.")
+    frame = d.frame
+    days = {m: cohorts.month_day(m) for m in COHORT_MONTHS}
+    lt = disclosure.life_table(frame.days.to_numpy(), frame.event.to_numpy(), frame.cohort_quarter.to_numpy(),
+                               days.values(), report.threshold)
+    followed = {g: (report.cutoff - pd.to_datetime(sub.start).max().date()).days
+                for g, sub in frame.groupby("cohort_quarter")}
+    followed[disclosure.ALL] = min(followed.values())
+    known = {g: {d for d in days.values() if d + settings.inactivity_days <= followed[g]} for g in followed}
+    report.life_tables["cohorts"] = lt
+    p = disclosure.protected_table(lt, tuple(days.values()), prefix="retained", known=known)
+    p = dataclasses.replace(p, values=p.values.rename(columns=_month_names(days)),
+                            primary=p.primary.rename(columns=_month_names(days)),
+                            complementary=p.complementary.rename(columns=_month_names(days)),
+                            derived=p.derived.rename(columns=_month_names(days)),
+                            counts=tuple(_month_names(days).get(c, c) for c in p.counts))
+    p = _columns(p, [c for c in p.values.columns if c != "median_days"])
+    meta = _meta(report, "Retention by enrollment quarter", r_definition(settings) + " " + lt.method(),
+                 _n_text(p, "n", p.values.index[-1], "participants"), f"Enrolled up to {hi}; {f.describe()}")
+    text = ("Share still in the program 1, 3, 6 and 12 months after enrolling, per enrollment quarter. "
+            "Blank: not every member followed that long yet, or not publishable (fewer than the threshold "
+            f"behind it). Quarters with fewer than {report.threshold} participants show n as "
+            f"\"{privacy.small_marker(report.threshold)}\" and nothing else.")
+    fig = cohort_bars(p.values, [f"month_{m}" for m in COHORT_MONTHS], meta.title)
+    return Section("Cohort comparison", text, [ChartExport("cohorts", meta, p, fig)])
+
+
+def r_definition(settings: OutcomeSettings) -> str:
+    """The cohort retention definition without its estimator (the report publishes a life table)."""
+    text = cohorts.RETENTION_DEFINITION.format(inactivity=settings.inactivity_days).split(" A blank")[0]
+    return text.replace("Kaplan-Meier; leaving", "leaving")
+
+
+def _month_names(days: dict[int, int]) -> dict[str, str]:
+    return {c: c.replace(f"_{d}", f"_{m}") for m, d in days.items()
+            for c in (f"retained_{d}", f"at_risk_{d}")} | {f"retained_{d}": f"month_{m}" for m, d in days.items()}
+
 
 
 def _columns(p: privacy.Protected, keep: list[str]) -> privacy.Protected:
@@ -170,46 +249,29 @@ def _columns(p: privacy.Protected, keep: list[str]) -> privacy.Protected:
                                counts=tuple(c for c in p.counts if c in cols))
 
 
-def cohort_section(report: Report, store: Store, settings: OutcomeSettings) -> Section:
-    f = report.filters
-    hi = min(f.enrolled_to, report.period.end) if f.enrolled_to else report.period.end
-    r = cohorts.cohort_retention(store, dataclasses.replace(f, enrolled_to=hi), "quarter",
-                                 max_months=max(COHORT_MONTHS), settings=settings)
-    if r.empty:
-        return Section("Cohort comparison", "Not reported: no enrollments up to the period's end.")
-    safe, p = exports.protect_cohorts(r, report.threshold)
-    keep = ["n", *(f"{k}_{m}" for m in COHORT_MONTHS for k in ("month", "at_risk"))]
-    p = _columns(p, keep)
-    meta = _meta(report, "Retention by enrollment quarter", r.definition(),
-                 f"n = {int(safe.n.sum()):,} participants in {len(safe.n)} quarters shown",
-                 f"Enrolled up to {hi}; {f.describe()}")
-    text = ("Share still in the program 1, 3, 6 and 12 months after enrolling, per enrollment quarter. "
-            "Blank: not followed that long yet (not lost). Quarters with fewer participants than the "
-            f"threshold show n as \"{privacy.small_marker(report.threshold)}\" in the table and are left "
-            "out of the chart.")
-    return Section("Cohort comparison", text, [ChartExport("cohorts", meta, p, cohort_heatmap(safe))])
-
-
-def outcomes_by_program(report: Report, table: pd.DataFrame, retention: SurvivalAnalysis | None,
-                        sobriety: SurvivalAnalysis | None) -> Section:
+def outcomes_by_program(report: Report, table: pd.DataFrame, retention: LifeTable | None,
+                        sobriety: LifeTable | None) -> Section:
+    """Check-in outcomes beside 90-day retention and median sober days, the latter two read from the
+    Retention and Sobriety life tables: shown there means shown here, hidden there means hidden here."""
     out = table[["active", "checked_in", "checkins", "checkins_reporting_use", "mean_craving",
                  "mean_mood"]].copy()
     out["share_reporting_use"] = out.checkins_reporting_use / out.checkins.where(out.checkins > 0)
     counts = ["active", "checked_in", "checkins", "checkins_reporting_use"]
     derived = {"share_reporting_use": ["checkins_reporting_use", "checkins", "checked_in"],
                "mean_craving": ["checkins", "checked_in"], "mean_mood": ["checkins", "checked_in"]}
-    for a, col, source in ((retention, "retained_90", "survival_90"), (sobriety, "median_sober_days",
-                                                                       "median_days")):
-        known = exports.survival_table(a, (90,)) if a is not None else pd.DataFrame(columns=["n", source])
-        out[col] = known[source].astype(float)
-        out[f"n_{col}"] = known["n"].astype(float)
-        counts.append(f"n_{col}")
-        derived[col] = [f"n_{col}"]
-    p = privacy.protect(out, counts=counts, derived=derived, total_row=_total(table),
-                        threshold=report.threshold)
+    p = privacy.protect(out, counts=counts, derived=derived, total_row=_total(table), threshold=report.threshold)
+    values = p.values.copy()
+    for lt, col, read in ((retention, "retained_90", lambda lt, g: lt.at(g, 90)[0]),
+                          (sobriety, "median_sober_days", lambda lt, g: lt.median(g))):
+        values[col] = [(read(lt, str(g)) if lt is not None and str(g) in lt.groups else None) for g in values.index]
+        values[col] = values[col].astype(float)
+    blank = pd.DataFrame(False, index=values.index, columns=["retained_90", "median_sober_days"])
+    p = privacy.Protected(values=values, primary=pd.concat([p.primary, blank], axis=1),
+                          complementary=pd.concat([p.complementary, blank], axis=1),
+                          derived=pd.concat([p.derived, blank], axis=1), threshold=p.threshold, counts=p.counts)
     meta = _meta(report, "Outcomes by program", kpis.BY_PROGRAM_DEFINITION + " Retained at 90 days and median "
-                 "sober days: Kaplan-Meier, participants enrolled in the period (see Retention, Sobriety).",
-                 _n_text(p, "active", _total(table) or table.index[0], "active participants"))
+                 "sober days: the values of the Retention and Sobriety sections (blank where they are not "
+                 "published there).", _n_text(p, "active", _total(table) or table.index[0], "active participants"))
     return Section("Outcomes by program", "Check-in outcomes in the reporting period (share of check-ins "
                    "reporting use, mean craving 0-10 and mood 1-5) beside 90-day retention and median "
                    "sobriety of the participants enrolled in the period.",
@@ -255,14 +317,17 @@ def methods(report: Report, settings: OutcomeSettings) -> list[tuple[str, str]]:
          "data cutoff."),
         ("Sobriety", "Days from the sobriety start (else the enrollment date) to the first check-in "
          "reporting use; participants without such a check-in are censored at their last check-in or exit."),
-        ("Statistics", "Kaplan-Meier estimates with 95% confidence intervals on the log-log scale (as R's "
-         "survival package, conf.type='log-log'); medians by R's rule. The numbers are checked against R's "
-         "survival package in the project's tests."),
+        ("Statistics", "Retention, sobriety and cohort retention are published as actuarial (Cutler-Ederer) life "
+         "tables, not Kaplan-Meier steps, so that every count behind a published value is 0 or at least the "
+         "threshold (see Small numbers); the tests check them against the durations and against Kaplan-Meier "
+         "(within 3 percentage points on the sample). The dashboard's own screens use Kaplan-Meier with 95% "
+         "confidence intervals on the log-log scale, checked against R's survival package."),
         ("Recovery capital", "BARC-10 (Vilsaint et al. 2017), total 10-60; 47 or more went with sustained "
          "remission. Follow-up schedule after SAMHSA's SUPRT: baseline within 30 days of enrollment, follow-ups "
          "180 days after it and then yearly, each within +/- 30 days; the rate counts follow-ups whose window "
          "has closed. Change: paired t-test, Wilcoxon signed-rank and McNemar tests (checked against R)."),
         ("Small numbers", privacy.method_statement(report.threshold)),
+        ("Protected life tables", disclosure.METHOD.format(t=report.threshold)),
         ("Software", f"Python {platform.python_version()}, {versions}."),
     ]
 
@@ -295,10 +360,13 @@ def _build(store: Store, period: Period, filters: Filters, threshold: int, setti
         raise TooFew(f"nobody was active or enrolled in {period.describe()} for {filters.describe()}")
     report.sections += [people_served(report, store, table), engagement_dose(report, table)]
     say("estimating retention")
-    retention, ret = survival_section(report, store, "retention", RETENTION_TIMES, settings)
+    hide = tuple(str(g) for g in report.sections[0].exports[0].table.suppressed["new_enrollments"].loc[
+        lambda s: s].index)  # enrolled in the period per program: one cell, hidden everywhere or nowhere
+    retention, ret = survival_section(report, store, "retention", RETENTION_TIMES, settings, hide)
     say("estimating sobriety")
     sobriety, sob = survival_section(report, store, "sobriety", SOBRIETY_TIMES, settings)
     report.sections += [retention, sobriety]
+    report.life_tables.update({k: v for k, v in (("retention", ret), ("sobriety", sob)) if v is not None})
     say("comparing cohorts")
     report.sections.append(cohort_section(report, store, settings))
     report.sections.append(outcomes_by_program(report, table, ret, sob))
@@ -313,9 +381,10 @@ def _build(store: Store, period: Period, filters: Filters, threshold: int, setti
 def write_report(store: Store, period: Period, out: str | io.BufferedIOBase | None = None,
                  filters: Filters = Filters(), *, threshold: int = privacy.DEFAULT_THRESHOLD,
                  settings: OutcomeSettings = OutcomeSettings(), user: str | None = None,
-                 progress: Progress | None = None) -> bytes:
+                 progress: Progress | None = None, organisation: str = "") -> bytes:
     """Build the report, render it, record it in the audit log; write to `out` if given."""
     report = build(store, period, filters, threshold=threshold, settings=settings, progress=progress)
+    report.organisation = organisation.strip()
     data = render_pdf(report, progress)
     if out is not None:
         if isinstance(out, str):

@@ -8,7 +8,6 @@ show the protected display values ("<11", "*") and format the rest per column.
 from __future__ import annotations
 
 import io
-import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -21,16 +20,17 @@ from reportlab.lib.utils import ImageReader
 from reportlab.platypus import (
     Image,
     KeepTogether,
-    PageBreak,
     Paragraph,
     SimpleDocTemplate,
     Spacer,
     Table,
     TableStyle,
 )
+from reportlab.platypus.flowables import PageBreakIfNotEmpty  # a spacer spilled onto a page leaves it empty
 from svglib.svglib import svg2rlg
 
 from analytics.publish.exports import ChartExport
+from analytics.publish.formatting import formatted
 
 if TYPE_CHECKING:  # report.py calls render(); a run-time import back would be a cycle
     from analytics.publish.report import Report
@@ -38,11 +38,13 @@ if TYPE_CHECKING:  # report.py calls render(); a run-time import back would be a
 WIDTH = LETTER[0] - 1.5 * inch
 HEADER = colors.HexColor("#E8EEF4")
 GRID = colors.HexColor("#BBBBBB")
-MAX_COLUMNS = 9  # wider tables are split into several, each repeating the first column
+MAX_COLUMNS = 9  # tables with more columns than this get a smaller font (never split)
+MAX_CHART_HEIGHT = 5.0 * inch  # a chart, its table and caption share a page
 
 _styles = getSampleStyleSheet()
 BODY = ParagraphStyle("body", parent=_styles["BodyText"], fontSize=9.5, leading=12.5)
 SMALL = ParagraphStyle("small", parent=BODY, fontSize=7.5, leading=9.5, textColor=colors.HexColor("#444444"))
+METHOD = ParagraphStyle("method", parent=BODY, fontSize=8.5, leading=11)  # the appendix fits one page
 CELL = ParagraphStyle("cell", parent=BODY, fontSize=7.5, leading=9)
 H1 = ParagraphStyle("h1", parent=_styles["Heading1"], fontSize=20, spaceAfter=10)
 H2 = ParagraphStyle("h2", parent=_styles["Heading2"], fontSize=14, spaceBefore=6, spaceAfter=6)
@@ -54,40 +56,19 @@ def _p(text: str, style: ParagraphStyle = BODY) -> Paragraph:
     return Paragraph(safe, style)
 
 
-def _fmt(column: str, value: object) -> str:
-    if isinstance(value, str):
-        return value
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    if column.startswith(("survival_", "month_", "share_", "retained_")):
-        return f"{value:.1%}"
-    if column.startswith(("mean_", "meetings_per", "checkins_per", "mentoring_sessions_per")):
-        return f"{value:.1f}"
-    if column.startswith("median"):
-        return f"{value:.0f}"
-    return f"{int(value):,}" if float(value).is_integer() else f"{value:,.2f}"
-
-
-def _label(column: str) -> str:
-    return column.replace("_", " ")
-
-
 def _tables(frame: pd.DataFrame) -> list[Table]:
-    """The display table as one or more reportlab tables (split by columns when wide)."""
-    shown = frame.reset_index()
-    first, rest = shown.columns[0], list(shown.columns[1:])
-    chunks = [rest[i:i + MAX_COLUMNS - 1] for i in range(0, len(rest), MAX_COLUMNS - 1)] or [[]]
-    out = []
-    for cols in chunks:
-        header = [_p(_label(str(c)), CELL) for c in [first, *cols]]
-        rows = [[_p(str(r[first]), CELL), *(_p(_fmt(str(c), r[c]), CELL) for c in cols)]
-                for _, r in shown.iterrows()]
-        widths = [WIDTH * 0.22] + [WIDTH * 0.78 / max(len(cols), 1)] * len(cols)
-        table = Table([header, *rows], colWidths=widths, repeatRows=1)
-        table.setStyle(TableStyle([("BACKGROUND", (0, 0), (-1, 0), HEADER), ("GRID", (0, 0), (-1, -1), 0.4, GRID),
-                                   ("VALIGN", (0, 0), (-1, -1), "TOP"), ("ALIGN", (1, 1), (-1, -1), "RIGHT")]))
-        out.append(table)
-    return out
+    """The display table as one reportlab table across the page (never split into halves): paired
+    columns share a cell, and a table of many columns uses a smaller font."""
+    shown = formatted(frame).reset_index()
+    first, cols = shown.columns[0], list(shown.columns[1:])
+    style = CELL if len(cols) < MAX_COLUMNS else ParagraphStyle("narrow", parent=CELL, fontSize=6.5, leading=8)
+    header = [_p(str(c).replace("_", " "), style) for c in [first, *cols]]
+    rows = [[_p(str(r[first]), style), *(_p(str(r[c]), style) for c in cols)] for _, r in shown.iterrows()]
+    widths = [WIDTH * 0.22] + [WIDTH * 0.78 / max(len(cols), 1)] * len(cols)
+    table = Table([header, *rows], colWidths=widths, repeatRows=1)
+    table.setStyle(TableStyle([("BACKGROUND", (0, 0), (-1, 0), HEADER), ("GRID", (0, 0), (-1, -1), 0.4, GRID),
+                               ("VALIGN", (0, 0), (-1, -1), "TOP"), ("ALIGN", (1, 1), (-1, -1), "RIGHT")]))
+    return [table]
 
 
 def _chart(export: ChartExport) -> object:
@@ -97,9 +78,10 @@ def _chart(export: ChartExport) -> object:
     if b"<image" in svg:
         png = ImageReader(io.BytesIO(export.data("png")))
         w, h = png.getSize()
-        return Image(io.BytesIO(export.data("png")), width=WIDTH, height=WIDTH * h / w, mask="auto")
+        scale = min(WIDTH / w, MAX_CHART_HEIGHT / h)
+        return Image(io.BytesIO(export.data("png")), width=w * scale, height=h * scale, mask="auto")
     drawing = svg2rlg(io.BytesIO(svg))
-    scale = WIDTH / drawing.width
+    scale = min(WIDTH / drawing.width, MAX_CHART_HEIGHT / drawing.height)
     drawing.width, drawing.height = drawing.width * scale, drawing.height * scale
     drawing.scale(scale, scale)
     return drawing
@@ -122,21 +104,26 @@ def render(report: Report, say: Callable[[str], None]) -> bytes:
     doc = SimpleDocTemplate(out, pagesize=LETTER, leftMargin=0.75 * inch, rightMargin=0.75 * inch,
                             topMargin=0.7 * inch, bottomMargin=0.8 * inch, title="Outcome report",
                             author="Peer-support outcomes dashboard", subject=report.scope)
-    story: list = [_p("Outcome report", H1), _p(report.scope), _p(f"Data cutoff {report.cutoff}. "
+    cover = [_p(report.organisation, H1)] if report.organisation else []
+    numbers = [_p(f"{value}  {label}", H2) for value, label in report.headlines()]
+    story: list = [*cover, _p("Outcome report", H1), _p(report.scope), *numbers, _p(f"Data cutoff {report.cutoff}. "
                    f"Generated {report.generated:%Y-%m-%d %H:%M}."), Spacer(1, 8),
                    _p(f"Privacy: {report.sections[0].exports[0].table.method()}", SMALL), Spacer(1, 6),
                    _p("Contents: " + "; ".join(s.title for s in report.sections) + "; Methods.", SMALL)]
     for section in report.sections:
         say(f"drawing {section.title.lower()}")
-        story += [PageBreak(), _p(section.title, H2), _p(section.text), Spacer(1, 6)]
-        for export in section.exports:
+        story += [PageBreakIfNotEmpty(), _p(section.title, H2), _p(section.text), Spacer(1, 6)]
+        for i, export in enumerate(section.exports):
+            if i:  # no spacer after the last: one spilled onto a new page would leave it blank
+                story.append(Spacer(1, 10))
             if export.figure is not None:
                 story += [_chart(export), Spacer(1, 4)]
-            story.append(KeepTogether([_p(export.meta.title + ": table", SMALL), *_tables(export.table.display())]))
-            story += [_p(" ".join(export.meta.caption_lines()), SMALL), Spacer(1, 10)]
-    story += [PageBreak(), _p("Methods", H2)]
+            story += [KeepTogether([_p(export.meta.title + ": table", SMALL), *_tables(export.table.display()),
+                                    _p(" ".join(export.meta.caption_lines()), SMALL)])]
+    story += [PageBreakIfNotEmpty(), _p("Methods", H2)]
     for title, text in report.methods:
-        story += [_p(title, ParagraphStyle("m", parent=BODY, fontName="Helvetica-Bold")), _p(text), Spacer(1, 4)]
+        story += [_p(title, ParagraphStyle("m", parent=METHOD, fontName="Helvetica-Bold")), _p(text, METHOD),
+                  Spacer(1, 3)]
     doc.build(story, onFirstPage=_footer(report), onLaterPages=_footer(report))
     return out.getvalue()
 

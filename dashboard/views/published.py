@@ -5,6 +5,7 @@ import streamlit as st
 from analytics.access import roles as access
 from analytics.publish import privacy
 from analytics.publish.exports import TooFew
+from analytics.publish.formatting import formatted
 from analytics.outcomes.period import Period, default_period
 from analytics.publish.report import build
 from analytics.settings import THRESHOLD
@@ -42,6 +43,6 @@ for s, section in enumerate(report.sections):
         key = f"published_{s}_{e}"
         if export.figure is not None:
             st.plotly_chart(export.figure, theme=None, key=key)
-        st.dataframe(export.table.display(), width="stretch", key=f"{key}_table")
+        st.dataframe(formatted(export.table.display()), width="stretch", key=f"{key}_table")  # as in the PDF
         st.caption(" ".join(export.meta.caption_lines()))
         downloads(export.meta.title, lambda export=export: export, key=key, filters=filters)

@@ -30,6 +30,7 @@ threshold = st.number_input("Hide counts below", min_value=int(THRESHOLD.minimum
                             help=f"Counts from 1 to this number minus one are shown as '<N' "
                                  f"(never below {THRESHOLD.minimum:g}).")
 st.caption(privacy.method_statement(int(threshold)).replace("*", r"\*"))  # "*" is the marker, not markdown
+organisation = st.text_input("Organisation (on the cover)", key="organisation", max_chars=200)
 if len(picked) != 2:
     st.info("Pick the last day of the reporting period too.")
     st.stop()
@@ -39,7 +40,8 @@ if st.button("Build the report", type="primary", key="build_report"):
     with st.status("Building the report...", expanded=True) as status:
         try:
             pdf = write_report(get_store(), period, None, filters, threshold=int(threshold), user=user.name,
-                               progress=lambda msg: st.write(msg.capitalize() + "..."))
+                               progress=lambda msg: st.write(msg.capitalize() + "..."),
+                               organisation=organisation)
         except TooFew as exc:
             status.update(label="Nothing to report", state="error")
             st.warning(f"Nothing to report: {exc}. Widen the filters or pick another period.")

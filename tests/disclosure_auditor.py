@@ -1,0 +1,49 @@
+"""The attacker of official statistics (tau-ARGUS, sdcTable), as a test helper.
+
+It takes everything one output publishes (each count as published, "<11", "*" or not shown),
+the relations a reader knows among those counts (table totals, at risk = at risk before -
+events - censored, the group rows adding up to All, rate x denominator = numerator, the
+same cell printed in two places) and, for each count not published, solves two linear
+programs (scipy.optimize.linprog) for the smallest and largest value it can take. A count
+that may be small (1 to threshold - 1) must keep a range at least as wide as the "<11"
+marker's own (1 to threshold - 1); a narrower range is a disclosure.
+
+The solver and the life-table collector are the library's (analytics/publish/lp_audit.py, with
+which the life tables prove their grids); the collectors of tables and cross-section relations
+are here.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from analytics.publish.disclosure import ALL
+from analytics.publish.lp_audit import Auditor, add_life_table  # noqa: F401 (re-exported for the tests)
+from analytics.publish.privacy import Protected
+
+
+# --- collectors: what one output publishes, and the relations among it -------------------
+
+def add_table(aud: Auditor, p: Protected, prefix: str, *, total_row: str | None = ALL,
+              rates: dict[str, tuple[str, str]] | None = None) -> None:
+    """A protect()-ed table: each count a variable (published, "<11" -> 1..t-1, "*" -> 0 or more),
+    column totals over the total row, and rate x denominator = numerator where a rate is shown."""
+    t = aud.threshold
+    for col in p.counts:
+        for row in p.values.index:
+            name = f"{prefix}:{col}:{row}"
+            value = p.values.loc[row, col]
+            if p.primary.loc[row, col]:
+                aud.var(name, 1, t - 1)
+            elif p.complementary.loc[row, col] or p.derived.loc[row, col] or pd.isna(value):
+                aud.var(name)
+            else:
+                aud.publish(name, float(value))
+        if total_row is not None and total_row in p.values.index:
+            parts = [r for r in p.values.index if r != total_row]
+            aud.equal({**{f"{prefix}:{col}:{r}": 1 for r in parts}, f"{prefix}:{col}:{total_row}": -1})
+    for rate, (num, den) in (rates or {}).items():
+        for row in p.values.index:
+            value = p.values.loc[row, rate]
+            if pd.notna(value):
+                aud.equal({f"{prefix}:{num}:{row}": 1, f"{prefix}:{den}:{row}": -float(value)})

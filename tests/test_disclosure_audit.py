@@ -1,0 +1,203 @@
+"""The auditor (tests/disclosure_auditor.py) over the outcome report: no hidden count of the
+report can be narrowed below the "<11" marker's range by combining what it publishes, on the
+sample and on random small programs; and the auditor does catch a leak when one suppression
+rule is switched off."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from analytics.outcomes.period import Period
+from analytics.publish import disclosure, privacy, report
+from analytics.publish.disclosure import ALL
+from disclosure_auditor import Auditor, add_life_table, add_table
+from disclosure_data import small_store
+
+PERIOD = Period(dt.date(2026, 1, 1), dt.date(2026, 9, 30))
+T = privacy.DEFAULT_THRESHOLD
+
+
+def audit_report(r: report.Report, skip: tuple[str, ...] = ()) -> list[str]:
+    """Every count the report publishes, with the relations among them, through the auditor."""
+    aud = Auditor(r.threshold)
+    tables = {s.title: s.exports[0].table for s in r.sections if s.exports}
+    add_table(aud, tables["People served"], "program")
+    add_table(aud, tables["Engagement dose"], "program")
+    add_table(aud, tables["Outcomes by program"], "program",
+              rates={"share_reporting_use": ("checkins_reporting_use", "checkins")})
+    for name, lt in r.life_tables.items():
+        if name in skip:
+            continue
+        groups = sorted([g for g in lt.groups if g != ALL] + list(lt.hidden))
+        add_life_table(aud, lt, groups, name)
+        if name == "retention":  # enrolled in the period per program: the same people as new enrollments
+            for g in groups:
+                aud.same(f"retention:at_risk:{g}:0", f"program:new_enrollments:{g}")
+    return aud.failures()
+
+
+def test_auditor_finds_the_issue_differencing():
+    """Issue 12's page: All at risk 24, Peer Support 15 shown, Mentoring hidden: 9 is read off."""
+    aud = Auditor(T)
+    aud.publish("all", 24)
+    aud.publish("peer", 15)
+    aud.var("mentoring", 1, T - 1)
+    aud.equal({"peer": 1, "mentoring": 1, "all": -1})
+    assert aud.ranges()["mentoring"] == (9, 9)
+    assert aud.failures() == ["mentoring: between 9 and 9"]
+
+
+def test_auditor_passes_a_well_protected_table():
+    table = pd.DataFrame({"n": [40, 5, 30, 75]}, index=["A", "B", "C", ALL])
+    aud = Auditor(T)
+    add_table(aud, privacy.protect(table, counts=["n"], total_row=ALL), "t")
+    assert aud.failures() == []
+
+
+def test_auditor_fails_when_complementary_suppression_is_off(monkeypatch):
+    """Switch one rule off (no complement is ever picked): the auditor reads the hidden count."""
+    table = pd.DataFrame({"n": [40, 5, 30, 75]}, index=["A", "B", "C", ALL])
+    monkeypatch.setattr(privacy, "_pick", lambda *a: None)
+    aud = Auditor(T)
+    add_table(aud, privacy.protect(table, counts=["n"], total_row=ALL), "t")
+    assert aud.failures() == ["t:n:B: between 5 and 5"]
+
+
+def _three_programs() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(3)
+    group = np.array(["Mentoring"] * 5 + ["Online"] * 12 + ["Peer Support"] * 30)
+    return rng.integers(0, 400, group.size), rng.random(group.size) < 0.5, group
+
+
+def test_life_table_passes_with_its_complement():
+    days, event, group = _three_programs()
+    lt = disclosure.life_table(days, event, group, (30, 90, 180, 365), T)
+    assert lt.hidden == ("Mentoring", "Online")  # 5 is hidden, so 12 is too: else All - 30 = 5
+    aud = Auditor(T)
+    add_life_table(aud, lt, ["Mentoring", "Online", "Peer Support"], "r")
+    assert aud.failures() == []
+
+
+def test_auditor_fails_when_the_group_complement_is_off(monkeypatch):
+    """Switch the life table's complementary rule off (hide only groups under the threshold)."""
+    monkeypatch.setattr(disclosure, "_shown_groups", lambda sizes, hide, t: sorted(g for g, n in sizes.items()
+                                                                                 if n >= t))
+    days, event, group = _three_programs()
+    lt = disclosure.life_table(days, event, group, (30, 90, 180, 365), T)
+    aud = Auditor(T)
+    add_life_table(aud, lt, ["Mentoring", "Online", "Peer Support"], "r")
+    assert "r:at_risk:Mentoring:0: between 5 and 5" in aud.failures()
+
+
+@pytest.fixture(scope="module")
+def sample_report(tmp_path_factory) -> report.Report:
+    from analytics.ingest.bootstrap import ensure_store
+    from analytics.store.connection import Store
+
+    store = Store.open(ensure_store(tmp_path_factory.mktemp("audit") / "s.duckdb"))
+    yield report.build(store, Period(dt.date(2025, 10, 1), dt.date(2026, 9, 30)))
+    store.close()
+
+
+def test_the_sample_report_passes_the_audit(sample_report):
+    assert audit_report(sample_report) == []
+
+
+def test_every_life_table_count_is_zero_or_at_least_the_threshold(sample_report):
+    for lt in sample_report.life_tables.values():
+        for g in lt.groups:
+            for v in [*lt.at_risk[g], *lt.events[g], *lt.censored[g]]:
+                assert v == 0 or v >= T
+
+
+def test_the_same_statistic_is_hidden_everywhere(sample_report):
+    """Retained at 90 days and median sober days in "Outcomes by program" equal the Retention and
+    Sobriety sections' values, blank exactly where those are blank."""
+    tables = {s.title: s.exports[0].table.values for s in sample_report.sections if s.exports}
+    by_program = tables["Outcomes by program"]
+    for col, section, source in (("retained_90", "Retention", "survival_90"),
+                                 ("median_sober_days", "Sobriety", "median_days")):
+        there = tables[section][source].reindex(by_program.index)
+        pd.testing.assert_series_equal(by_program[col], there, check_names=False)
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
+@given(sizes=st.sampled_from([(13, 27), (27, 13), (12, 30), (5, 35), (11, 11), (40,), (9, 14, 20)]),
+       seed=st.integers(0, 10_000), one_program=st.booleans())
+def test_small_programs_pass_the_audit(tmp_path_factory, sizes, seed, one_program):
+    names = ["Recovery Mentoring", "Community Peer Support", "Online Recovery Community"][:len(sizes)]
+    store = small_store(tmp_path_factory.mktemp("small"), dict(zip(names, sizes)), seed)
+    try:
+        from analytics.outcomes.filters import Filters
+        filters = Filters(programs=(names[0],)) if one_program else Filters()
+        try:
+            r = report.build(store, PERIOD, filters)
+        except report.TooFew:
+            return
+        assert audit_report(r) == []
+    finally:
+        store.close()
+
+
+def test_two_small_hidden_groups_hide_with_a_larger_one(monkeypatch):
+    """Hypothesis found it: quarters of 11, 7 and 9 with All = 27: the two "<11" rows add up to 16,
+    so each is 6 to 10. Now no quarter is listed; with the rule off the auditor reads 6..10."""
+    group = np.array(["Q1"] * 11 + ["Q2"] * 7 + ["Q3"] * 9)
+    days, event = np.arange(group.size) * 7, np.zeros(group.size, dtype=bool)
+    lt = disclosure.life_table(days, event, group, (30, 90), T)
+    assert lt.groups == (ALL,) and lt.hidden == ()
+    aud = Auditor(T)
+    add_life_table(aud, lt, [], "c")
+    assert aud.failures() == []
+    monkeypatch.setattr(disclosure, "_hidden_safe", lambda hidden, t: sum(hidden) == 0 or sum(hidden) >= t)
+    lt = disclosure.life_table(days, event, group, (30, 90), T)
+    aud = Auditor(T)
+    add_life_table(aud, lt, ["Q1", "Q2", "Q3"], "c")
+    assert aud.failures() == ["c:at_risk:Q2:0: between 6 and 10", "c:at_risk:Q3:0: between 6 and 10"]
+
+
+def _two_programs() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """27 and 13 people: the 27 have 11 drop-outs in the first month, the 13 have 3."""
+    group = np.array(["Peer"] * 27 + ["Mentoring"] * 13)
+    days = np.r_[np.full(11, 10), np.full(16, 200), np.full(3, 10), np.full(10, 200)]
+    return days, np.ones(group.size, dtype=bool), group
+
+
+def test_each_group_has_its_own_grid_and_the_complement_holds(monkeypatch):
+    """All (14 drop-outs by day 30) publishes day 30; the 27-person program does not, since then
+    All minus it would show the 13-person program's 3. With both checks (the complement rule and
+    the library's own LP audit) off, the auditor reads 3."""
+    days, event, group = _two_programs()
+    lt = disclosure.life_table(days, event, group, (30, 90, 180, 270), T)
+    assert lt.grids[ALL] == (0, 30, 90, 180) and lt.grids["Peer"] == (0,) and lt.grids["Mentoring"] == (0,)
+    aud = Auditor(T)
+    add_life_table(aud, lt, ["Mentoring", "Peer"], "r")
+    assert aud.failures() == []
+    monkeypatch.setattr(disclosure, "_complements_ok", lambda *a: True)
+    monkeypatch.setattr(disclosure, "_leaks", lambda *a: False)
+    lt = disclosure.life_table(days, event, group, (30, 90, 180, 270), T)
+    assert lt.grids["Peer"] == (0, 30, 90, 180)
+    aud = Auditor(T)
+    add_life_table(aud, lt, ["Mentoring", "Peer"], "r")
+    assert "r:events:Mentoring:0: between 3 and 3" in aud.failures()
+
+
+def test_what_the_markers_alone_imply_is_not_a_leak():
+    """All "<11" over two "<11" parts: each part is 1 to 9 from the markers alone; no published
+    number narrows it, so no failure. Publishing the total (16) does narrow them: 6 to 10."""
+    aud = Auditor(T)
+    for n in ("a", "b", "all"):
+        aud.var(n, 1, T - 1)
+    aud.equal({"a": 1, "b": 1, "all": -1})
+    assert aud.ranges()["a"] == (1, 9) and aud.failures() == []
+    aud = Auditor(T)
+    aud.var("a", 1, T - 1)
+    aud.var("b", 1, T - 1)
+    aud.publish("all", 16)
+    aud.equal({"a": 1, "b": 1, "all": -1})
+    assert aud.failures() == ["a: between 6 and 10", "b: between 6 and 10"]
