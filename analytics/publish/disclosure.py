@@ -246,8 +246,7 @@ def protected_table(lt: LifeTable, times: Sequence[int], prefix: str = "survival
     complementary, derived = primary.copy(), primary.copy()
     small = values.n.between(1, t - 1)
     primary.loc[hidden & small, "n"] = True
-    complementary.loc[hidden & ~small, "n"] = True
-    derived.loc[hidden, cols[1:]] = True
+    complementary.loc[hidden & ~small, "n"] = True  # the rest of a hidden row is blank: never computed
     values = values.mask(primary | complementary | derived)
     return privacy.Protected(values=values, primary=primary, complementary=complementary, derived=derived,
                              threshold=t, counts=("n", *(f"at_risk_{d}" for d in times)))

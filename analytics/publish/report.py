@@ -33,6 +33,7 @@ from analytics.analyses import kpis
 from analytics.publish import privacy
 from analytics.charts.render import ChartMeta
 from analytics.charts.director import cohort_heatmap, weekly_trends_figure
+from analytics.charts.exports import draws_a_value, message_figure
 from analytics.charts.report import cohort_bars, dose_figure, use_figure
 from analytics.publish.exports import ChartExport, TooFew
 from analytics.outcomes.filters import Filters
@@ -162,6 +163,8 @@ def _enrolled(report: Report) -> Filters:
     return dataclasses.replace(f, enrolled_from=lo, enrolled_to=hi)
 
 
+EMPTY_CHART = ("Nothing to draw: every value of this chart would rest on fewer than {t} people, or on people "
+               "not followed that long yet, so none is published. The table below shows what can be.")
 CANDIDATE_DAYS = (30, 90, 180, 270, 365, 545, 730)  # the life tables' intervals start here (merged if needed)
 
 
@@ -225,7 +228,7 @@ def cohort_section(report: Report, store: Store, settings: OutcomeSettings) -> S
     text = ("Share still in the program 1, 3, 6 and 12 months after enrolling, per enrollment quarter. "
             "Blank: not every member followed that long yet, or not publishable (fewer than the threshold "
             f"behind it). Quarters with fewer than {report.threshold} participants show n as "
-            f"\"{privacy.small_marker(report.threshold)}\" and nothing else.")
+            f"\"{privacy.small_marker(report.threshold)}\" (or \"*\") and nothing else.")
     fig = cohort_bars(p.values, [f"month_{m}" for m in COHORT_MONTHS], meta.title)
     return Section("Cohort comparison", text, [ChartExport("cohorts", meta, p, fig)])
 
@@ -373,7 +376,16 @@ def _build(store: Store, period: Period, filters: Filters, threshold: int, setti
     say("assessing recovery capital")
     report.sections += recovery_capital_sections(report, store)
     report.methods = methods(report, settings)
+    _say_why_empty(report)
     return report
+
+
+def _say_why_empty(report: Report) -> None:
+    """A chart whose every value is suppressed becomes a sentence saying why, not bare axes."""
+    for s in report.sections:
+        for e in s.exports:
+            if e.figure is not None and not draws_a_value(e.figure):
+                e.figure = message_figure(e.meta.title, EMPTY_CHART.format(t=report.threshold))
 
 
 # --- PDF ------------------------------------------------------------------------------

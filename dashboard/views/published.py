@@ -5,7 +5,7 @@ import streamlit as st
 from analytics.access import roles as access
 from analytics.publish import privacy
 from analytics.publish.exports import TooFew
-from analytics.publish.formatting import formatted
+from analytics.publish.formatting import caption, formatted
 from analytics.outcomes.period import Period, default_period
 from analytics.publish.report import build
 from analytics.settings import THRESHOLD
@@ -44,5 +44,5 @@ for s, section in enumerate(report.sections):
         if export.figure is not None:
             st.plotly_chart(export.figure, theme=None, key=key)
         st.dataframe(formatted(export.table.display()), width="stretch", key=f"{key}_table")  # as in the PDF
-        st.caption(" ".join(export.meta.caption_lines()))
+        st.caption(caption(export).replace("*", r"\*"))  # "*" is the marker, not markdown
         downloads(export.meta.title, lambda export=export: export, key=key, filters=filters)
