@@ -19,8 +19,9 @@ if TYPE_CHECKING:
 
 
 def formatted(frame: pd.DataFrame) -> pd.DataFrame:
-    """The protected display table (``Protected.display()``) as text, ready to show."""
-    return _combined(frame)
+    """The protected display table (``Protected.display()``) as text, ready to show; rows
+    without a named index are "group"s (not "index")."""
+    return _combined(frame).rename_axis(frame.index.name or "group")
 
 
 def _fmt(column: str, value: object) -> str:
