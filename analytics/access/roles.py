@@ -28,6 +28,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from analytics.store import scope as read_scope
+
 __all__ = ["ANALYTICS", "DATA_QUALITY", "IMPORT", "PARTICIPANT_LEVEL", "PERMISSIONS", "PUBLISHED", "ROLES",
            "NO_SITE", "SYSTEM", "USERS", "AccessDenied", "User", "acting_as", "allowed", "check", "current_user",
            "enforce", "requires", "scoped_sites", "set_user", "system_for"]
@@ -91,8 +93,10 @@ def current_user() -> User | None:
 
 
 def set_user(user: User | None) -> None:
-    """Make `user` the one acting for the rest of this thread's work (a dashboard page run)."""
+    """Make `user` the one acting for the rest of this thread's work (a dashboard page run);
+    the store reads only the user's sites from then on (analytics.store.scope)."""
     _current.set(user)
+    read_scope.set_sites(user.sites if user else ())
 
 
 @contextmanager
@@ -100,7 +104,8 @@ def acting_as(user: User | None) -> Iterator[None]:
     """Run the block as `user`: protected functions check this user's role."""
     token = _current.set(user)
     try:
-        yield
+        with read_scope.reading_sites(user.sites if user else ()):
+            yield
     finally:
         _current.reset(token)
 

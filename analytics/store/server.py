@@ -14,6 +14,12 @@ through Session.insert_select / insert_rows / update_from, which apply them to b
 A transaction that touches the import tables takes an advisory lock (imports run one at a
 time across processes) and brings the mirror up to date under it before checking anything;
 it commits on PostgreSQL first (all or nothing, also under kill -9), then on the mirror.
+
+Site scoping (row-level security): the import tables carry a policy keyed on the connection's
+setting `app.sites` (unset or empty: every site). A read while a site-scoped account acts
+(analytics.store.scope) runs on a mirror loaded on a connection that set `app.sites` to the
+account's sites, so PostgreSQL itself leaves other sites' rows out of it: a bug in a query of
+the analytics layer cannot reach them. Imports run on connections that never set it.
 """
 
 from __future__ import annotations
@@ -34,12 +40,15 @@ from psycopg import sql as pgsql
 
 from analytics.settings import PG_APP_ROLE
 from analytics.store import migrations
+from analytics.store.scope import current_sites
 from analytics.store.connection import _CONFIG, Session, Store, StoreError
 from analytics.store.schema import TABLES
 
 LIVE_TABLES = ("users", "audit_log", "schema_version", "data_version",
                "dashboard_sessions", "session_keys", "sign_in_throttle")  # sessions and throttling: every process
 MIRRORED_TABLES = (*TABLES, "import_batches", "import_files")
+SCOPED_TABLES = tuple(TABLES)  # participants (site) and the tables keyed by participant_id: row-level security
+MAX_SCOPED_MIRRORS = 16  # mirrors of site-scoped accounts kept per process (each a part of the full one)
 LOCKS = {"import": 150_001, "audit_log": 150_002, "migrate": 150_003}  # advisory-lock keys
 
 _LIVE = re.compile(r"\b(?:" + "|".join(LIVE_TABLES) + r")\b", re.IGNORECASE)
@@ -112,12 +121,47 @@ def current_version(conn: psycopg.Connection) -> int:
 # ------------------------------------------------------------------ mirror ---
 
 class Mirror:
-    """The import tables at one data version, in an in-process DuckDB."""
+    """The import tables at one data version, in an in-process DuckDB: every row, or (`sites`)
+    only the rows PostgreSQL's row-level security lets those sites' accounts read."""
 
-    def __init__(self) -> None:
+    def __init__(self, sites: tuple[str, ...] = ()) -> None:
         self.con = duckdb.connect(":memory:", config=dict(_CONFIG))
         self.version = -1
+        self.sites = sites
         migrations.bring_up_to_date(Store(self.con, None, False))  # the very same tables
+
+    @classmethod
+    def load(cls, url: str, sites: tuple[str, ...] = ()) -> Mirror:
+        """The current data version from one consistent snapshot, read under `sites`' scope."""
+        mirror = cls(sites)
+        with connect(url) as conn:
+            conn.isolation_level, conn.read_only = IsolationLevel.REPEATABLE_READ, True
+            if sites:
+                limit_to_sites(conn, sites)
+            mirror.version = current_version(conn)
+            load_tables(conn, mirror.con.cursor())
+        if sites:
+            mirror.check_scope()
+        return mirror
+
+    def check_scope(self) -> None:
+        """Refuse a scoped mirror holding another site's row (row-level security missing or
+        bypassed, say a connection of load_tables' own that did not set the scope)."""
+        cur = self.con.cursor()
+        stray = cur.execute("SELECT count(*) FROM participants WHERE site IS NULL OR NOT list_contains(?, site)",
+                            [list(self.sites)]).fetchone()[0]
+        for table in SCOPED_TABLES[1:]:
+            stray += cur.execute(f"SELECT count(*) FROM {table} WHERE participant_id NOT IN "
+                                 "(SELECT participant_id FROM participants)").fetchone()[0]
+        if stray:
+            raise StoreError("the server store returned rows outside a site-scoped account's sites: "
+                             "row-level security is not in force (run any command once as the database's owner)")
+
+
+def limit_to_sites(conn: psycopg.Connection, sites: Sequence[str]) -> None:
+    """Set this connection's `app.sites` (a text[] literal, quoted by PostgreSQL itself), which the
+    row-level security policies read: from now on it reads only those sites' rows and writes none."""
+    pg_rows(conn, "SELECT set_config('app.sites', (?::text[])::text, false)", [list(sites)])
 
 
 def load_tables(conn: psycopg.Connection, cur: duckdb.DuckDBPyConnection) -> None:
@@ -152,7 +196,7 @@ class ServerSession(Session):
     def __init__(self, store: ServerStore) -> None:
         super().__init__(None, store._write_lock)  # the mirror cursor comes with the first mirror statement
         self._store = store
-        self._mirror: Mirror | None = None
+        self._mirror: Mirror | None = None  # chosen by the scope at the first mirror statement
         self._pg: psycopg.Connection | None = None  # the transaction's connection
         self._in_mirror_tx = False
         self._wrote = False
@@ -199,15 +243,18 @@ class ServerSession(Session):
                              "so the server store writes PostgreSQL too")
 
     def _on_mirror(self) -> None:
-        """Attach to the mirror; inside a transaction, take the import lock and catch up first."""
+        """Attach to the mirror of the acting account's sites; inside a transaction, take the import
+        lock and catch up first (a site-scoped mirror: no import lock, it never writes the import tables)."""
         if self._mirror is None:
-            self._mirror = self._store.mirror()
+            self._mirror = self._store.mirror(current_sites())
             self._cur = self._mirror.con.cursor()
         if self._pg is None or self._in_mirror_tx:
             return
         self._write_lock.acquire()
         self._in_mirror_tx = True
         self._cur.execute("BEGIN TRANSACTION")
+        if self._mirror.sites:
+            return
         pg_rows(self._pg, "SELECT pg_advisory_xact_lock(?)", [LOCKS["import"]])
         self._version_after = current_version(self._pg)
         if self._version_after != self._mirror.version:  # another process imported meanwhile
@@ -217,8 +264,16 @@ class ServerSession(Session):
 
     def insert_select(self, table: str, columns: Sequence[str], select: str) -> None:
         self._start_write()
-        with self._spilled(f"SELECT * FROM ({select})") as path:
-            self._copy_in(table, columns, path)
+        if table not in SCOPED_TABLES:
+            with self._spilled(f"SELECT * FROM ({select})") as path:
+                self._copy_in(table, columns, path)
+        else:  # PostgreSQL refuses COPY FROM into a table under row-level security: through a temp table
+            staged, names = f"_new_{table}", ", ".join(columns)
+            pg_rows(self._pg, f"CREATE TEMP TABLE {staged} AS SELECT {names} FROM {table} LIMIT 0")
+            with self._spilled(f"SELECT * FROM ({select})") as path:
+                self._copy_in(staged, columns, path)
+            pg_rows(self._pg, f"INSERT INTO {table} ({names}) SELECT {names} FROM {staged}")
+            pg_rows(self._pg, f"DROP TABLE {staged}")
         super().insert_select(table, columns, select)
 
     def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
@@ -245,6 +300,8 @@ class ServerSession(Session):
         if self._pg is None:
             raise StoreError("writes to the import tables need a transaction (store.transaction())")
         self._on_mirror()
+        if self._mirror.sites:
+            raise StoreError("a site-scoped account cannot write the import tables (imports see every site)")
         self._wrote = True
 
     @contextmanager
@@ -291,7 +348,7 @@ class ServerSession(Session):
         finally:
             if self._in_mirror_tx:
                 self._cur.execute("COMMIT" if commit else "ROLLBACK")
-                if commit:
+                if commit and not self._mirror.sites:
                     self._mirror.version = self._version_after
                 self._in_mirror_tx = False
                 self._write_lock.release()
@@ -310,7 +367,7 @@ class ServerStore(Store):
         self.read_only = False
         self._write_lock = threading.Lock()
         self._mirror_lock = threading.Lock()
-        self._mirror: Mirror | None = None
+        self._mirrors: dict[tuple[str, ...], Mirror] = {}  # by sites (() the full one), all at one version
         self._shared = connect(url, autocommit=True)
 
     @classmethod
@@ -327,14 +384,16 @@ class ServerStore(Store):
             version = migrations.stored_version(db)
             if version > migrations.CURRENT_VERSION:
                 raise migrations.newer_error(self.path, version)
-            if version == migrations.CURRENT_VERSION:
+            if version == migrations.CURRENT_VERSION and row_security_in_force(db):
                 return
             try:
                 migrations.apply(db, version, migrations.CURRENT_VERSION)
                 server_setup(db, PG_APP_ROLE.value() or None)
             except psycopg.errors.InsufficientPrivilege as exc:
-                raise StoreError(f"{self.path} needs its tables created or upgraded (schema version {version}): "
-                                 "run any command once as the database's owner. " + str(exc).strip()) from exc
+                what = (f"its tables created or upgraded (schema version {version})"
+                        if version < migrations.CURRENT_VERSION else "row-level security on its import tables")
+                raise StoreError(f"{self.path} needs {what}: run any command once as the database's owner. "
+                                 + str(exc).strip()) from exc
 
     def shared_connection(self) -> psycopg.Connection:
         """The process's autocommit connection for short reads of the live tables."""
@@ -342,18 +401,21 @@ class ServerStore(Store):
             self._shared = connect(self.url, autocommit=True)
         return self._shared
 
-    def mirror(self) -> Mirror:
-        """The mirror at the current data version, loaded from PostgreSQL when an import landed."""
+    def mirror(self, sites: Sequence[str] = ()) -> Mirror:
+        """The mirror of `sites` (empty: every site) at the current data version, loaded from
+        PostgreSQL when an import landed; kept per (data version, sites)."""
+        key = tuple(sorted(set(sites)))
         version = current_version(self.shared_connection())
         with self._mirror_lock:
-            if self._mirror is None or self._mirror.version != version:
-                mirror = Mirror()
-                with connect(self.url) as conn:
-                    conn.isolation_level, conn.read_only = IsolationLevel.REPEATABLE_READ, True
-                    mirror.version = current_version(conn)
-                    load_tables(conn, mirror.con.cursor())
-                self._mirror = mirror
-            return self._mirror
+            mirror = self._mirrors.get(key)
+            if mirror is None or mirror.version != version:
+                mirror = Mirror.load(self.url, key)
+                kept = {k: m for k, m in self._mirrors.items() if m.version == mirror.version and k != key}
+                scoped = [k for k in kept if k]
+                for old in scoped[:max(0, len(scoped) - MAX_SCOPED_MIRRORS + 1)]:  # the oldest loaded go
+                    del kept[old]
+                self._mirrors = {**kept, key: mirror}
+            return mirror
 
     def close(self) -> None:
         self._shared.close()
@@ -371,9 +433,40 @@ class ServerStore(Store):
         return (current_version(self.shared_connection()),)
 
 
+def row_security_in_force(db: PgSession) -> bool:
+    """Whether every import table has row-level security enabled and forced (a store set up by
+    an older release has not: the owner's next command adds it)."""
+    return db.scalar("SELECT count(*) FROM pg_class WHERE relname::text = ANY(?) AND relrowsecurity "
+                     "AND relforcerowsecurity AND relnamespace = current_schema()::regnamespace",
+                     [list(SCOPED_TABLES)]) == len(SCOPED_TABLES)
+
+
+# Who may read a row: every row on a connection that did not set app.sites (unscoped accounts,
+# imports, the CLI); on one that did, the rows of those sites' participants only.
+_SITES = "(SELECT outcomes_sites())"  # a sub-select: PostgreSQL reads the setting once per query
+_UNSCOPED = f"{_SITES} IS NULL"
+_VISIBLE = {"participants": f"{_UNSCOPED} OR site = ANY ({_SITES}::text[])",
+            **{t: f"{_UNSCOPED} OR participant_id IN (SELECT participant_id FROM participants "
+                  f"WHERE site = ANY ({_SITES}::text[]))" for t in SCOPED_TABLES[1:]}}
+
+
+def row_security(db: PgSession) -> None:
+    """Policies on the import tables keyed on the connection's app.sites, forced so that the
+    tables' owner is subject to them too (only a superuser or a BYPASSRLS role is not).
+    A scoped connection writes nothing (WITH CHECK unscoped)."""
+    db.execute("""CREATE OR REPLACE FUNCTION outcomes_sites() RETURNS text[] LANGUAGE sql STABLE AS
+                  $$ SELECT nullif(current_setting('app.sites', true), '')::text[] $$""")
+    for table in SCOPED_TABLES:
+        db.execute(f"DROP POLICY IF EXISTS site_scope ON {table}")
+        db.execute(f"CREATE POLICY site_scope ON {table} USING ({_VISIBLE[table]}) WITH CHECK ({_UNSCOPED})")
+        db.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
+        db.execute(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY")
+
+
 def server_setup(db: PgSession, app_role: str | None) -> None:
     """What only the server store has: the data-version counter, an audit log the database
-    keeps append-only, and the application role's grants (no UPDATE or DELETE on the log)."""
+    keeps append-only, row-level security by site on the import tables, and the application
+    role's grants (no UPDATE or DELETE on the log)."""
     db.execute("CREATE TABLE IF NOT EXISTS data_version (version BIGINT NOT NULL)")
     db.execute("INSERT INTO data_version SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM data_version)")
     db.execute("""CREATE OR REPLACE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -385,6 +478,7 @@ def server_setup(db: PgSession, app_role: str | None) -> None:
     db.execute("CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log "
                "FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only()")
     db.execute("REVOKE UPDATE, DELETE, TRUNCATE ON audit_log FROM PUBLIC")
+    row_security(db)
     if app_role:
         role = pgsql.Identifier(app_role).as_string(db.conn)
         db.execute(f"GRANT SELECT, INSERT, UPDATE ON {', '.join(MIRRORED_TABLES)}, users, data_version TO {role}")

@@ -1,0 +1,155 @@
+"""Site scoping on the server store, enforced by PostgreSQL itself (row-level security):
+a connection that set app.sites reads only those sites' rows, even by raw SQL; a site-scoped
+account's mirror holds only its sites; its numbers equal the embedded store's scoped numbers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from analytics.access import roles as access
+from analytics.access.roles import User
+from analytics.ingest.importer import import_files
+from analytics.outcomes.filters import Filters
+from analytics.store.connection import Store, StoreError
+from analytics.store.server import SCOPED_TABLES, limit_to_sites
+from tests.conftest import TODAY
+from tests.pg import OWNER, pg_db, pg_server  # noqa: F401  (fixtures)
+from tests.test_server_store import numbers
+
+pytestmark = pytest.mark.postgres
+SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample"
+LEAD = User("lead", "director", ("Riverside",))
+
+
+@pytest.fixture(scope="module")
+def sample_db(pg_server) -> str:  # noqa: F811
+    """The sample on a server store (made by the owner, read as the app role) and on a DuckDB file."""
+    from analytics.settings import PG_APP_ROLE
+    from tests.pg import APP
+
+    name = pg_server.new_database()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(PG_APP_ROLE.env, APP)
+        Store.open(pg_server.url(name, OWNER)).close()
+    url = pg_server.url(name, APP)
+    with Store.open(url) as server:
+        assert import_files(server, [SAMPLE], today=TODAY).ok
+    return url
+
+
+@pytest.fixture(scope="module")
+def embedded(sample_db, tmp_path_factory) -> Store:
+    store = Store.open(tmp_path_factory.mktemp("scoping") / "e.duckdb")
+    assert import_files(store, [SAMPLE], today=TODAY).ok
+    yield store
+    store.close()
+
+
+def sites_of(conn: psycopg.Connection) -> dict[str, int]:
+    """Rows per site, participants and every table keyed by participant, as this connection reads them."""
+    out = dict(conn.execute("SELECT coalesce(site, '-'), count(*) FROM participants GROUP BY 1").fetchall())
+    for table in SCOPED_TABLES[1:]:
+        out[table] = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    return out
+
+
+def expected(conn: psycopg.Connection, site: str) -> dict[str, int]:
+    """What one site's rows are, counted on an unscoped connection."""
+    out = {site: conn.execute("SELECT count(*) FROM participants WHERE site = %s", [site]).fetchone()[0]}
+    for table in SCOPED_TABLES[1:]:
+        out[table] = conn.execute(f"SELECT count(*) FROM {table} JOIN participants p USING (participant_id) "
+                                  "WHERE p.site = %s", [site]).fetchone()[0]
+    return out
+
+
+def test_a_scoped_connection_reads_only_its_sites_by_raw_sql(sample_db, pg_server):  # noqa: F811
+    with psycopg.connect(sample_db, autocommit=True) as app:  # the application's role, nothing set: every row
+        everything = sites_of(app)
+        riverside = expected(app, "Riverside")
+        assert len([k for k in everything if k not in SCOPED_TABLES]) == 6 and riverside["Riverside"] > 0
+        limit_to_sites(app, ["Riverside"])
+        assert sites_of(app) == riverside
+        assert app.execute("SELECT count(*) FROM participants WHERE site <> 'Riverside'").fetchone() == (0,)
+        assert app.execute("SELECT count(*) FROM attendance a JOIN participants p USING (participant_id) "
+                           "WHERE p.site = 'Downtown'").fetchone() == (0,)
+        with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"):
+            app.execute("INSERT INTO participants (participant_id, program, site, enrolled_on) "
+                        "VALUES ('X-1', 'P', 'Riverside', '2026-01-01')")  # a scoped connection writes nothing
+        assert app.execute("UPDATE participants SET gender = 'x' WHERE site = 'Downtown'").rowcount == 0
+        app.execute("SELECT set_config('app.sites', '{}', false)")  # an empty list: nobody
+        assert sites_of(app) == {table: 0 for table in SCOPED_TABLES[1:]}
+    owner = sample_db.replace("outcomes_app@", f"{OWNER}@")
+    with psycopg.connect(owner, autocommit=True) as conn:  # FORCE: the tables' owner is subject too
+        limit_to_sites(conn, ["Riverside"])
+        assert sites_of(conn) == riverside
+    db = sample_db.split("@/")[1].split("?")[0]
+    with pg_server.connect(db) as su:  # a superuser (backups: pg_dump) reads every row
+        limit_to_sites(su, ["Riverside"])
+        assert sites_of(su) == everything
+
+
+def test_a_scoped_accounts_mirror_holds_only_its_sites(sample_db):
+    with Store.open(sample_db) as server, psycopg.connect(sample_db) as conn:
+        riverside = expected(conn, "Riverside")
+        with access.acting_as(LEAD):
+            assert server.rows("SELECT DISTINCT site FROM participants") == [("Riverside",)]
+            assert {t: server.scalar(f"SELECT count(*) FROM {t}") for t in SCOPED_TABLES[1:]} == \
+                {t: riverside[t] for t in SCOPED_TABLES[1:]}
+            mirror = server.mirror(LEAD.sites)
+            assert mirror.sites == ("Riverside",) and server.mirror(["Riverside"]) is mirror  # kept
+        assert server.scalar("SELECT count(DISTINCT site) FROM participants") == 6  # unscoped: the full mirror
+        assert server.mirror() is not mirror
+
+
+def test_a_crafted_filter_naming_another_site_returns_nothing_of_it(sample_db, embedded):
+    with Store.open(sample_db) as server, access.acting_as(LEAD):
+        for store in (server, embedded):
+            asked = Filters(sites=("Downtown",))
+            where, params = asked.where()
+            assert store.scalar(f"SELECT count(*) FROM participants p WHERE {where}", params) == 0
+        # a query that forgets the filter altogether still reads only Riverside on the server
+        assert server.rows("SELECT DISTINCT site FROM participants") == [("Riverside",)]
+        assert server.scalar("SELECT count(*) FROM participants WHERE site = 'Downtown'") == 0
+
+
+def test_a_scoped_account_cannot_write_the_import_tables(sample_db, tmp_path):
+    with Store.open(sample_db) as server, access.acting_as(User("lead", "admin", ("Riverside",))):
+        db = server.session()
+        db.rows("SELECT 1 FROM participants LIMIT 1")  # attached to the scoped mirror
+        with pytest.raises(StoreError, match="site-scoped"), db.transaction():
+            db.insert_rows("import_batches", ["batch_id", "imported_at", "file_count"], [[99, "2026-01-01", 0]])
+
+
+def test_a_scoped_mirror_that_holds_another_site_is_refused(sample_db, monkeypatch):
+    """Row-level security missing (a store set up by an older release): the check refuses."""
+    from analytics.store import server as srv
+
+    monkeypatch.setattr(srv, "limit_to_sites", lambda conn, sites: None)
+    with Store.open(sample_db) as server, pytest.raises(StoreError, match="row-level security is not in force"):
+        server.mirror(("Riverside",))
+
+
+def test_the_owner_adds_row_security_to_a_store_set_up_without_it(pg_server):  # noqa: F811
+    from tests.pg import APP
+
+    name = pg_server.new_database()
+    Store.open(pg_server.url(name, OWNER)).close()
+    with pg_server.connect(name) as su:  # as an older release left it
+        for table in SCOPED_TABLES:
+            su.execute(f"ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY")
+        su.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {APP}")
+    with pytest.raises(StoreError, match="needs row-level security on its import tables: run any command once "
+                                         "as the database's owner"):
+        Store.open(pg_server.url(name, APP))
+    Store.open(pg_server.url(name, OWNER)).close()
+    Store.open(pg_server.url(name, APP)).close()
+
+
+def test_a_scoped_accounts_numbers_are_the_embedded_stores_scoped_numbers(sample_db, embedded):
+    with Store.open(sample_db) as server, access.acting_as(LEAD):
+        scoped = numbers(embedded)
+        assert numbers(server) == scoped
+    assert numbers(embedded) != scoped  # every site: other numbers
