@@ -10,6 +10,7 @@ import psycopg
 import pytest
 
 from analytics.access import roles as access
+from analytics.access import sessions, users
 from analytics.access.roles import User
 from analytics.ingest.importer import import_files
 from analytics.outcomes.filters import Filters
@@ -17,6 +18,7 @@ from analytics.store.connection import Store, StoreError
 from analytics.store.server import SCOPED_TABLES, limit_to_sites
 from tests.conftest import TODAY
 from tests.pg import OWNER, pg_db, pg_server  # noqa: F401  (fixtures)
+from tests.test_auth import OWN, PASSWORD, app
 from tests.test_server_store import numbers
 
 pytestmark = pytest.mark.postgres
@@ -25,8 +27,17 @@ LEAD = User("lead", "director", ("Riverside",))
 
 
 @pytest.fixture(scope="module")
-def sample_db(pg_server) -> str:  # noqa: F811
-    """The sample on a server store (made by the owner, read as the app role) and on a DuckDB file."""
+def own(tmp_path_factory) -> Path:
+    """test_auth's small import: Harbor (4 participants, data to 2026-09-24) and Bayview (3)."""
+    folder = tmp_path_factory.mktemp("own")
+    for name, text in OWN.items():
+        (folder / name).write_text(text)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def sample_db(pg_server, own) -> str:  # noqa: F811
+    """The sample and Harbor/Bayview on a server store (made by the owner, read as the app role)."""
     from analytics.settings import PG_APP_ROLE
     from tests.pg import APP
 
@@ -36,14 +47,21 @@ def sample_db(pg_server) -> str:  # noqa: F811
         Store.open(pg_server.url(name, OWNER)).close()
     url = pg_server.url(name, APP)
     with Store.open(url) as server:
-        assert import_files(server, [SAMPLE], today=TODAY).ok
+        assert import_files(server, [SAMPLE, own], today=TODAY).ok
     return url
 
 
 @pytest.fixture(scope="module")
-def embedded(sample_db, tmp_path_factory) -> Store:
-    store = Store.open(tmp_path_factory.mktemp("scoping") / "e.duckdb")
-    assert import_files(store, [SAMPLE], today=TODAY).ok
+def embedded_path(own, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("scoping") / "e.duckdb"
+    with Store.open(path) as store:
+        assert import_files(store, [SAMPLE, own], today=TODAY).ok
+    return path
+
+
+@pytest.fixture(scope="module")
+def embedded(embedded_path) -> Store:
+    store = Store.open(embedded_path)
     yield store
     store.close()
 
@@ -69,7 +87,7 @@ def test_a_scoped_connection_reads_only_its_sites_by_raw_sql(sample_db, pg_serve
     with psycopg.connect(sample_db, autocommit=True) as app:  # the application's role, nothing set: every row
         everything = sites_of(app)
         riverside = expected(app, "Riverside")
-        assert len([k for k in everything if k not in SCOPED_TABLES]) == 6 and riverside["Riverside"] > 0
+        assert len([k for k in everything if k not in SCOPED_TABLES]) == 8 and riverside["Riverside"] > 0
         limit_to_sites(app, ["Riverside"])
         assert sites_of(app) == riverside
         assert app.execute("SELECT count(*) FROM participants WHERE site <> 'Riverside'").fetchone() == (0,)
@@ -100,7 +118,7 @@ def test_a_scoped_accounts_mirror_holds_only_its_sites(sample_db):
                 {t: riverside[t] for t in SCOPED_TABLES[1:]}
             mirror = server.mirror(LEAD.sites)
             assert mirror.sites == ("Riverside",) and server.mirror(["Riverside"]) is mirror  # kept
-        assert server.scalar("SELECT count(DISTINCT site) FROM participants") == 6  # unscoped: the full mirror
+        assert server.scalar("SELECT count(DISTINCT site) FROM participants") == 8  # unscoped: the full mirror
         assert server.mirror() is not mirror
 
 
@@ -148,8 +166,38 @@ def test_the_owner_adds_row_security_to_a_store_set_up_without_it(pg_server):  #
     Store.open(pg_server.url(name, APP)).close()
 
 
-def test_a_scoped_accounts_numbers_are_the_embedded_stores_scoped_numbers(sample_db, embedded):
-    with Store.open(sample_db) as server, access.acting_as(LEAD):
+@pytest.mark.parametrize("sites", [("Riverside",), ("Harbor", "Riverside")])
+def test_a_scoped_accounts_numbers_are_the_embedded_stores_scoped_numbers(sample_db, embedded, sites):
+    """With Harbor the cutoff is the scope's own (Harbor's data ends a week before the sample's)."""
+    with Store.open(sample_db) as server, access.acting_as(User("lead", "director", sites)):
         scoped = numbers(embedded)
         assert numbers(server) == scoped
     assert numbers(embedded) != scoped  # every site: other numbers
+
+
+def page_numbers(url: str, stem: str) -> dict[str, str]:
+    """The metrics and tables a Harbor-scoped director's page shows (AppTest, signed in by token)."""
+    with Store.open(url) as store:
+        if users.load_user(store, "harbor-lead") is None:
+            users.add_user(store, "harbor-lead", "director", PASSWORD, sites=["Harbor", "Riverside"])
+        token = sessions.start(store, users.load_user(store, "harbor-lead"))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("OUTCOMES_DB", url)
+        at = app()
+        at.session_state["session_token"] = token
+        at.run()
+        at.switch_page(f"views/{stem}.py").run()
+        access.enforce(False)
+        access.set_user(None)
+    assert not at.exception, at.exception
+    shown = {m.label: m.value for m in at.metric}
+    shown.update({f"table {i}": d.value.to_csv() for i, d in enumerate(at.dataframe)})
+    shown["sites"] = at.sidebar.multiselect(key="site").options
+    return shown
+
+
+@pytest.mark.parametrize("stem", ["home", "overview"])
+def test_a_scoped_accounts_pages_show_the_same_numbers_in_both_stores(sample_db, embedded_path, stem):
+    server = page_numbers(sample_db, stem)
+    assert server["sites"] == ["Harbor", "Riverside"] and len(server) > 3
+    assert server == page_numbers(str(embedded_path), stem)

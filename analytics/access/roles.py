@@ -48,6 +48,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "grant_writer": frozenset({PUBLISHED}),
 }
 
+STORE_WIDE = frozenset({IMPORT, USERS})  # about every site at once: not for a site-scoped account
+
 
 class AccessDenied(PermissionError):
     """The signed-in user's role does not carry the permission the data needs."""
