@@ -66,6 +66,10 @@ class User:
             raise ValueError(f"unknown role {self.role!r}; roles: {', '.join(ROLES)}")
 
     def may(self, permission: str) -> bool:
+        """The role's permission; a site-scoped account never holds a store-wide one (imports and
+        the accounts/audit page cover every site, and an account page could widen its own scope)."""
+        if self.sites and permission in STORE_WIDE:
+            return False
         return permission in PERMISSIONS[self.role]
 
     def scope(self) -> str:
