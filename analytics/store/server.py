@@ -7,7 +7,7 @@ import tables from PostgreSQL into an in-process DuckDB (the mirror) once per da
 a counter every import bumps, and runs its queries there.
 
 Which engine runs a statement: a statement naming a live table (accounts, audit log, schema
-version) runs on PostgreSQL, so a sign-in, a lock-out or an audit entry is seen by every
+version) runs on PostgreSQL, so a sign-in, a throttled attempt or an audit entry is seen by every
 process at once; every other statement runs on the mirror. Writes to the import tables go
 through Session.insert_select / insert_rows / update_from, which apply them to both.
 
