@@ -14,10 +14,12 @@ from analytics.access import sessions, users
 from analytics.access.roles import User
 from analytics.ingest.importer import import_files
 from analytics.outcomes.filters import Filters
+from analytics.settings import PG_APP_ROLE
 from analytics.store.connection import Store, StoreError
+from analytics.store.queries.disclosure import cell_key_secret
 from analytics.store.server import SCOPED_TABLES, limit_to_sites
 from tests.conftest import TODAY
-from tests.pg import OWNER, pg_db, pg_server  # noqa: F401  (fixtures)
+from tests.pg import APP, OWNER, pg_db, pg_server  # noqa: F401  (fixtures)
 from tests.test_auth import OWN, PASSWORD, app
 from tests.test_server_store import numbers
 
@@ -38,8 +40,6 @@ def own(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def sample_db(pg_server, own) -> str:  # noqa: F811
     """The sample and Harbor/Bayview on a server store (made by the owner, read as the app role)."""
-    from analytics.settings import PG_APP_ROLE
-    from tests.pg import APP
 
     name = pg_server.new_database()
     with pytest.MonkeyPatch.context() as mp:
@@ -151,19 +151,36 @@ def test_a_scoped_mirror_that_holds_another_site_is_refused(sample_db, monkeypat
 
 
 def test_the_owner_adds_row_security_to_a_store_set_up_without_it(pg_server):  # noqa: F811
-    from tests.pg import APP
-
     name = pg_server.new_database()
     Store.open(pg_server.url(name, OWNER)).close()
     with pg_server.connect(name) as su:  # as an older release left it
         for table in SCOPED_TABLES:
             su.execute(f"ALTER TABLE {table} NO FORCE ROW LEVEL SECURITY")
+        su.execute("DROP TABLE disclosure_meta")
         su.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {APP}")
-    with pytest.raises(StoreError, match="needs row-level security on its import tables: run any command once "
-                                         "as the database's owner"):
+    with pytest.raises(StoreError, match=r"needs its server setup \(row-level security, cell-key secret\): "
+                                         "run any command once as the database's owner"):
         Store.open(pg_server.url(name, APP))
-    Store.open(pg_server.url(name, OWNER)).close()
-    Store.open(pg_server.url(name, APP)).close()
+    with pytest.MonkeyPatch.context() as mp:  # the owner's command, as the README says it
+        mp.setenv(PG_APP_ROLE.env, APP)
+        Store.open(pg_server.url(name, OWNER)).close()
+    with Store.open(pg_server.url(name, APP)) as server:
+        assert len(cell_key_secret(server)) == 32
+
+
+def test_one_cell_key_secret_for_every_process_scope_and_data_version(sample_db, own):
+    """The secret is on PostgreSQL, not in a mirror: two processes, a scoped account and a new
+    data version all get the same one, and the application's role cannot change it."""
+    with Store.open(sample_db) as one, Store.open(sample_db) as two:
+        secret = cell_key_secret(one)
+        with access.acting_as(LEAD):
+            assert cell_key_secret(two) == secret
+        assert import_files(one, [own], today=TODAY).ok  # nothing new, but the same secret after it
+        assert cell_key_secret(two) == secret
+    with psycopg.connect(sample_db) as conn:
+        assert conn.execute("SELECT value FROM disclosure_meta").fetchall() == [(secret.hex(),)]
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("UPDATE disclosure_meta SET value = 'x'")
 
 
 @pytest.mark.parametrize("sites", [("Riverside",), ("Harbor", "Riverside")])

@@ -25,6 +25,7 @@ the analytics layer cannot reach them. Imports run on connections that never set
 from __future__ import annotations
 
 import re
+import secrets
 import tempfile
 import threading
 from collections.abc import Iterator, Sequence
@@ -45,7 +46,8 @@ from analytics.store.connection import _CONFIG, Session, Store, StoreError
 from analytics.store.schema import TABLES
 
 LIVE_TABLES = ("users", "audit_log", "schema_version", "data_version",
-               "dashboard_sessions", "session_keys", "sign_in_throttle")  # sessions and throttling: every process
+               "dashboard_sessions", "session_keys", "sign_in_throttle",  # sessions and throttling: every process
+               "disclosure_meta")  # the cell-key secret: one for every process, data version and scope
 MIRRORED_TABLES = (*TABLES, "import_batches", "import_files")
 SCOPED_TABLES = tuple(TABLES)  # participants (site) and the tables keyed by participant_id: row-level security
 MAX_SCOPED_MIRRORS = 16  # mirrors of site-scoped accounts kept per process (each a part of the full one)
@@ -384,14 +386,14 @@ class ServerStore(Store):
             version = migrations.stored_version(db)
             if version > migrations.CURRENT_VERSION:
                 raise migrations.newer_error(self.path, version)
-            if version == migrations.CURRENT_VERSION and row_security_in_force(db):
+            if version == migrations.CURRENT_VERSION and setup_in_force(db):
                 return
             try:
                 migrations.apply(db, version, migrations.CURRENT_VERSION)
                 server_setup(db, PG_APP_ROLE.value() or None)
             except psycopg.errors.InsufficientPrivilege as exc:
                 what = (f"its tables created or upgraded (schema version {version})"
-                        if version < migrations.CURRENT_VERSION else "row-level security on its import tables")
+                        if version < migrations.CURRENT_VERSION else "its server setup (row-level security, cell-key secret)")
                 raise StoreError(f"{self.path} needs {what}: run any command once as the database's owner. "
                                  + str(exc).strip()) from exc
 
@@ -433,12 +435,13 @@ class ServerStore(Store):
         return (current_version(self.shared_connection()),)
 
 
-def row_security_in_force(db: PgSession) -> bool:
-    """Whether every import table has row-level security enabled and forced (a store set up by
-    an older release has not: the owner's next command adds it)."""
-    return db.scalar("SELECT count(*) FROM pg_class WHERE relname::text = ANY(?) AND relrowsecurity "
-                     "AND relforcerowsecurity AND relnamespace = current_schema()::regnamespace",
-                     [list(SCOPED_TABLES)]) == len(SCOPED_TABLES)
+def setup_in_force(db: PgSession) -> bool:
+    """Whether every import table has row-level security enabled and forced, and the cell-key
+    secret is there (a store set up by an older release has not: the owner's next command adds them)."""
+    secured = db.scalar("SELECT count(*) FROM pg_class WHERE relname::text = ANY(?) AND relrowsecurity "
+                        "AND relforcerowsecurity AND relnamespace = current_schema()::regnamespace",
+                        [list(SCOPED_TABLES)])
+    return secured == len(SCOPED_TABLES) and db.scalar("SELECT to_regclass('disclosure_meta') IS NOT NULL")
 
 
 # Who may read a row: every row on a connection that did not set app.sites (unscoped accounts,
@@ -479,11 +482,14 @@ def server_setup(db: PgSession, app_role: str | None) -> None:
                "FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only()")
     db.execute("REVOKE UPDATE, DELETE, TRUNCATE ON audit_log FROM PUBLIC")
     row_security(db)
+    db.execute("CREATE TABLE IF NOT EXISTS disclosure_meta (name VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)")
+    db.execute("INSERT INTO disclosure_meta VALUES ('cell_key_secret', ?) ON CONFLICT (name) DO NOTHING",
+               [secrets.token_hex(32)])
     if app_role:
         role = pgsql.Identifier(app_role).as_string(db.conn)
         db.execute(f"GRANT SELECT, INSERT, UPDATE ON {', '.join(MIRRORED_TABLES)}, users, data_version TO {role}")
         db.execute(f"GRANT SELECT, INSERT ON audit_log TO {role}")
-        db.execute(f"GRANT SELECT ON schema_version TO {role}")
+        db.execute(f"GRANT SELECT ON schema_version, disclosure_meta TO {role}")
         db.execute(f"GRANT SELECT, INSERT, UPDATE ON dashboard_sessions TO {role}")
         db.execute(f"GRANT SELECT ON session_keys TO {role}")
         db.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON sign_in_throttle TO {role}")
