@@ -218,3 +218,17 @@ def test_a_scoped_accounts_pages_show_the_same_numbers_in_both_stores(sample_db,
     server = page_numbers(sample_db, stem)
     assert server["sites"] == ["Harbor", "Riverside"] and len(server) > 3
     assert server == page_numbers(str(embedded_path), stem)
+
+
+def test_statements_that_run_on_postgresql_keep_the_scope(sample_db):
+    """A statement naming a live table runs on PostgreSQL, not on the mirror: on the process's
+    shared connection it reads no import row at all, in a scoped account's transaction its sites'."""
+    query = ("SELECT count(*), count(DISTINCT p.site) FROM participants p "
+             "LEFT JOIN users u ON u.user_name = p.participant_id")
+    with Store.open(sample_db) as server, psycopg.connect(sample_db) as conn:
+        riverside = expected(conn, "Riverside")["Riverside"]
+        assert server.rows(query) == [(0, 0)]
+        with access.acting_as(LEAD), server.transaction() as db:
+            assert db.rows(query) == [(riverside, 1)]
+        with server.transaction() as db:  # unscoped (an import, the command line): every row
+            assert db.rows(query) == [(807, 8)]

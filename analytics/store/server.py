@@ -86,6 +86,15 @@ def connect(url: str, *, autocommit: bool = False) -> psycopg.Connection:
         raise StoreError(f"cannot reach the server store {display(url)}: {exc}".strip()) from exc
 
 
+def live_connection(url: str) -> psycopg.Connection:
+    """An autocommit connection for the live tables, which reads no row of the import tables
+    (app.sites set to no site): a statement naming both a live and an import table runs on
+    PostgreSQL, and must not bypass the mirror's scope."""
+    conn = connect(url, autocommit=True)
+    limit_to_sites(conn, [])
+    return conn
+
+
 def pg_rows(conn: psycopg.Connection, sql: str, params: Params = None) -> tuple[list[str], list[tuple]]:
     """(column names, rows) of one statement on PostgreSQL."""
     with conn.cursor() as cur:
@@ -326,6 +335,8 @@ class ServerSession(Session):
     def transaction(self, *, commit: bool = True) -> Iterator[Session]:
         """One transaction on PostgreSQL (and on the mirror if it touches the import tables)."""
         self._pg = connect(self._store.url)
+        if current_sites():  # a site-scoped account's transaction reads its sites only on PostgreSQL too
+            limit_to_sites(self._pg, current_sites())
         self.discarded, self._wrote = False, False
         try:
             try:
@@ -370,7 +381,7 @@ class ServerStore(Store):
         self._write_lock = threading.Lock()
         self._mirror_lock = threading.Lock()
         self._mirrors: dict[tuple[str, ...], Mirror] = {}  # by sites (() the full one), all at one version
-        self._shared = connect(url, autocommit=True)
+        self._shared = live_connection(url)
 
     @classmethod
     def open(cls, url: str, **_: Any) -> ServerStore:  # type: ignore[override]
@@ -400,7 +411,7 @@ class ServerStore(Store):
     def shared_connection(self) -> psycopg.Connection:
         """The process's autocommit connection for short reads of the live tables."""
         if self._shared.closed or self._shared.broken:
-            self._shared = connect(self.url, autocommit=True)
+            self._shared = live_connection(self.url)
         return self._shared
 
     def mirror(self, sites: Sequence[str] = ()) -> Mirror:
