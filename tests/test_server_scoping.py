@@ -232,3 +232,18 @@ def test_statements_that_run_on_postgresql_keep_the_scope(sample_db):
             assert db.rows(query) == [(riverside, 1)]
         with server.transaction() as db:  # unscoped (an import, the command line): every row
             assert db.rows(query) == [(807, 8)]
+
+
+def test_scoped_mirrors_are_kept_per_scope_up_to_a_limit(sample_db, monkeypatch):
+    from analytics.store import server as srv
+
+    monkeypatch.setattr(srv, "MAX_SCOPED_MIRRORS", 2)
+    with Store.open(sample_db) as server:
+        full = server.mirror()
+        first, second = server.mirror(["Harbor"]), server.mirror(["Riverside", "Downtown"])
+        assert server.mirror(["Downtown", "Riverside"]) is second  # one scope, whatever the order
+        third = server.mirror(["Online"])
+        assert server.mirror() is full and server.mirror(["Online"]) is third
+        assert server.mirror(["Riverside", "Downtown"]) is second
+        assert server.mirror(["Harbor"]) is not first  # the oldest scope went and is loaded again
+        assert first.con.execute("SELECT count(*) FROM participants").fetchone() == (4,)

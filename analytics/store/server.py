@@ -404,7 +404,8 @@ class ServerStore(Store):
                 server_setup(db, PG_APP_ROLE.value() or None)
             except psycopg.errors.InsufficientPrivilege as exc:
                 what = (f"its tables created or upgraded (schema version {version})"
-                        if version < migrations.CURRENT_VERSION else "its server setup (row-level security, cell-key secret)")
+                        if version < migrations.CURRENT_VERSION
+                        else "its server setup (row-level security, cell-key secret)")
                 raise StoreError(f"{self.path} needs {what}: run any command once as the database's owner. "
                                  + str(exc).strip()) from exc
 
