@@ -2,6 +2,8 @@
 
 The secret lives in the store itself (table ``disclosure_meta``, made on first use), so every
 output of one store gets the same noise for the same cell, and another store's keys differ.
+On the server store the table is on PostgreSQL (made with the secret when the owner sets the
+store up), so every process, data version and site scope uses the one secret.
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ import secrets
 from analytics.store.connection import Store
 
 _CREATE = "CREATE TABLE IF NOT EXISTS disclosure_meta (name VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)"
-_EXISTS = ("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'disclosure_meta'"
-           " AND database_name = current_database()")
+_EXISTS = ("SELECT count(*) FROM information_schema.tables WHERE table_name = 'disclosure_meta'"
+           " AND table_catalog = current_database() AND table_schema = current_schema()")  # DuckDB and PostgreSQL
 _GET = "SELECT value FROM disclosure_meta WHERE name = $name"
 
 
