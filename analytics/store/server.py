@@ -38,7 +38,8 @@ from analytics.store.connection import _CONFIG, Session, Store, StoreError
 from analytics.store.schema import TABLES
 
 LIVE_TABLES = ("users", "audit_log", "schema_version", "data_version",
-               "dashboard_sessions", "session_keys", "sign_in_throttle")  # sessions and throttling: every process
+               "dashboard_sessions", "session_keys", "sign_in_throttle",  # sessions and throttling: every process
+               "disclosure_meta")  # the cell-key secret: PostgreSQL's, never the mirror's own
 MIRRORED_TABLES = (*TABLES, "import_batches", "import_files")
 LOCKS = {"import": 150_001, "audit_log": 150_002, "migrate": 150_003}  # advisory-lock keys
 
@@ -392,4 +393,5 @@ def server_setup(db: PgSession, app_role: str | None) -> None:
         db.execute(f"GRANT SELECT ON schema_version TO {role}")
         db.execute(f"GRANT SELECT, INSERT, UPDATE ON dashboard_sessions TO {role}")
         db.execute(f"GRANT SELECT ON session_keys TO {role}")
+        db.execute(f"GRANT SELECT ON disclosure_meta TO {role}")
         db.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON sign_in_throttle TO {role}")
