@@ -35,5 +35,14 @@ def small_store(folder: Path, sizes: dict[str, int], seed: int, site_split: bool
             rows = pd.read_csv(SAMPLE / f"{name}.csv", dtype=str, keep_default_na=False)
             rows[rows.participant_id.isin(ids)].to_csv(folder / f"{name}.csv", index=False)
     store = Store.open(folder / "store.duckdb")
+    set_secret(store, seed)
     importer.import_files(store, [folder], today=dt.date(2026, 11, 30))
     return store
+
+
+def set_secret(store: Store, seed: int) -> bytes:
+    """Give the store a cell-key secret drawn from ``seed``: the same example draws the same noise
+    on every run (a store's own secret is random)."""
+    secret = np.random.default_rng(seed).bytes(32)
+    store.read().execute("UPDATE disclosure_meta SET value = $v WHERE name = 'cell_key_secret'", {"v": secret.hex()})
+    return secret

@@ -100,6 +100,7 @@ class Protected:
     derived: pd.DataFrame
     threshold: int
     counts: tuple[Hashable, ...] = ()
+    perturbed: tuple[Hashable, ...] = ()  # count columns perturbed by the cell key method before suppression
 
     @property
     def suppressed(self) -> pd.DataFrame:
@@ -126,13 +127,16 @@ class Protected:
 def protect(table: pd.DataFrame, *, counts: Sequence[Hashable],
             derived: Mapping[Hashable, Sequence[Hashable]] = MappingProxyType({}),
             sums: Sequence[tuple[Sequence[Hashable], Hashable]] = (),
-            total_row: Hashable | None = None, threshold: int = DEFAULT_THRESHOLD) -> Protected:
+            total_row: Hashable | None = None, threshold: int = DEFAULT_THRESHOLD,
+            perturbed: Sequence[Hashable] = ()) -> Protected:
     """Suppress small counts, their complements and values derived from them (module docstring).
 
     ``counts``: columns of people counts. ``sums``: ``(parts, total)`` column relations that
     hold in every row (all must be count columns). ``total_row``: index label of the row that
     sums all other rows in every count column. ``derived``: derived column -> the count
-    columns it is built on. The input is never modified.
+    columns it is built on. ``perturbed``: count columns already perturbed by the cell key method
+    (analytics.publish.cellkey), recorded for the method statement and the auditor. The input is
+    never modified.
     """
     t = check_threshold(threshold)
     counts = list(counts)
@@ -144,7 +148,7 @@ def protect(table: pd.DataFrame, *, counts: Sequence[Hashable],
     masks = {"primary": _frame(table, counts, primary), "complementary": _frame(table, counts, hidden & ~primary)}
     masks["derived"] = _derived_mask(table, masks["primary"] | masks["complementary"], derived)
     values = _blank(table, [*counts, *derived], masks["primary"] | masks["complementary"] | masks["derived"])
-    return Protected(values=values, threshold=t, counts=tuple(counts), **masks)
+    return Protected(values=values, threshold=t, counts=tuple(counts), perturbed=tuple(perturbed), **masks)
 
 
 def truncate_at_risk(curve: pd.DataFrame, at_risk: str = "at_risk", *,
