@@ -12,16 +12,14 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+from analytics.outcomes.filters import Filters
 from analytics.outcomes.period import Period
-from analytics.publish import disclosure, privacy, report
+from analytics.publish import cellkey, disclosure, privacy, report
 from analytics.publish.disclosure import ALL
-from tests import cellkey_truth as truth
+from analytics.store.queries.disclosure import cell_key_secret
 from disclosure_auditor import Auditor, add_life_table, add_table
 from disclosure_data import set_secret, small_store
-
-from analytics.outcomes.filters import Filters
-from analytics.publish import cellkey
-from analytics.store.queries.disclosure import cell_key_secret
+from tests import cellkey_truth as truth
 
 PERIOD = Period(dt.date(2026, 1, 1), dt.date(2026, 9, 30))
 T = privacy.DEFAULT_THRESHOLD
@@ -105,6 +103,7 @@ def sample_report(tmp_path_factory) -> report.Report:
     from analytics.store.connection import Store
 
     store = Store.open(ensure_store(tmp_path_factory.mktemp("audit") / "s.duckdb"))
+    set_secret(store, 2026)
     yield report.build(store, Period(dt.date(2025, 10, 1), dt.date(2026, 9, 30)))
     store.close()
 
@@ -138,7 +137,6 @@ def test_small_programs_pass_the_audit(tmp_path_factory, sizes, seed, one_progra
     names = ["Recovery Mentoring", "Community Peer Support", "Online Recovery Community"][:len(sizes)]
     store = small_store(tmp_path_factory.mktemp("small"), dict(zip(names, sizes)), seed)
     try:
-        from analytics.outcomes.filters import Filters
         filters = Filters(programs=(names[0],)) if one_program else Filters()
         try:
             r = report.build(store, PERIOD, filters)

@@ -78,10 +78,17 @@ def check_threshold(threshold: int) -> int:
     return int(threshold)
 
 
-def method_statement(threshold: int = DEFAULT_THRESHOLD) -> str:
-    """One plain-English paragraph describing the suppression, stated on every export."""
+PERTURBATION = ("Counts of people are first perturbed by the cell key method (Australian Bureau of "
+                "Statistics): each is off by at most 2, and the same people always get the same change, so "
+                "comparing outputs made with other filters reveals only noise; a total is perturbed on its "
+                "own, so parts may not add up to it exactly. ")
+
+
+def method_statement(threshold: int = DEFAULT_THRESHOLD, perturbed: bool = False) -> str:
+    """One plain-English paragraph describing the suppression, stated on every export; ``perturbed``:
+    the output's counts of people are perturbed first (analytics.publish.cellkey), and it says so."""
     t = check_threshold(threshold)
-    return (
+    return (PERTURBATION * perturbed) + (
         f"Small numbers are suppressed to protect participants' privacy. Counts of 1 to {t - 1} "
         f"people are shown as \"{small_marker(t)}\"; zeros are shown. Where a total would let a "
         f"hidden count be worked out, another count in the same row or column is also hidden and "
@@ -121,7 +128,7 @@ class Protected:
 
     def method(self) -> str:
         """The method statement for this table's threshold."""
-        return method_statement(self.threshold)
+        return method_statement(self.threshold, bool(self.perturbed))
 
 
 def protect(table: pd.DataFrame, *, counts: Sequence[Hashable],

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 
+import numpy as np
 import pandas as pd
 
 from analytics.access import roles as access
@@ -206,7 +207,7 @@ def survival_section(report: Report, store: Store, outcome: str, times: tuple[in
     return Section(title, text, [ChartExport(f"{outcome}-survival", meta, p, fig)]), lt
 
 
-def _published_n(keys) -> int:
+def _published_n(keys: np.ndarray) -> int:
     """How many people the life table would publish for everyone in it: the count perturbed first,
     so a selection is reported only when its published count reaches the threshold."""
     return cellkey.noisy(len(keys), int(keys.sum()))
@@ -348,7 +349,8 @@ def methods(report: Report, settings: OutcomeSettings) -> list[tuple[str, str]]:
          "remission. Follow-up schedule after SAMHSA's SUPRT: baseline within 30 days of enrollment, follow-ups "
          "180 days after it and then yearly, each within +/- 30 days; the rate counts follow-ups whose window "
          "has closed. Change: paired t-test, Wilcoxon signed-rank and McNemar tests (checked against R)."),
-        ("Small numbers", privacy.method_statement(report.threshold)),
+        ("Small numbers", privacy.method_statement(report.threshold, perturbed=True)),
+        ("Consistent perturbation (cell key method)", cellkey.METHOD.format(t=report.threshold)),
         ("Protected life tables", disclosure.METHOD.format(t=report.threshold)),
         ("Software", f"Python {platform.python_version()}, {versions}."),
     ]
