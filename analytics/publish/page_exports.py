@@ -141,7 +141,7 @@ def _stack(parts: Mapping[Hashable, Protected], name: str, empty: Protected) -> 
     first = next(iter(parts.values()))
     frames = {f: pd.concat({k: getattr(p, f) for k, p in parts.items()}, names=[name])
               for f in ("values", "primary", "complementary", "derived")}
-    return Protected(**frames, threshold=first.threshold, counts=first.counts)
+    return Protected(**frames, threshold=first.threshold, counts=first.counts, perturbed=first.perturbed)
 
 
 # --- Overview -------------------------------------------------------------------------------

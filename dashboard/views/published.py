@@ -17,7 +17,7 @@ filters = sidebar_filters()
 st.title("Published charts")
 st.write("The charts and tables of the outcome report, ready for a funder: every count below "
          f"{THRESHOLD.default} is hidden, in the page and in every download.")
-st.caption(privacy.method_statement().replace("*", r"\*"))  # "*" is the marker, not markdown
+st.caption(privacy.method_statement(perturbed=True).replace("*", r"\*"))  # "*" is the marker, not markdown
 
 last = cached(default_period).end
 year = Period.last_days(last, 365)
