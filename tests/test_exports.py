@@ -85,7 +85,7 @@ def test_files_carry_title_meta_and_method(sample):  # noqa: F811
     export = exports.km_export(a)
     text = export.data("csv").decode("utf-8-sig")
     rows = list(csv.reader(io.StringIO(text)))
-    assert rows[0][:3] == ["group", "n", "events"]
+    assert rows[0][:3] == ["group", "n", "survival_30"]  # a life table (disclosure): no events column
     assert any("Counts of 1 to 10 people are shown as" in " ".join(r) for r in rows)
     assert any("Data cutoff" in " ".join(r) for r in rows)
     book = load_workbook(io.BytesIO(export.data("xlsx")))

@@ -201,7 +201,7 @@ def test_dose_response_hides_small_tiers_and_days_with_a_hidden_reference(built)
 def test_landmark_km_drops_small_tiers(built):
     export = built["sample"]["landmark_km"]
     curves = [t.meta["group"] for t in export.figure.data if isinstance(t.meta, dict) and t.meta.get("role") == "curve"]
-    assert curves == ["8+ meetings"]
+    assert curves == ["8+ meetings", "All"]  # a life table (as km_export): the smaller tiers hidden, All beside
     assert export.table.display().loc["1-3 meetings", "n"] == "<11"
     for trace in export.figure.data:
         if isinstance(trace.meta, dict) and trace.meta.get("role") == "curve":

@@ -173,11 +173,15 @@ def landmark_km_figure(analysis: EngagementAnalysis, day: int) -> go.Figure:
     return landmark_km(landmark_survival_analysis(analysis, lm), analysis.outcome, day)
 
 
+def landmark_title(outcome: str, day: int) -> str:
+    return f"{_short_title(outcome)} after day {day}, by meetings in the first {day} days"
+
+
 def landmark_km(curves: SurvivalAnalysis, outcome: str, day: int) -> go.Figure:
     """km_figure of a landmark's tiers (landmark_survival_analysis, or its protected copy), titled
     and labelled as days after the landmark."""
     fig = km_figure(curves)
-    fig.update_layout(title_text=f"{_short_title(outcome)} after day {day}, by meetings in the first {day} days")
+    fig.update_layout(title_text=landmark_title(outcome, day))
     fig.update_xaxes(title_text=f"Days after day {day} (the landmark)", selector=dict(anchor="y"))
     return fig
 

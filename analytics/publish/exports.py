@@ -16,16 +16,18 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 
 from analytics.access import audit
 from analytics.charts import render as chart_export
-from analytics.publish import privacy
+from analytics.publish import disclosure, privacy
 from analytics.publish import spreadsheets
 from analytics.stats import survival
 from analytics.charts.exports import hide_small_in_text, message_figure  # the first re-exported (__all__)
 from analytics.charts.render import ChartMeta
 from analytics.analyses.cohorts import CohortRetention
+from analytics.publish.disclosure import LifeTable
 from analytics.publish.privacy import Protected
 from analytics.store.connection import Store
 from analytics.stats.survival import TIMES, KaplanMeier
@@ -35,7 +37,8 @@ if TYPE_CHECKING:
     import plotly.graph_objects as go
 
 __all__ = ["FORMATS", "MIME", "ChartExport", "TooFew", "incidence_export", "km_export", "protect_cohorts",
-           "hide_small_in_text", "protect_survival", "refusal", "survival_meta", "survival_table"]
+           "hide_small_in_text", "km_life_table", "life_table", "protect_survival", "refusal", "survival_meta",
+           "survival_table"]
 
 FORMATS = ("png", "svg", "pdf", "csv", "xlsx")
 MIME = {**chart_export.MIME, "csv": "text/csv",
@@ -56,6 +59,7 @@ class ChartExport:
     table: Protected
     figure: go.Figure | None = None
     notes: list[str] = field(default_factory=list)
+    life_table: LifeTable | None = None  # the protected counts behind a survival chart (for the auditor)
 
     def lines(self) -> list[str]:
         """The text every file carries: caption, extra notes, the suppression method."""
@@ -226,15 +230,40 @@ def survival_meta(a: SurvivalAnalysis, title: str, definition: str = "") -> Char
                      d.filters.describe().capitalize(), d.cutoff)
 
 
-def km_export(a: SurvivalAnalysis, threshold: int = privacy.DEFAULT_THRESHOLD) -> ChartExport:
-    """Kaplan-Meier curves with numbers at risk, and the summary table (median, survival at
-    30/90/180/365 days with the number still followed)."""
-    from analytics.charts.survival import km_figure, km_title
+KM_DAYS = (30, 90, 180, 270, 365, 545, 730)  # the life table's intervals start here (merged if needed)
 
-    safe, table = protect_survival(a, threshold)
-    meta = survival_meta(a, km_title(a), a.durations.describe().split(";")[0] + ". Kaplan-Meier, 95% CI "
-                         "(log-log). A blank survival: past the group's follow-up (not known, never 0%).")
-    return ChartExport(f"{a.outcome}-km", meta, table, hide_small_in_text(km_figure(safe), threshold))
+
+def life_table(days: np.ndarray, event: np.ndarray, groups: np.ndarray,
+               threshold: int = privacy.DEFAULT_THRESHOLD) -> LifeTable:
+    """Durations as a protected life table (analytics.publish.disclosure), as the report publishes
+    survival: a Kaplan-Meier curve drawn step by step would show each event."""
+    privacy.check_threshold(threshold)
+    if len(days) < threshold:
+        raise TooFew(f"fewer than {threshold} participants in this selection: nothing can be exported")
+    return disclosure.life_table(np.asarray(days), np.asarray(event, dtype=bool), np.asarray(groups, dtype=object),
+                                 (*KM_DAYS, *TIMES), threshold)
+
+
+def km_life_table(a: SurvivalAnalysis, threshold: int = privacy.DEFAULT_THRESHOLD) -> LifeTable:
+    """The analysis's groups (or everyone) as a protected life table."""
+    frame = a.durations.frame
+    groups = frame[a.by].astype(str).to_numpy() if a.by else np.full(len(frame), disclosure.ALL, dtype=object)
+    return life_table(frame.days.to_numpy(), frame.event.to_numpy(), groups, threshold)
+
+
+def km_export(a: SurvivalAnalysis, threshold: int = privacy.DEFAULT_THRESHOLD) -> ChartExport:
+    """Survival per group as a protected life table: the curve's points, its numbers at risk
+    and the table (n, survival and number at risk at 30/90/180/365 days, median) all come from
+    the life table's counts, each 0 or at least the threshold."""
+    from analytics.charts.survival import km_title, life_table_figure
+
+    lt = km_life_table(a, threshold)
+    table = disclosure.protected_table(lt, TIMES)
+    meta = survival_meta(a, km_title(a), a.durations.describe().split(";")[0] + ". " + lt.method()
+                         + " A blank survival: not published (past the group's follow-up, or a step would "
+                         f"show fewer than {threshold} people); never 0%.")
+    fig = life_table_figure(lt, meta.title, a.outcome, max(TIMES), "")
+    return ChartExport(f"{a.outcome}-km", meta, table, fig, life_table=lt)
 
 
 def incidence_export(a: SurvivalAnalysis, threshold: int = privacy.DEFAULT_THRESHOLD) -> ChartExport:

@@ -54,12 +54,13 @@ from analytics.charts.director import (
     weekday_figure,
     weekly_trends_figure,
 )
+from analytics.publish import disclosure
 from analytics.publish.exports import (
     ALL_ROW,
     ChartExport,
     TooFew,
+    life_table,
     protect_cohorts,
-    protect_survival,
     survival_meta,
 )
 from analytics.outcomes.filters import Filters
@@ -68,7 +69,8 @@ from analytics.outcomes.period import Period
 from analytics.outcomes.definitions import MISSING_LEVEL
 from analytics.publish.privacy import DEFAULT_THRESHOLD, Protected
 from analytics.analyses.survival import SurvivalAnalysis
-from analytics.charts.survival import cox_figure
+from analytics.charts.survival import cox_figure, life_table_figure
+from analytics.stats.survival import TIMES
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -470,51 +472,36 @@ def dose_response_export(analysis: EngagementAnalysis, filters: Filters, cutoff:
     return ChartExport(f"{analysis.outcome}-dose-response", meta, p, fig, notes=[note])
 
 
-@dataclasses.dataclass
-class _FollowedAfter:
-    """The follow-up after a landmark as exports.protect_survival reads a Durations: outcome,
-    n, frame (days, event), left_out, describe()."""
-
-    outcome: str
-    text: str
-    frame: pd.DataFrame
-    left_out: dict[str, int] = dataclasses.field(default_factory=dict)
-
-    @property
-    def n(self) -> int:
-        return len(self.frame)
-
-    def describe(self) -> str:
-        return self.text
-
-
 def _durations(sa: SurvivalAnalysis) -> pd.DataFrame:
-    """Days and event per participant, from the KM tables (which hold every exit time)."""
+    """Days, event and group (tier) per participant, from the KM tables (which hold every exit time)."""
     parts = []
-    for km in sa.curves.values():
+    for group, km in sa.curves.items():
         tab = km.table
         parts.append(pd.DataFrame({
             "days": np.repeat(tab.time.to_numpy(float), (tab.n_event + tab.n_censor).to_numpy(int)),
             "event": np.repeat(np.tile([True, False], len(tab)),
-                               np.column_stack([tab.n_event, tab.n_censor]).astype(int).ravel())}))
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame({"days": [], "event": []})
+                               np.column_stack([tab.n_event, tab.n_censor]).astype(int).ravel()),
+            "group": group}))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame({"days": [], "event": [], "group": []})
 
 
 def landmark_km_export(analysis: EngagementAnalysis, day: int, filters: Filters, cutoff: dt.date,
                        threshold: int = DEFAULT_THRESHOLD) -> ChartExport:
-    """Kaplan-Meier after a landmark day by meetings tier, protected like km_export (protect_survival):
-    tiers of hidden size dropped, curves and numbers at risk stopped below the threshold."""
+    """Survival after a landmark day by meetings tier, protected like km_export: a life table
+    (analytics.publish.disclosure) whose every curve point, number at risk and table cell rests on
+    counts of 0 or at least the threshold, tiers hidden with their complements."""
     from analytics.charts import engagement as engagement_charts  # see the module docstring
     lm = next((m for m in analysis.landmarks if m.day == day), None)
     if lm is None:
         raise TooFew(f"no landmark analysis at day {day} for this selection: nothing can be exported")
-    sa = engagement_charts.landmark_survival_analysis(analysis, lm)
-    sa = dataclasses.replace(sa, durations=_FollowedAfter(analysis.outcome, sa.durations.describe(), _durations(sa)))
-    safe, p = protect_survival(sa, threshold)
-    fig = engagement_charts.landmark_km(safe, analysis.outcome, day)
-    fig = hide_small_in_text(fig if safe.curves else replace_message(fig, _all_hidden(threshold)), threshold)
-    meta = ChartMeta(figure_title(fig), f"Landmark at day {day}: participants still in on day {day}, grouped by the meetings "
-                     f"they attended before it, followed from day {day}. Kaplan-Meier, 95% CI (log-log); not adjusted.",
+    frame = _durations(engagement_charts.landmark_survival_analysis(analysis, lm))
+    lt = life_table(frame.days.to_numpy(), frame.event.to_numpy(), frame.group.to_numpy(), threshold)
+    p = disclosure.protected_table(lt, TIMES)
+    fig = life_table_figure(lt, engagement_charts.landmark_title(analysis.outcome, day), analysis.outcome,
+                            max(TIMES), "")
+    fig.update_xaxes(title_text=f"Days after day {day} (the landmark)", selector=dict(anchor="y"))
+    meta = ChartMeta(figure_title(fig), f"Landmark at day {day}: participants still in on day {day}, grouped by the "
+                     f"meetings they attended before it, followed from day {day}; not adjusted. {lt.method()}",
                      f"n = {_shown(lm.n, threshold)} participants, {_shown(lm.events, threshold)} events after day {day}",
                      filters.describe().capitalize(), cutoff)
-    return ChartExport(f"{analysis.outcome}-landmark-{day}", meta, p, fig)
+    return ChartExport(f"{analysis.outcome}-landmark-{day}", meta, p, fig, life_table=lt)

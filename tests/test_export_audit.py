@@ -1,0 +1,191 @@
+"""The auditor (tests/disclosure_auditor.py) over the chart downloads of the staff pages
+(analytics.publish.page_exports) and the survival export (analytics.publish.exports.km_export):
+every count an export's table publishes, with the relations the table declares (total rows, row
+sums, rates shown beside their counts) and, for the survival chart, every point and number at
+risk of its curve (the life table behind it); no hidden count may be narrowed below the "<11"
+marker's range. On the hand-made store, the sample and random small programs; and the audit
+fails when one suppression rule is switched off."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from director_data import CUR, hand, sample  # noqa: F401
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from analytics.analyses.survival import NoData, analyse
+from analytics.outcomes.filters import Filters
+from analytics.outcomes.period import default_period
+from analytics.publish import disclosure, exports, privacy
+from analytics.publish.disclosure import ALL
+from analytics.publish.exports import ChartExport
+from analytics.publish.privacy import Protected
+from disclosure_auditor import Auditor, add_life_table, add_table
+from disclosure_data import small_store
+from test_page_exports import build_all
+
+T = privacy.DEFAULT_THRESHOLD
+
+# The relations each page export's table declares: (total row, row sums, rates as (rate, numerator,
+# denominator, denominator's row or None for the same row)).
+RELATIONS: dict[str, tuple[str | None, list[tuple[list[str], str]], list[tuple[str, str, str, str | None]]]] = {
+    "weekly_trends": (None, [], []),
+    "weekday": ("All days", [], [(f"{k}_share", k, k, "All days") for k in ("meetings", "checkins", "mentoring")]),
+    "adherence": (ALL, [], [("share", "participants", "participants", ALL)]),
+    "caseloads": ("All mentors", [], [("sessions_per_mentee", "sessions", "active_mentees", None)]),
+    "cohort_heatmap": (None, [], []),
+    "cohort_used": (None, [(["reported_use", "no_use"], "participants")], []),
+    "cohort_craving": (None, [], []),
+    "cohort_mood": (None, [], []),
+    "hazard_ratios": (None, [], []),
+    "naive": (None, [], []),
+}
+BLOCKS = {"cox": "(all levels)", "dose_response": "All tiers"}  # stacked tables: a total row per block
+
+
+def add_relations(aud: Auditor, p: Protected, prefix: str, total: str | None,
+                  sums: list[tuple[list[str], str]], rates: list[tuple[str, str, str, str | None]]) -> None:
+    """A protected table's cells (add_table), its row sums and its rates (rate x denominator = numerator)."""
+    add_table(aud, p, prefix, total_row=total)
+    rows = p.values.index
+    for parts, whole in sums:
+        for row in rows:
+            aud.equal({**{f"{prefix}:{c}:{row}": 1 for c in parts}, f"{prefix}:{whole}:{row}": -1})
+    for rate, num, den, den_row in rates:
+        for row in rows:
+            value = p.values.loc[row, rate]
+            if pd.notna(value):  # (a share of the total in the total row itself: 1 x total = total)
+                terms = {f"{prefix}:{num}:{row}": 1.0}
+                key = f"{prefix}:{den}:{den_row or row}"
+                terms[key] = terms.get(key, 0.0) - float(value)
+                aud.equal(terms)
+
+
+def add_blocks(aud: Auditor, p: Protected, prefix: str, total: str) -> None:
+    """A stacked table (page_exports._stack): each block's counts add up to its own total row."""
+    add_table(aud, p, prefix, total_row=None)
+    for block in p.values.index.get_level_values(0).unique():
+        rows = [r for r in p.values.index if r[0] == block]
+        for col in p.counts:
+            parts = [r for r in rows if r[1] != total]
+            aud.equal({**{f"{prefix}:{col}:{r}": 1 for r in parts}, f"{prefix}:{col}:{(block, total)}": -1})
+
+
+def audit_page_export(name: str, export: ChartExport) -> list[str]:
+    aud = Auditor(export.table.threshold)
+    p = export.table
+    if name in BLOCKS:
+        add_blocks(aud, p, name, BLOCKS[name])
+    elif name.startswith("attendance"):
+        cats = [c for c in p.counts if c != "All meetings"]
+        add_relations(aud, p, name, "Total", [(cats, "All meetings")] if cats else [], [])
+    elif name == "landmark_km":
+        return audit_km(export)
+    else:
+        add_relations(aud, p, name, *RELATIONS[name])
+    return aud.failures()
+
+
+def audit_km(export: ChartExport) -> list[str]:
+    """The survival export: the life table behind the curve and its numbers at risk, the summary
+    table's n and numbers at risk (the same cells, groups adding up to All), and the figure, which
+    must draw the life table's published points only."""
+    lt = export.life_table
+    aud = Auditor(lt.threshold)
+    names = sorted([g for g in lt.groups if g != ALL] + list(lt.hidden))
+    add_life_table(aud, lt, names, "lt")
+    p = export.table
+    add_table(aud, p, "table", total_row=ALL if ALL in p.values.index and len(p.values) > 1 else None)
+    groups = [*names, ALL] if ALL in lt.groups and names else (names or [ALL])
+    for g in p.values.index:
+        lt_g = g if g in groups else ALL
+        aud.same(f"table:n:{g}", f"lt:at_risk:{lt_g}:0")
+        for col in p.counts:
+            day = int(str(col).removeprefix("at_risk_")) if str(col).startswith("at_risk_") else None
+            if day is not None and day in lt.points:
+                aud.same(f"table:{col}:{g}", f"lt:at_risk:{lt_g}:{lt.points.index(day)}")
+    rows = lt.rows()
+    for trace in export.figure.data:
+        meta = trace.meta if isinstance(trace.meta, dict) else {}
+        if meta.get("role") == "curve":  # the curve: the life table's published days, survival, at risk
+            sub = rows[rows.group == meta["group"]]
+            np.testing.assert_array_equal(np.asarray(trace.x, float), sub.time.to_numpy(float))
+            np.testing.assert_allclose(np.asarray(trace.y, float), sub.survival.to_numpy(float))
+            np.testing.assert_array_equal(np.asarray(trace.customdata, float), sub.at_risk.to_numpy(float))
+    return aud.failures()
+
+
+@pytest.fixture(scope="module")
+def built(hand, sample):  # noqa: F811
+    return {"hand": build_all(hand, CUR), "sample": build_all(sample, default_period(sample))}
+
+
+@pytest.mark.parametrize("store", ["hand", "sample"])
+def test_every_page_export_passes_the_audit(built, store):
+    failures = {name: audit_page_export(name, e) for name, e in built[store].items() if isinstance(e, ChartExport)}
+    assert {k: v for k, v in failures.items() if v} == {}
+    assert len(failures) >= 13
+
+
+@pytest.mark.parametrize("by", [None, "program", "site", "cohort_quarter", "primary_substance"])
+@pytest.mark.parametrize("outcome", ["retention", "sobriety"])
+def test_the_km_export_passes_the_audit(sample, by, outcome):  # noqa: F811
+    export = exports.km_export(analyse(sample, outcome, by=by))
+    assert audit_km(export) == []
+    for g in export.life_table.groups:  # every count behind a curve point is 0 or at least the threshold
+        lt = export.life_table
+        assert all(v == 0 or v >= T for v in [*lt.at_risk[g], *lt.events[g], *lt.censored[g]])
+
+
+def test_the_km_curve_no_longer_steps_by_one_person(sample):  # noqa: F811
+    """Westfield: 5 drop-outs before day 90, shown "<11" in the numbers at risk, used to be read
+    off five one-person steps of the curve (at risk 78, 77, ...). Now the curve's points are the
+    life table's days, each step holding 0 or at least 11 events."""
+    export = exports.km_export(analyse(sample, "retention", by="site"))
+    west = [t for t in export.figure.data if isinstance(t.meta, dict) and t.meta.get("role") == "curve"
+            and t.meta["group"] == "Westfield"]
+    at_risk = np.asarray(west[0].customdata, float) if west else np.array([])
+    steps = -np.diff(at_risk)
+    assert not ((steps > 0) & (steps < T)).any(), at_risk
+
+
+def test_the_km_export_audit_fails_when_the_group_complement_is_off(sample, monkeypatch):  # noqa: F811
+    """Switch the life table's complementary rule off (hide only groups under the threshold): the
+    auditor reads a hidden group's size from All minus the groups shown."""
+    a = analyse(sample, "retention", by="primary_substance", filters=Filters(programs=("Recovery Mentoring",)))
+    assert audit_km(exports.km_export(a)) == []
+    monkeypatch.setattr(disclosure, "_shown_groups", lambda sizes, hide, t: sorted(g for g, n in sizes.items()
+                                                                                 if n >= t))
+    monkeypatch.setattr(disclosure, "_leaks", lambda *a: False)
+    failures = audit_km(exports.km_export(a))
+    assert any(":at_risk:" in f for f in failures), failures
+
+
+def test_a_page_export_audit_fails_when_complementary_suppression_is_off(built, sample, monkeypatch):  # noqa: F811
+    """Complementary suppression off (privacy._pick never picks): the sample's adherence, cox and
+    attendance tables give their "<11" cells away through their totals."""
+    monkeypatch.setattr(privacy, "_pick", lambda *a: None)
+    rebuilt = build_all(sample, default_period(sample))
+    failures = {name: audit_page_export(name, e) for name, e in rebuilt.items() if isinstance(e, ChartExport)}
+    assert any(failures.values()), failures
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))
+@given(sizes=st.sampled_from([(13, 27), (27, 13), (12, 30), (5, 35), (11, 11), (40,), (9, 14, 20)]),
+       seed=st.integers(0, 10_000), outcome=st.sampled_from(["retention", "sobriety"]))
+def test_small_programs_pass_the_export_audit(tmp_path_factory, sizes, seed, outcome):
+    names = ["Recovery Mentoring", "Community Peer Support", "Online Recovery Community"][:len(sizes)]
+    store = small_store(tmp_path_factory.mktemp("small"), dict(zip(names, sizes)), seed)
+    try:
+        for by in ("program", None):
+            try:
+                export = exports.km_export(analyse(store, outcome, by=by))
+            except (NoData, exports.TooFew):
+                continue
+            assert audit_km(export) == []
+        for name, export in build_all(store, default_period(store)).items():
+            if isinstance(export, ChartExport):
+                assert audit_page_export(name, export) == [], name
+    finally:
+        store.close()
