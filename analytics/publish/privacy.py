@@ -24,6 +24,12 @@ Complementary suppression
     deterministic. Blank (NaN, "not applicable") cells are never chosen. Without
     declared relations (a table without totals) only primary suppression happens.
 
+    The relations taken together: the relation-by-relation rules cannot see a row's two "<11"
+    (each 1..10 by their known sum) of which the column of one caps it; so the linear programs
+    of analytics.publish.lp_audit (the smallest and largest value each hidden count can take)
+    run over all declared relations, and while a hidden count is narrowed below the "<11"
+    marker's range, one more complement is hidden (rule 1-3 in its first relation).
+
 Derived values
     A rate, percentage, mean, median or CI bound is hidden (``"*"``) in every row where a
     count it is built on is hidden: otherwise it would reveal that count.
