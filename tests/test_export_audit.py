@@ -21,6 +21,7 @@ from analytics.publish import disclosure, exports, privacy
 from analytics.publish.disclosure import ALL
 from analytics.publish.exports import ChartExport
 from analytics.publish.privacy import Protected
+from analytics.store.queries.disclosure import cell_key_secret
 from disclosure_auditor import Auditor, add_life_table, add_table
 from disclosure_data import small_store
 from test_page_exports import build_all
@@ -178,9 +179,9 @@ def test_small_programs_pass_the_export_audit(tmp_path_factory, sizes, seed, out
     names = ["Recovery Mentoring", "Community Peer Support", "Online Recovery Community"][:len(sizes)]
     store = small_store(tmp_path_factory.mktemp("small"), dict(zip(names, sizes)), seed)
     try:
-        for by in ("program", None):
+        for by, secret in (("program", None), (None, None), ("program", cell_key_secret(store))):
             try:
-                export = exports.km_export(analyse(store, outcome, by=by))
+                export = exports.km_export(analyse(store, outcome, by=by), secret=secret)
             except (NoData, exports.TooFew):
                 continue
             assert audit_km(export) == []
@@ -210,9 +211,37 @@ def test_relations_taken_together_are_protected(monkeypatch):
     add_relations(aud, p, "t", "Total", [(["AA", "SMART", "Other", "Online"], "All")], [])
     assert aud.failures() == []
     assert p.complementary.loc["w3", "AA"]  # the extra complement: week 3's smallest shown part
-    monkeypatch.setattr(privacy, "_combined", lambda vals, primary, hidden, relations, t: hidden)
+    monkeypatch.setattr(privacy, "_combined", lambda vals, primary, hidden, *rest: hidden)
     aud = Auditor(T)
     add_relations(aud, privacy.protect(table, **how), "t", "Total", [(["AA", "SMART", "Other", "Online"], "All")], [])
     assert aud.failures() == ["t:AA:w1: between 10 and 18", "t:AA:w2: between 10 and 18",
                               "t:SMART:w1: between 1 and 9", "t:SMART:w2: between 1 and 9",
                               "t:SMART:w3: between 2 and 10"]
+
+
+@pytest.mark.parametrize("by", ["program", "site"])
+def test_the_km_export_perturbs_every_count_from_its_members(sample, by):  # noqa: F811
+    """With the store's secret (as the Survival page passes it) each group's n and number at risk is
+    cellkey.perturb of the participants behind it, within 2 of the true count; the audit (which reads
+    a perturbed c as c-2..c+2) passes, and the files say the counts are perturbed."""
+    from analytics.publish import cellkey
+
+    secret = cell_key_secret(sample)
+    a = analyse(sample, "retention", by=by)
+    export = exports.km_export(a, secret=secret)
+    assert export.life_table.noise == cellkey.MAX_NOISE and audit_km(export) == []
+    assert privacy.method_statement(T, perturbed=True) in "\n".join(export.lines())
+    frame = a.durations.frame.assign(group=a.durations.frame[by].astype(str))
+    shown = export.table.values
+    checked = 0
+    for g in export.life_table.groups:
+        members = frame if g == ALL else frame[frame.group == g]
+        assert shown.loc[g, "n"] == cellkey.perturb(secret, members.participant_id.astype(str))
+        assert abs(shown.loc[g, "n"] - len(members)) <= cellkey.MAX_NOISE
+        for day in (30, 90, 180, 365):
+            if pd.notna(shown.loc[g, f"at_risk_{day}"]):
+                later = members[members.days >= day].participant_id.astype(str)
+                assert shown.loc[g, f"at_risk_{day}"] == cellkey.perturb(secret, later)
+                assert abs(shown.loc[g, f"at_risk_{day}"] - len(later)) <= cellkey.MAX_NOISE
+                checked += 1
+    assert checked >= 4

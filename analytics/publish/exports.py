@@ -21,7 +21,7 @@ import pandas as pd
 
 from analytics.access import audit
 from analytics.charts import render as chart_export
-from analytics.publish import disclosure, privacy
+from analytics.publish import cellkey, disclosure, privacy
 from analytics.publish import spreadsheets
 from analytics.stats import survival
 from analytics.charts.exports import hide_small_in_text, message_figure  # the first re-exported (__all__)
@@ -234,30 +234,35 @@ KM_DAYS = (30, 90, 180, 270, 365, 545, 730)  # the life table's intervals start 
 
 
 def life_table(days: np.ndarray, event: np.ndarray, groups: np.ndarray,
-               threshold: int = privacy.DEFAULT_THRESHOLD) -> LifeTable:
+               threshold: int = privacy.DEFAULT_THRESHOLD, keys: np.ndarray | None = None) -> LifeTable:
     """Durations as a protected life table (analytics.publish.disclosure), as the report publishes
-    survival: a Kaplan-Meier curve drawn step by step would show each event."""
+    survival: a Kaplan-Meier curve drawn step by step would show each event. ``keys``: the
+    participants' record keys (analytics.publish.cellkey): every count perturbed first."""
     privacy.check_threshold(threshold)
     if len(days) < threshold:
         raise TooFew(f"fewer than {threshold} participants in this selection: nothing can be exported")
     return disclosure.life_table(np.asarray(days), np.asarray(event, dtype=bool), np.asarray(groups, dtype=object),
-                                 (*KM_DAYS, *TIMES), threshold)
+                                 (*KM_DAYS, *TIMES), threshold, keys=keys)
 
 
-def km_life_table(a: SurvivalAnalysis, threshold: int = privacy.DEFAULT_THRESHOLD) -> LifeTable:
-    """The analysis's groups (or everyone) as a protected life table."""
+def km_life_table(a: SurvivalAnalysis, threshold: int = privacy.DEFAULT_THRESHOLD,
+                  secret: bytes | None = None) -> LifeTable:
+    """The analysis's groups (or everyone) as a protected life table; with the store's cell-key
+    ``secret``, every count perturbed from the participants behind it (as in the report)."""
     frame = a.durations.frame
     groups = frame[a.by].astype(str).to_numpy() if a.by else np.full(len(frame), disclosure.ALL, dtype=object)
-    return life_table(frame.days.to_numpy(), frame.event.to_numpy(), groups, threshold)
+    keys = None if secret is None else cellkey.record_keys(secret, frame.participant_id.astype(str))
+    return life_table(frame.days.to_numpy(), frame.event.to_numpy(), groups, threshold, keys)
 
 
-def km_export(a: SurvivalAnalysis, threshold: int = privacy.DEFAULT_THRESHOLD) -> ChartExport:
+def km_export(a: SurvivalAnalysis, threshold: int = privacy.DEFAULT_THRESHOLD,
+              secret: bytes | None = None) -> ChartExport:
     """Survival per group as a protected life table: the curve's points, its numbers at risk
     and the table (n, survival and number at risk at 30/90/180/365 days, median) all come from
-    the life table's counts, each 0 or at least the threshold."""
+    the life table's counts, each 0 or at least the threshold (perturbed with ``secret``)."""
     from analytics.charts.survival import km_title, life_table_figure
 
-    lt = km_life_table(a, threshold)
+    lt = km_life_table(a, threshold, secret)
     table = disclosure.protected_table(lt, TIMES)
     meta = survival_meta(a, km_title(a), a.durations.describe().split(";")[0] + ". " + lt.method()
                          + " A blank survival: not published (past the group's follow-up, or a step would "

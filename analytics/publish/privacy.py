@@ -45,7 +45,7 @@ from types import MappingProxyType
 import numpy as np
 import pandas as pd
 
-from analytics.publish import lp_audit
+from analytics.publish import cellkey, lp_audit
 from analytics.settings import THRESHOLD
 
 __all__ = [
@@ -159,7 +159,8 @@ def protect(table: pd.DataFrame, *, counts: Sequence[Hashable],
     vals = table.iloc[:, cols].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
     primary = (vals > 0) & (vals < t)
     relations = _relations(table, counts, sums, total_row)
-    hidden = _combined(vals, primary, _complement(vals, primary, relations, t), relations, t)
+    noise = [cellkey.MAX_NOISE if c in set(perturbed) else 0 for c in counts]
+    hidden = _combined(vals, primary, _complement(vals, primary, relations, t), relations, t, noise)
     masks = {"primary": _frame(table, counts, primary), "complementary": _frame(table, counts, hidden & ~primary)}
     masks["derived"] = _derived_mask(table, masks["primary"] | masks["complementary"], derived)
     values = _blank(table, [*counts, *derived], masks["primary"] | masks["complementary"] | masks["derived"])
@@ -263,13 +264,13 @@ def _exposed(vals: np.ndarray, hidden: np.ndarray, rel: list[Cell], t: int) -> b
 
 
 def _combined(vals: np.ndarray, primary: np.ndarray, hidden: np.ndarray, relations: list[list[Cell]],
-              t: int) -> np.ndarray:
+              t: int, noise: Sequence[int] = ()) -> np.ndarray:
     """Hide more until no hidden count can be narrowed by the relations taken together (the linear
     programs of analytics.publish.lp_audit): a row's two "<11" adding up to 11 are each 1..10 alone,
     but 3..10 when the column of one of them caps it at 8. Each round hides the complement
     ``_pick`` chooses in the first relation of a narrowed cell that still shows a member."""
     while relations and hidden.any():
-        narrowed = _narrowed(vals, primary, hidden, relations, t)
+        narrowed = _narrowed(vals, primary, hidden, relations, t, noise)
         picks = [p for cell in narrowed for rel in relations if cell in rel
                  if (p := _pick(vals, hidden, rel)) is not None]
         if not picks:
@@ -280,17 +281,19 @@ def _combined(vals: np.ndarray, primary: np.ndarray, hidden: np.ndarray, relatio
 
 
 def _narrowed(vals: np.ndarray, primary: np.ndarray, hidden: np.ndarray, relations: list[list[Cell]],
-              t: int) -> list[Cell]:
-    """Hidden cells whose range the published cells and the relations make narrower than "<t" allows."""
+              t: int, noise: Sequence[int] = ()) -> list[Cell]:
+    """Hidden cells whose range the published cells and the relations make narrower than "<t" allows.
+    ``noise``: per count column, how far a perturbed count may be from the true one."""
     aud = lp_audit.Auditor(t)
     for rel in relations:
         for i, j in rel:
+            off = noise[j] if noise else 0
             if primary[i, j]:
-                aud.var(f"{i},{j}", 1, t - 1)
+                aud.var(f"{i},{j}", 1, t - 1 + off)
             elif hidden[i, j] or np.isnan(vals[i, j]):
                 aud.var(f"{i},{j}")
             else:
-                aud.publish(f"{i},{j}", float(vals[i, j]))
+                aud.publish(f"{i},{j}", float(vals[i, j]), off)
         aud.equal({**{f"{i},{j}": 1 for i, j in rel[:-1]}, f"{rel[-1][0]},{rel[-1][1]}": -1})
     return [tuple(int(x) for x in f.split(":")[0].split(",")) for f in aud.failures()]
 

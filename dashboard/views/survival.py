@@ -9,7 +9,8 @@ from analytics.charts import survival as survival_charts
 from analytics.outcomes.definitions import GROUP_COLUMNS
 from analytics.analyses.survival import NoData, analyse
 from dashboard.auth import guard
-from dashboard.common import cached, downloads, sidebar_filters
+from analytics.store.queries.disclosure import cell_key_secret
+from dashboard.common import cached, downloads, get_store, sidebar_filters
 
 LABELS = {"sobriety": "Sobriety", "retention": "Retention"}
 
@@ -40,7 +41,8 @@ c.metric("Left out (no follow-up)", f"{sum(d.left_out.values()):,}",
 st.caption(d.describe())
 
 st.plotly_chart(survival_charts.km_figure(analysis), theme=None, key="km")
-downloads(survival_charts.km_title(analysis), lambda: exports.km_export(analysis), key="km", filters=filters)
+downloads(survival_charts.km_title(analysis),
+          lambda: exports.km_export(analysis, secret=cell_key_secret(get_store())), key="km", filters=filters)
 st.dataframe(analysis.summary_table(), hide_index=True, width="stretch",
              column_config={"median_days": "median (days)", "median_lower": "95% CI from",
                             "median_upper": "95% CI to",
