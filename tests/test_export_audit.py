@@ -231,6 +231,7 @@ def test_the_km_export_perturbs_every_count_from_its_members(sample, by):  # noq
     export = exports.km_export(a, secret=secret)
     assert export.life_table.noise == cellkey.MAX_NOISE and audit_km(export) == []
     assert privacy.method_statement(T, perturbed=True) in "\n".join(export.lines())
+    assert export.meta.n == f"n = {export.table.values.loc[ALL, 'n']:,.0f} participants"  # not the true count
     frame = a.durations.frame.assign(group=a.durations.frame[by].astype(str))
     shown = export.table.values
     checked = 0

@@ -267,6 +267,8 @@ def km_export(a: SurvivalAnalysis, threshold: int = privacy.DEFAULT_THRESHOLD,
     meta = survival_meta(a, km_title(a), a.durations.describe().split(";")[0] + ". " + lt.method()
                          + " A blank survival: not published (past the group's follow-up, or a step would "
                          f"show fewer than {threshold} people); never 0%.")
+    everyone = ALL_ROW if ALL_ROW in lt.groups else lt.groups[0]
+    meta = dataclasses.replace(meta, n=f"n = {lt.n[everyone]:,} participants")  # as published (perturbed)
     fig = life_table_figure(lt, meta.title, a.outcome, max(TIMES), "")
     return ChartExport(f"{a.outcome}-km", meta, table, fig, life_table=lt)
 
