@@ -246,3 +246,34 @@ def test_the_km_export_perturbs_every_count_from_its_members(sample, by):  # noq
                 assert abs(shown.loc[g, f"at_risk_{day}"] - len(later)) <= cellkey.MAX_NOISE
                 checked += 1
     assert checked >= 4
+
+
+def test_weekly_trends_download_perturbs_its_counts_of_people(sample):  # noqa: F811
+    """As the Overview page builds it (trends read keyed): each week's active participants and new
+    enrollments are cellkey.perturb of the people behind them (within 2 of the truth), before
+    suppression; activity counts stay exact; the note gives no true total; the file says so."""
+    from analytics.analyses import kpis
+    from analytics.publish import page_exports
+    from tests import cellkey_truth as truth
+
+    period = default_period(sample)
+    ov = kpis.overview(sample, Filters(), period)
+    keyed = kpis.weekly_trends(sample, Filters(), period, keyed=True)
+    export = page_exports.weekly_trends_export(keyed, ov)
+    assert export.table.perturbed == ("active", "new_enrollments")
+    assert privacy.method_statement(T, perturbed=True) in export.lines()
+    assert str(ov.kpis["active"].current) not in export.meta.n
+    exact = kpis.weekly_trends(sample, Filters(), period).set_index("week_start")
+    shown = export.table.values
+    moved = 0
+    for _, week in keyed.iloc[::7].iterrows():
+        for col, members in (("active", truth.active(sample, week.first_day, week.last_day)),
+                             ("new_enrollments", truth.new_enrollments(sample, week.first_day, week.last_day))):
+            assert len(members) == exact.loc[week.week_start, col]
+            published = truth.published(sample, members)
+            assert abs(published - len(members)) <= 2
+            value = shown.loc[week.week_start, col]
+            assert value == published if published == 0 or published >= T else np.isnan(value)
+            moved += published != len(members)
+        assert shown.loc[week.week_start, "meetings"] == exact.loc[week.week_start, "meetings"]
+    assert moved >= 2  # the noise is there

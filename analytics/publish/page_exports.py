@@ -54,7 +54,7 @@ from analytics.charts.director import (
     weekday_figure,
     weekly_trends_figure,
 )
-from analytics.publish import disclosure
+from analytics.publish import cellkey, disclosure
 from analytics.publish.exports import (
     ALL_ROW,
     ChartExport,
@@ -148,13 +148,23 @@ def _stack(parts: Mapping[Hashable, Protected], name: str, empty: Protected) -> 
 
 # --- Overview -------------------------------------------------------------------------------
 
+PERTURBED_TRENDS = ("active", "new_enrollments")  # the weekly counts of people (the others count activities)
+
+
 def weekly_trends_export(trends: pd.DataFrame, ov: Overview, threshold: int = DEFAULT_THRESHOLD) -> ChartExport:
     """Weekly trends (kpis.weekly_trends): every weekly count of 1-10 hidden, a gap in its line.
-    No totals are printed, so primary suppression is enough."""
+    No totals are printed, so primary suppression is enough. Trends read with ``keyed=True``
+    have their counts of people perturbed first (cell key method, as the report's), and then
+    the note gives no true total of active participants (it would undo the noise)."""
+    keyed = f"{PERTURBED_TRENDS[0]}_key" in trends.columns
+    if keyed:
+        trends = cellkey.perturb_columns(trends, PERTURBED_TRENDS)
     table = trends.set_index("week_start")
-    p = privacy.protect(table, counts=list(kpis.TREND_COLUMNS), threshold=threshold)
+    p = privacy.protect(table, counts=list(kpis.TREND_COLUMNS), threshold=threshold,
+                        perturbed=PERTURBED_TRENDS if keyed else ())
     fig = weekly_trends_figure(p.values.reset_index(), ov.period, ov.filters)
-    n = f"n = {_shown(ov.kpis['active'].current, threshold)} active participants in the period"
+    n = ("n = participants active each week (counts of people perturbed)" if keyed else
+         f"n = {_shown(ov.kpis['active'].current, threshold)} active participants in the period")
     meta = ChartMeta("Weekly trends", kpis.TREND_DEFINITION, n, _scope(ov.period, ov.filters), ov.cutoff)
     return ChartExport("weekly-trends", meta, p, fig)
 

@@ -92,7 +92,9 @@ st.caption("The question mark next to each label gives its exact definition. pp 
 with st.spinner("Counting week by week..."):
     trends = cached(weekly_trends, filters, period)
 st.plotly_chart(weekly_trends_figure(trends, period, filters), theme=None, key="weekly_trends")
-downloads("Weekly trends", lambda: page_exports.weekly_trends_export(trends, ov), key="weekly_trends", filters=filters)
+downloads("Weekly trends",  # counts of people perturbed in the file (cell key method)
+          lambda: page_exports.weekly_trends_export(cached(weekly_trends, filters, period, keyed=True), ov),
+          key="weekly_trends", filters=filters)
 
 with st.expander("All KPIs as a table, with their definitions"):
     rows = []
