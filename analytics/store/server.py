@@ -171,13 +171,15 @@ class _View:
         return cls(dsn, snapshot, role, tuple((k, v) for k, v in zip(READER_SETTINGS, values) if v is not None))
 
 
-def _parts(conn: psycopg.Connection, cur: duckdb.DuckDBPyConnection, table: str) -> list[str]:
-    """SELECTs that together read every visible row of `table` once, in physical order (TID ranges)."""
+def _parts(conn: psycopg.Connection, cur: duckdb.DuckDBPyConnection, table: str,
+           part_blocks: int | None = None) -> list[str]:
+    """SELECTs that together read every visible row of `table` once, in physical order (TID ranges
+    of `part_blocks` blocks)."""
     columns = [c for (c,) in cur.execute("SELECT column_name FROM information_schema.columns "
                                          "WHERE table_name = ? AND table_schema = 'main' ORDER BY ordinal_position",
                                          [table]).fetchall()]
     blocks = pg_rows(conn, "SELECT pg_relation_size(?::regclass) / current_setting('block_size')::int", [table])[1][0][0]
-    starts = range(0, max(int(blocks), 1), _PART_BLOCKS)
+    starts = range(0, max(int(blocks), 1), part_blocks or _PART_BLOCKS)
     ends = [*(f" AND ctid < '({s},0)'" for s in starts[1:]), ""]  # the last part is open-ended
     select = f"SELECT {', '.join(columns)} FROM {table}"
     if len(starts) == 1:
