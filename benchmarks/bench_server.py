@@ -198,6 +198,7 @@ class Cpu:
     def __exit__(self, *exc: object) -> None:
         self.wall = time.perf_counter() - self.wall
         self.ours = time.process_time() - self.ours
+        time.sleep(1)  # a closed connection's backend exits and is reaped (its CPU counted) a moment later
         self.pg = cpu_seconds(self.postmaster) - self.pg
 
     def __str__(self) -> str:
