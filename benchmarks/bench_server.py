@@ -65,18 +65,26 @@ def timed_import(store, folder: Path) -> float:
     return time.perf_counter() - start
 
 
-def users_in_process(url: str, users: int, rounds: int, out: mp.Queue, go: mp.Event) -> None:
+def users_in_process(url: str, users: int, rounds: int, out: mp.Queue, go: mp.Event, stop: mp.Event) -> None:
+    """`users` threads visiting the pages in turn for `rounds` rounds, or, with `stop`, until it
+    is set and one round more. The mirror is loaded and each page run once before the clock
+    starts, as in a dashboard process that has served for a while."""
     from analytics.store.connection import Store
 
     store = Store.open(url)
-    store.mirror()  # loaded before the clock starts, as a running dashboard would have it
+    store.mirror()
+    for name in PAGES:
+        run_page(store, name)
     times: list[tuple[float, float]] = []  # (when it ended, seconds)
 
     def user(offset: int) -> None:
         go.wait()
-        for r in range(rounds):
+        r, last = 0, False
+        while (r < rounds) if rounds else not last:
+            last = stop.is_set()  # rounds 0: the round begun after `stop` is the last
             for i in range(len(PAGES)):
                 times.append((time.time(), run_page(store, PAGES[(i + offset + r) % len(PAGES)])))
+            r += 1
 
     threads = [threading.Thread(target=user, args=(k,)) for k in range(users)]
     out.put("ready")
@@ -87,17 +95,21 @@ def users_in_process(url: str, users: int, rounds: int, out: mp.Queue, go: mp.Ev
     out.put(times)
 
 
-def concurrent(url: str, users: int, rounds: int) -> list[tuple[float, float]]:
-    """(end time, seconds) of every page visit of --users users on two processes."""
+def concurrent(url: str, users: int, rounds: int, meanwhile=None) -> list[tuple[float, float]]:
+    """(end time, seconds) of every page visit of `users` users on two processes. With
+    `meanwhile` (rounds 0), it is called as the users start, and they go on until it returns."""
     ctx = mp.get_context("spawn")
-    out, go = ctx.Queue(), ctx.Event()
+    out, go, stop = ctx.Queue(), ctx.Event(), ctx.Event()
     split = [users - users // 2, users // 2]
-    procs = [ctx.Process(target=users_in_process, args=(url, n, rounds, out, go)) for n in split if n]
+    procs = [ctx.Process(target=users_in_process, args=(url, n, rounds, out, go, stop)) for n in split if n]
     for p in procs:
         p.start()
     for _ in procs:
         assert out.get() == "ready"
     go.set()
+    if meanwhile is not None:
+        meanwhile()
+        stop.set()
     times = [t for _ in procs for t in out.get()]
     for p in procs:
         p.join()
@@ -238,22 +250,23 @@ def night_batch(participants: int, folder: Path) -> Path:
     return folder
 
 
-def pages_during_import(url: str, batch: Path, users: int, rounds: int) -> None:
-    """The nightly import as its own process (the CLI) while --users users work."""
+def pages_during_import(url: str, batch: Path, users: int) -> None:
+    """The nightly import as its own process (the CLI) while `users` users work, and one round after it."""
     repo = Path(__file__).resolve().parents[1]
-    began = time.time()
-    night = subprocess.Popen([sys.executable, "-m", "analytics", "import", str(batch), "--db", url],
-                             cwd=repo, env={**os.environ, "PYTHONPATH": str(repo)},
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    done: list[float] = []
-    waiter = threading.Thread(target=lambda: (night.communicate(), done.append(time.time())))
-    waiter.start()
-    times = concurrent(url, users, rounds)
-    waiter.join()
-    assert night.returncode == 0, night.stdout
-    during = [t for end, t in times if end <= done[0]]
-    after = [t for end, t in times if end > done[0]]
-    print(f"import of {batch.name} (CLI, its own process) while {users} users work: {done[0] - began:.1f} s ({load()})")
+    span: list[float] = []
+
+    def night() -> None:
+        span.append(time.time())
+        done = subprocess.run([sys.executable, "-m", "analytics", "import", str(batch), "--db", url], cwd=repo,
+                              env={**os.environ, "PYTHONPATH": str(repo)}, capture_output=True, text=True)
+        span.append(time.time())
+        assert done.returncode == 0, done.stdout + done.stderr
+
+    times = concurrent(url, users, 0, meanwhile=night)
+    during = [t for end, t in times if end <= span[1]]
+    after = [t for end, t in times if end > span[1]]
+    print(f"import of {batch.name} (the CLI, its own process) while {users} users work: "
+          f"{span[1] - span[0]:.1f} s ({load()})")
     print(f"  pages while it ran: {len(during)} visits" + (f", {spread(during)}" if during else ""))
     if after:
         print(f"  pages after it (each process loads the new version first): {len(after)} visits, {spread(after)}")
@@ -309,8 +322,7 @@ def main() -> None:
             visits = [t for _, t in browser_users(url, args.users, args.rounds, work, args.profile)]
             print(f"{args.users} users in Chromium on 2 dashboard processes, {len(visits)} page visits: "
                   f"{spread(visits)} (target p95 < 3 s at 20k; {load()}; the browsers run on the same machine)")
-        pages_during_import(url, night_batch(max(args.participants // 10, 100), work / "night"),
-                            args.users, args.rounds)
+        pages_during_import(url, night_batch(max(args.participants // 10, 100), work / "night"), args.users)
     finally:
         server.stop()
 
