@@ -55,10 +55,11 @@ def cached(func, *args, **kwargs) -> Any:
 
 
 @st.cache_data(show_spinner=False)
-def _choices(version: tuple, path: str) -> tuple[list[str], list[str], dt.date | None, dt.date | None]:
+def _choices(version: tuple, path: str, sites: tuple) -> tuple[list[str], list[str], dt.date | None, dt.date | None]:
+    """The sidebar's programs, sites and date bounds, of the user's sites (`sites`, the cache key)."""
     store = get_store()
-    programs, sites, first = filter_choices(store)
-    return programs, sites, first, latest_date(store)
+    programs, found, first = filter_choices(store, sites)
+    return programs, found, first, latest_date(store)
 
 
 def sidebar_filters() -> Filters:
@@ -66,10 +67,7 @@ def sidebar_filters() -> Filters:
     reproduces the view. Every page calls it first, with the same keys, so the choices
     follow the user from page to page."""
     store = get_store()
-    programs, sites, first, last = _choices(store.data_version(), str(store.path))
-    user = access.current_user()
-    if user is not None and user.sites:  # a site-scoped account is offered its own sites only
-        sites = [s for s in sites if s in user.sites]
+    programs, sites, first, last = _choices(store.data_version(), str(store.path), access.scoped_sites(()))
     with st.sidebar:
         st.header("Filters")
         chosen_programs = st.multiselect("Program", programs, key="program", bind="query-params",

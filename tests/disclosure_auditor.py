@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from analytics.publish import cellkey
 from analytics.publish.disclosure import ALL
 from analytics.publish.lp_audit import Auditor, add_life_table  # noqa: F401 (re-exported for the tests)
 from analytics.publish.privacy import Protected
@@ -26,19 +27,21 @@ from analytics.publish.privacy import Protected
 
 def add_table(aud: Auditor, p: Protected, prefix: str, *, total_row: str | None = ALL,
               rates: dict[str, tuple[str, str]] | None = None) -> None:
-    """A protect()-ed table: each count a variable (published, "<11" -> 1..t-1, "*" -> 0 or more),
+    """A protect()-ed table: each count a variable (published, "<11" -> 1..t-1, "*" -> 0 or more; a
+    perturbed column's published c -> c-2..c+2 and "<11" -> 1..t+1),
     column totals over the total row, and rate x denominator = numerator where a rate is shown."""
     t = aud.threshold
     for col in p.counts:
+        noise = cellkey.MAX_NOISE if col in p.perturbed else 0  # published c: the true count is c +/- 2
         for row in p.values.index:
             name = f"{prefix}:{col}:{row}"
             value = p.values.loc[row, col]
             if p.primary.loc[row, col]:
-                aud.var(name, 1, t - 1)
+                aud.var(name, 1, t - 1 + noise)
             elif p.complementary.loc[row, col] or p.derived.loc[row, col] or pd.isna(value):
                 aud.var(name)
             else:
-                aud.publish(name, float(value))
+                aud.publish(name, float(value), noise)
         if total_row is not None and total_row in p.values.index:
             parts = [r for r in p.values.index if r != total_row]
             aud.equal({**{f"{prefix}:{col}:{r}": 1 for r in parts}, f"{prefix}:{col}:{total_row}": -1})

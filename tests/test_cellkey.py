@@ -57,7 +57,23 @@ def test_the_secret_is_made_once_and_kept_in_the_store(tmp_path):
     with Store.open(tmp_path / "s.duckdb") as store:
         first = cell_key_secret(store)
         assert len(first) == 32 and cell_key_secret(store) == first
+        assert store.rows("SELECT name FROM disclosure_meta") == [("cell_key_secret",)]  # schema step 8
     with Store.open(tmp_path / "s.duckdb") as store:
         assert cell_key_secret(store) == first
     with Store.open(tmp_path / "other.duckdb") as other:
         assert cell_key_secret(other) != first
+
+
+def test_a_store_from_before_step_8_gets_a_secret_and_one_made_on_first_use_keeps_its_own(tmp_path):
+    from analytics.store import migrations
+
+    with Store.open(tmp_path / "old.duckdb") as store:  # as the release before: version 7, no table
+        store.read().execute("DROP TABLE disclosure_meta")
+        store.read().execute("DELETE FROM schema_version WHERE version = 8")
+    with Store.open(tmp_path / "old.duckdb") as store:
+        assert migrations.stored_version(store.read()) == 8 and len(cell_key_secret(store)) == 32
+    with Store.open(tmp_path / "dev.duckdb") as store:  # a development build's table, made on first use
+        store.read().execute("DELETE FROM schema_version WHERE version = 8")
+        store.read().execute("UPDATE disclosure_meta SET value = $v", {"v": SECRET.hex()})
+    with Store.open(tmp_path / "dev.duckdb") as store:
+        assert cell_key_secret(store) == SECRET

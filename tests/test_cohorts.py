@@ -117,12 +117,13 @@ def test_cohort_trends_by_hand(hand: Store):
 def test_heatmap_leaves_unknown_cells_blank(hand: Store):
     r = cohorts.cohort_retention(hand, Filters(), "month")
     fig = director_charts.cohort_heatmap(r)
-    heat = fig.data[0]
+    heat, grey = fig.data[0], fig.data[1]  # at threshold 11 every known cell rests on 0-3 people: grey
     assert fig.layout.template.layout.font.family
-    z = list(heat.z)
-    assert z[4][2] == 0.0  # 2025-07, month 2: a real 0
-    assert z[5][1] is None and z[0][3] is None  # not known: blank, not 0
-    assert heat.text[5][1] == "" and heat.text[4][2] == "0"
+    assert grey.meta["role"] == "thin" and all(v is None for row in heat.z for v in row)
+    z = list(grey.z)
+    assert z[4][2] == 0.0 and grey.text[4][2] == "(0)"  # 2025-07, month 2: a real 0, greyed (0 still followed)
+    assert z[5][1] is None and z[0][3] is None  # not known: blank, not 0, not grey
+    assert grey.text[5][1] == "" and heat.text[4][2] == ""
     assert heat.y[3] == "2025-06 (n=3)"
     note = " ".join(a.text.replace("<br>", " ") for a in fig.layout.annotations if a.name == "note")
     assert "not known, not lost" in note and "n=10" not in note and "n=9" in note

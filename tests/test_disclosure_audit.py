@@ -12,11 +12,14 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+from analytics.outcomes.filters import Filters
 from analytics.outcomes.period import Period
-from analytics.publish import disclosure, privacy, report
+from analytics.publish import cellkey, disclosure, privacy, report
 from analytics.publish.disclosure import ALL
+from analytics.store.queries.disclosure import cell_key_secret
 from disclosure_auditor import Auditor, add_life_table, add_table
-from disclosure_data import small_store
+from disclosure_data import set_secret, small_store
+from tests import cellkey_truth as truth
 
 PERIOD = Period(dt.date(2026, 1, 1), dt.date(2026, 9, 30))
 T = privacy.DEFAULT_THRESHOLD
@@ -100,6 +103,7 @@ def sample_report(tmp_path_factory) -> report.Report:
     from analytics.store.connection import Store
 
     store = Store.open(ensure_store(tmp_path_factory.mktemp("audit") / "s.duckdb"))
+    set_secret(store, 2026)
     yield report.build(store, Period(dt.date(2025, 10, 1), dt.date(2026, 9, 30)))
     store.close()
 
@@ -133,7 +137,6 @@ def test_small_programs_pass_the_audit(tmp_path_factory, sizes, seed, one_progra
     names = ["Recovery Mentoring", "Community Peer Support", "Online Recovery Community"][:len(sizes)]
     store = small_store(tmp_path_factory.mktemp("small"), dict(zip(names, sizes)), seed)
     try:
-        from analytics.outcomes.filters import Filters
         filters = Filters(programs=(names[0],)) if one_program else Filters()
         try:
             r = report.build(store, PERIOD, filters)
@@ -201,3 +204,83 @@ def test_what_the_markers_alone_imply_is_not_a_leak():
     aud.publish("all", 16)
     aud.equal({"a": 1, "b": 1, "all": -1})
     assert aud.failures() == ["a: between 6 and 10", "b: between 6 and 10"]
+
+
+# --- issue 12, item 5: differencing across requests --------------------------------------------
+
+MENTORING = "Recovery Mentoring"
+
+
+@pytest.fixture(scope="module")
+def two_sites(tmp_path_factory):
+    """Recovery Mentoring: 14 people at Westfield and 7 at Downtown (the only two sites); another
+    program of 20 at Westfield. Everyone enrolled in 2026, inside PERIOD."""
+    store = small_store(tmp_path_factory.mktemp("sites"), {MENTORING: 21, "Community Peer Support": 20}, 12,
+                        sites=["Westfield"] * 14 + ["Downtown"] * 7 + ["Westfield"] * 20)
+    yield store
+    store.close()
+
+
+def _new_enrollments(r: report.Report) -> object:
+    """Recovery Mentoring's new enrollments as the People served table publishes them."""
+    return section_table(r, "People served").display().loc[MENTORING, "new_enrollments"]
+
+
+def section_table(r: report.Report, title: str) -> privacy.Protected:
+    return next(s for s in r.sections if s.title == title).exports[0].table
+
+
+def test_differencing_two_requests_gives_only_noise(two_sites):
+    """The issue's attack through the real report (= the Published charts page): new enrollments for
+    the program, then for its big site; the difference is the hidden Downtown count (7) only by
+    chance of the noise. Asking again returns the same numbers, so the noise cannot be averaged away.
+    Over 12 stores' secrets the difference misses 7 in most and is never off by more than 4."""
+    errors = []
+    for seed in range(12):
+        secret = set_secret(two_sites, seed)
+        program = report.build(two_sites, PERIOD, Filters(programs=(MENTORING,)))
+        site = report.build(two_sites, PERIOD, Filters(sites=("Westfield",)))
+        whole, westfield = _new_enrollments(program), _new_enrollments(site)
+        assert isinstance(whole, int) and isinstance(westfield, int)  # 21 and 14: both published
+        assert section_table(site, "People served").display().loc[ALL, "new_enrollments"] != "<11"
+        ids = truth.new_enrollments(two_sites, PERIOD.start, PERIOD.end, programs=(MENTORING,))
+        west = truth.new_enrollments(two_sites, PERIOD.start, PERIOD.end, programs=(MENTORING,), sites=("Westfield",))
+        assert (len(ids), len(west)) == (21, 14)
+        assert (whole, westfield) == (cellkey.perturb(secret, ids), cellkey.perturb(secret, west))
+        errors.append(whole - westfield - 7)
+        again = report.build(two_sites, PERIOD, Filters(sites=("Westfield",)))
+        assert _new_enrollments(again) == westfield  # the same cell, the same noise: no averaging
+        # the same people in another section of the same request get the same noise: retention's n
+        retention = section_table(program, "Retention").values
+        assert retention.loc[retention.index[-1], "n"] == whole
+    assert sum(e == 0 for e in errors) <= 6 and max(abs(e) for e in errors) <= 4 and len(set(errors)) >= 3
+
+
+def test_keys_summed_in_sql_equal_the_members_keys(two_sites):
+    """The cell keys DuckDB sums beside the counts are the Python keys of the same members."""
+    from analytics.access import roles as access
+    from analytics.analyses import kpis
+
+    set_secret(two_sites, 99)
+    secret = cell_key_secret(two_sites)
+    with access.acting_as(access.system_for(None)):
+        table = kpis.by_program(two_sites, Filters(sites=("Downtown",)), PERIOD, keyed=True).set_index("program")
+    ids = truth.new_enrollments(two_sites, PERIOD.start, PERIOD.end, sites=("Downtown",))
+    assert table.loc[MENTORING, "new_enrollments"] == len(ids) == 7
+    assert int(table.loc[MENTORING, "new_enrollments_key"]) == cellkey.cell_key(secret, ids)
+    active = truth.active(two_sites, PERIOD.start, PERIOD.end, programs=(MENTORING,), sites=("Downtown",))
+    assert int(table.loc[MENTORING, "active_key"]) == cellkey.cell_key(secret, active)
+
+
+def test_the_report_audit_fails_when_complementary_suppression_is_off(monkeypatch, tmp_path_factory):
+    """With perturbed counts the auditor still catches a leak: 5 people in one program hidden, the
+    total and the other program published; without a complement the range of the 5 shrinks to
+    the noise's (at most 8 wide)."""
+    store = small_store(tmp_path_factory.mktemp("off"), {MENTORING: 5, "Community Peer Support": 35}, 7)
+    try:
+        assert audit_report(report.build(store, PERIOD)) == []
+        monkeypatch.setattr(privacy, "_pick", lambda *a: None)
+        failures = audit_report(report.build(store, PERIOD))
+        assert any(f.startswith(f"program:new_enrollments:{MENTORING}") for f in failures), failures
+    finally:
+        store.close()

@@ -48,6 +48,24 @@ def one(fig: go.Figure, role: str, **meta):
     return found[0]
 
 
+def whole_curve(fig: go.Figure, group: str) -> tuple[list[float], list[float]]:
+    """A group's curve as drawn: its solid part, then the faded part (fewer than 11 at risk),
+    which starts at the solid part's last point."""
+    solid = one(fig, "curve", group=group)
+    faded = traces(fig, "thin", group=group)
+    x, y = list(solid.x), list(solid.y)
+    if faded:
+        assert (faded[0].x[0], faded[0].y[0]) == (x[-1], y[-1])
+        x, y = x + list(faded[0].x[1:]), y + list(faded[0].y[1:])
+    return x, y
+
+
+def banded_rows(table, threshold: int = 11):
+    """The KM table rows the CI band covers: up to the step before fewer than 11 are at risk."""
+    thin = np.flatnonzero(table.n_risk.to_numpy() < threshold)
+    return table if not len(thin) else table.iloc[:thin[0]]
+
+
 def note_text(fig: go.Figure) -> str:
     """The note as one line (add_note wraps it with <br>, breaking after hyphens too)."""
     text = " ".join(a.text for a in fig.layout.annotations if a.name == "note")
@@ -106,13 +124,15 @@ def test_landmark_km_one_curve_per_tier_equal_to_the_km_tables(analysis, day):
     assert [c.meta["group"] for c in curves] == [f"{t} meetings" for _, _, t in TIERS if t in lm.curves]
     for tier, km in lm.curves.items():
         curve = one(fig, "curve", group=f"{tier} meetings")
-        assert (curve.x[0], curve.y[0]) == (0.0, 1.0)
-        np.testing.assert_allclose(curve.x[1:], km.table.time)
-        np.testing.assert_allclose(curve.y[1:], km.table.surv)
+        x, y = whole_curve(fig, f"{tier} meetings")
+        assert (x[0], y[0]) == (0.0, 1.0)
+        np.testing.assert_allclose(x[1:], km.table.time)
+        np.testing.assert_allclose(y[1:], km.table.surv)
         assert f"n={km.n:,}" in curve.name
-        ok = np.isfinite(km.table.lower.to_numpy(float))
-        np.testing.assert_allclose(one(fig, "ci_lower", group=f"{tier} meetings").y[1:], km.table.lower[ok])
-        np.testing.assert_allclose(one(fig, "ci_upper", group=f"{tier} meetings").y[1:], km.table.upper[ok])
+        rows = banded_rows(km.table)
+        ok = np.isfinite(rows.lower.to_numpy(float))
+        np.testing.assert_allclose(one(fig, "ci_lower", group=f"{tier} meetings").y[1:], rows.lower[ok])
+        np.testing.assert_allclose(one(fig, "ci_upper", group=f"{tier} meetings").y[1:], rows.upper[ok])
         # numbers at risk: everyone at day 0 after the landmark, then the KM's own counts
         at_risk = one(fig, "risk", group=f"{tier} meetings", column="at_risk")
         assert at_risk.x[0] == 0 and at_risk.text[0] == f"{km.n:,}"

@@ -33,6 +33,8 @@ def test_markers_and_method_statement() -> None:
     assert "1 to 10" in text
     assert "fewer than 11" in text
     assert '"<25"' in method_statement(25)
+    assert "cell key method" in method_statement(perturbed=True) and "cell key" not in text
+    assert method_statement(perturbed=True).endswith(text)
 
 
 @pytest.mark.parametrize("bad", [10, 0, -11, 11.0, 11.5, "11", True, None])

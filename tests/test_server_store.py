@@ -210,6 +210,20 @@ def test_the_audit_log_is_append_only_in_the_database(pg_server, pg_db):
         assert conn.execute("SELECT count(*) FROM audit_log").fetchone() == (2,)
 
 
+def test_the_cell_key_secret_lives_in_postgresql_and_every_process_reads_the_same(pg_db):
+    from analytics.store.queries.disclosure import cell_key_secret
+
+    with Store.open(pg_db) as a, Store.open(pg_db) as b:
+        secret = cell_key_secret(a)
+        a.mirror()  # the mirror makes a disclosure_meta of its own (the same migrations): never read
+        assert cell_key_secret(b) == secret and len(secret) == 32
+    with psycopg.connect(pg_db) as conn:
+        assert conn.execute("SELECT value FROM disclosure_meta WHERE name = 'cell_key_secret'"
+                            ).fetchone() == (secret.hex(),)
+        with pytest.raises(psycopg.Error, match="permission denied"):  # the app role only reads it
+            conn.execute("UPDATE disclosure_meta SET value = 'x'")
+
+
 def test_concurrent_audit_entries_keep_one_chain(pg_db):
     with Store.open(pg_db) as a, Store.open(pg_db) as b:
         from concurrent.futures import ThreadPoolExecutor

@@ -59,6 +59,24 @@ def one(fig: go.Figure, role: str, **meta: str):
     return found[0]
 
 
+def whole_curve(fig: go.Figure, group: str) -> tuple[list[float], list[float]]:
+    """A group's curve as drawn: its solid part, then the faded part (fewer than 11 at risk),
+    which starts at the solid part's last point."""
+    solid = one(fig, "curve", group=group)
+    faded = traces(fig, "thin", group=group)
+    x, y = list(solid.x), list(solid.y)
+    if faded:
+        assert (faded[0].x[0], faded[0].y[0]) == (x[-1], y[-1])
+        x, y = x + list(faded[0].x[1:]), y + list(faded[0].y[1:])
+    return x, y
+
+
+def banded_rows(table, threshold: int = 11):
+    """The KM table rows the CI band covers: up to the step before fewer than 11 are at risk."""
+    thin = np.flatnonzero(table.n_risk.to_numpy() < threshold)
+    return table if not len(thin) else table.iloc[:thin[0]]
+
+
 def note_text(fig: go.Figure) -> str:
     return " ".join(a.text for a in fig.layout.annotations if a.name == "note").replace("<br>", " ")
 
@@ -73,16 +91,18 @@ def test_km_one_step_curve_per_group_equal_to_the_km_table(sobriety, km):
     for name, curve in sobriety.curves.items():
         trace = one(km, "curve", group=name)
         assert trace.line.shape == "hv"
-        assert (trace.x[0], trace.y[0]) == (0.0, 1.0)  # every curve starts at S(0) = 1
-        np.testing.assert_allclose(trace.x[1:], curve.table.time)
-        np.testing.assert_allclose(trace.y[1:], curve.table.surv)
+        x, y = whole_curve(km, name)
+        assert (x[0], y[0]) == (0.0, 1.0)  # every curve starts at S(0) = 1
+        np.testing.assert_allclose(x[1:], curve.table.time)
+        np.testing.assert_allclose(y[1:], curve.table.surv)
         assert f"n={curve.n:,}" in trace.name
 
 
 def test_km_ci_bands_are_the_log_log_limits_in_the_curve_colour(sobriety, km):
     for name, curve in sobriety.curves.items():
         upper, lower = one(km, "ci_upper", group=name), one(km, "ci_lower", group=name)
-        finite = curve.table[curve.table.lower.notna() & curve.table.upper.notna()]
+        rows = banded_rows(curve.table)
+        finite = rows[rows.lower.notna() & rows.upper.notna()]
         np.testing.assert_allclose(upper.y[1:], finite.upper)
         np.testing.assert_allclose(lower.y[1:], finite.lower)
         assert lower.fill == "tonexty"
@@ -160,7 +180,7 @@ def test_km_one_group(sample_store):
     single = analyse(sample_store, "sobriety")
     fig = km_figure(single)
     (curve,) = traces(fig, "curve")
-    np.testing.assert_allclose(curve.y[1:], single.curves["all"].table.surv)
+    np.testing.assert_allclose(whole_curve(fig, "all")[1][1:], single.curves["all"].table.surv)
     assert curve.name.startswith("All participants")
     assert "Log-rank" not in note_text(fig)
     assert len(traces(fig, "risk")) == 3

@@ -24,6 +24,7 @@ from analytics.store.queries.audit import entry_hash
 
 __all__ = ["ACTIONS", "entries", "entry_hash", "first_broken", "record", "size"]
 
+# lock_out: in older entries only (throttled sign-ins, `throttle`, replaced the lock-out)
 ACTIONS = ("export", "report", "import", "view", "sign_in", "sign_in_failed", "lock_out", "sign_out",
            "user_change", "throttle")
 

@@ -28,6 +28,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from analytics.store import scope as read_scope
+
 __all__ = ["ANALYTICS", "DATA_QUALITY", "IMPORT", "PARTICIPANT_LEVEL", "PERMISSIONS", "PUBLISHED", "ROLES",
            "NO_SITE", "SYSTEM", "USERS", "AccessDenied", "User", "acting_as", "allowed", "check", "current_user",
            "enforce", "requires", "scoped_sites", "set_user", "system_for"]
@@ -46,6 +48,8 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "grant_writer": frozenset({PUBLISHED}),
 }
 
+STORE_WIDE = frozenset({IMPORT, USERS})  # about every site at once: not for a site-scoped account
+
 
 class AccessDenied(PermissionError):
     """The signed-in user's role does not carry the permission the data needs."""
@@ -62,6 +66,10 @@ class User:
             raise ValueError(f"unknown role {self.role!r}; roles: {', '.join(ROLES)}")
 
     def may(self, permission: str) -> bool:
+        """The role's permission; a site-scoped account never holds a store-wide one (imports and
+        the accounts/audit page cover every site, and an account page could widen its own scope)."""
+        if self.sites and permission in STORE_WIDE:
+            return False
         return permission in PERMISSIONS[self.role]
 
     def scope(self) -> str:
@@ -91,8 +99,10 @@ def current_user() -> User | None:
 
 
 def set_user(user: User | None) -> None:
-    """Make `user` the one acting for the rest of this thread's work (a dashboard page run)."""
+    """Make `user` the one acting for the rest of this thread's work (a dashboard page run);
+    the store reads only the user's sites from then on (analytics.store.scope)."""
     _current.set(user)
+    read_scope.set_sites(user.sites if user else ())
 
 
 @contextmanager
@@ -100,7 +110,8 @@ def acting_as(user: User | None) -> Iterator[None]:
     """Run the block as `user`: protected functions check this user's role."""
     token = _current.set(user)
     try:
-        yield
+        with read_scope.reading_sites(user.sites if user else ()):
+            yield
     finally:
         _current.reset(token)
 

@@ -20,8 +20,8 @@ from analytics.outcomes.period import Period
 from analytics.store.connection import Store
 from analytics.store.queries import activity as queries
 
-__all__ = ["ADHERENCE_BANDS", "DEFINITIONS", "FREQUENCIES", "MONTH_DAYS", "adherence_by_participant",
-           "adherence_distribution", "attendance_over_time", "mentor_caseloads", "weekday_pattern"]
+__all__ = ["ADHERENCE_BANDS", "DEFINITIONS", "FREQUENCIES", "MONTH_DAYS", "adherence_band",
+           "adherence_by_participant", "adherence_distribution", "possible_bands", "attendance_over_time", "mentor_caseloads", "weekday_pattern"]
 
 FREQUENCIES = ("week", "month")
 MONTH_DAYS = 365.25 / 12  # an average month, for "per month" rates
@@ -102,6 +102,25 @@ def weekday_pattern(store: Store, filters: Filters, period: Period) -> pd.DataFr
 # --- check-in adherence -----------------------------------------------------------
 
 ADHERENCE_BANDS = ("0%", "1-24%", "25-49%", "50-74%", "75-99%", "100%")
+
+
+def adherence_band(weeks_with_checkin: int, weeks: int) -> str:
+    """The band of ADHERENCE_BANDS that k of w weeks falls in (as the SQL of
+    analytics.store.queries.activity assigns it)."""
+    share = weeks_with_checkin / weeks
+    if weeks_with_checkin == 0:
+        return "0%"
+    if weeks_with_checkin == weeks:
+        return "100%"
+    return "1-24%" if share < 0.25 else "25-49%" if share < 0.5 else "50-74%" if share < 0.75 else "75-99%"
+
+
+def possible_bands(period: Period) -> set[str]:
+    """The bands a participant can fall in with the period's whole weeks: with 3 weeks the
+    shares are 0, 1/3, 1/2, 2/3 and 1, so "1-24%" and "75-99%" cannot occur, and an empty bar
+    there is not a finding. From 5 whole weeks on every band can occur."""
+    most = min(len(period.full_weeks()), 5)
+    return {adherence_band(k, w) for w in range(1, most + 1) for k in range(w + 1)}
 
 
 @requires(PARTICIPANT_LEVEL)

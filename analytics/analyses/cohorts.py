@@ -101,6 +101,12 @@ class CohortRetention:
     def empty(self) -> bool:
         return self.n.empty
 
+    def thin(self, threshold: int) -> pd.DataFrame:
+        """Known cells resting on fewer than ``threshold`` people still followed: too few to read
+        as a finding (one person leaving moves such a cell by 10 points or more)."""
+        at_risk = self.at_risk.astype("float")
+        return at_risk.notna() & (at_risk < threshold) & self.shares.notna()
+
     def table(self) -> pd.DataFrame:
         """For display and CSV: cohort, n, then one column per month ('month_0', ...)."""
         out = self.shares.rename(columns=lambda m: f"month_{m}")

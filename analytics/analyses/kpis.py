@@ -301,7 +301,7 @@ TREND_COLUMNS = ("active", "meetings", "checkins", "mentoring", "new_enrollments
 
 
 @requires(ANALYTICS)
-def weekly_trends(store: Store, filters: Filters, period: Period) -> pd.DataFrame:
+def weekly_trends(store: Store, filters: Filters, period: Period, keyed: bool = False) -> pd.DataFrame:
     """One row per ISO week (Monday-Sunday) overlapping `period`, oldest first.
 
     Columns: week_start (Monday), iso_week ('2026-W27'), first_day/last_day (the week's days
@@ -309,8 +309,9 @@ def weekly_trends(store: Store, filters: Filters, period: Period) -> pd.DataFram
     days only: active (participants active in that week, as DEFINITIONS['active'] with the
     week as the period), meetings, checkins, mentoring (sessions of those participants) and
     new_enrollments. Weeks with no activity are present with zeros. See TREND_DEFINITION.
+    ``keyed``: also active_key and new_enrollments_key (cell keys, for what is published).
     """
-    frame = queries.weekly_trends(store, filters, period.start, period.end, period.weeks())
+    frame = queries.weekly_trends(store, filters, period.start, period.end, period.weeks(), keyed)
     for col in ("week_start", "first_day", "last_day"):
         frame[col] = pd.to_datetime(frame[col]).dt.date
     frame.insert(4, "days", [(b - a).days + 1 for a, b in zip(frame.first_day, frame.last_day)])
@@ -329,7 +330,9 @@ BY_PROGRAM_DEFINITION = (
 
 
 @requires(ANALYTICS)
-def by_program(store: Store, filters: Filters, period: Period) -> pd.DataFrame:
+def by_program(store: Store, filters: Filters, period: Period, keyed: bool = False) -> pd.DataFrame:
     """People served, engagement dose and check-in outcomes per program (BY_PROGRAM_DEFINITION).
-    The counts add up over programs to the Overview's (a participant is in one program)."""
-    return queries.by_program(store, filters, period.start, period.end)
+    The counts add up over programs to the Overview's (a participant is in one program).
+    ``keyed``: also the cell key of each count of people (queries.PEOPLE_COUNTS) as <count>_key,
+    for the published copies (analytics.publish.cellkey)."""
+    return queries.by_program(store, filters, period.start, period.end, keyed)

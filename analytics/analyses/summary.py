@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from analytics.access.roles import scoped_sites
 from analytics.ingest.importer import ImportResult
 from analytics.store.connection import Store
 from analytics.store.queries import summary as queries
@@ -33,15 +34,22 @@ class StoreSummary:
 
 
 def store_summary(store: Store) -> StoreSummary:
-    """Counts per table, date range, programs and the last import, in a few queries."""
-    first, last = queries.date_range(store)
-    return StoreSummary(store.path, queries.table_counts(store), first, last, queries.programs(store),
+    """Counts per table, date range, programs and the last import, in a few queries; of the
+    acting account's sites only for a site-scoped one."""
+    sites = scoped_sites(())
+    first, last = queries.date_range(store, sites)
+    return StoreSummary(store.path, queries.table_counts(store, sites), first, last, queries.programs(store, sites),
                         queries.last_import(store), queries.import_sources(store) == {"sample"})
 
 
+ROW_COUNTS = ("rows_read", "rows_new", "rows_updated", "rows_unchanged")
+
+
 def import_history(store: Store) -> pd.DataFrame:
-    """One row per imported file, newest batch first."""
-    return queries.import_history(store)
+    """One row per imported file, newest batch first. A file's row counts cover every site, so a
+    site-scoped account gets the files without them."""
+    history = queries.import_history(store)
+    return history.drop(columns=list(ROW_COUNTS)) if scoped_sites(()) else history
 
 
 def format_summary(s: StoreSummary) -> str:

@@ -150,16 +150,28 @@ def weekday_figure(weekday: pd.DataFrame, period: Period, filters: Filters = Fil
 
 
 def adherence_figure(distribution: pd.DataFrame, period: Period, filters: Filters = Filters()) -> go.Figure:
-    """Participants per check-in adherence band (analytics.analyses.activity.adherence_distribution)."""
+    """Participants per check-in adherence band (analytics.analyses.activity.adherence_distribution).
+    Bands that cannot occur with the period's whole weeks (activity.possible_bands) are labelled
+    "not possible in this period", not "0%"."""
     n = int(distribution.participants.sum()) if not distribution.empty else 0
-    note = activity.DEFINITIONS["adherence"] + f" n={n:,} participants. " + _scope(period, filters)
-    fig = new_figure("Check-in adherence per participant", note)
+    possible = activity.possible_bands(period)
+    impossible = [b for b in activity.ADHERENCE_BANDS if b not in possible]
+    weeks = len(period.full_weeks())
+    note = activity.DEFINITIONS["adherence"] + f" n={n:,} participants. "
+    if impossible:
+        note += (f"With {weeks} whole week{'s' if weeks != 1 else ''} in the period, {', '.join(impossible)} "
+                 "cannot occur (not possible in this period). ")
+    fig = new_figure("Check-in adherence per participant", note + _scope(period, filters))
     if n == 0:
         return _empty(fig, "No active participant has a whole week in this period")
+    can = [b in possible for b in distribution.band]
     fig.add_trace(go.Bar(
         x=distribution.band, y=distribution.participants, marker_color=PALETTE[0], showlegend=False,
-        text=[f"{s:.0%}" for s in distribution.share], textposition="outside",
-        hovertemplate="%{x}: %{y:,} participants (%{text})<extra></extra>"))
+        text=[f"{s:.0%}" if ok else "not possible in this period" for s, ok in zip(distribution.share, can)],
+        textposition="outside",
+        customdata=["(not possible in this period)" if not ok else "" if pd.isna(s) else f"({s:.0%})"
+                    for s, ok in zip(distribution.share, can)],
+        hovertemplate="%{x}: %{y:,} participants %{customdata}<extra></extra>"))
     fig.update_layout(xaxis_title="Weeks with at least one check-in", yaxis_title="Participants")
     fig.update_xaxes(type="category", categoryorder="array", categoryarray=list(activity.ADHERENCE_BANDS))
     return fig
@@ -191,11 +203,20 @@ def caseload_figure(caseloads: pd.DataFrame, period: Period, filters: Filters = 
     return fig
 
 
-def cohort_heatmap(retention: CohortRetention) -> go.Figure:
+THIN_GREY = "#BDBDBD"  # cells resting on too few people: light grey, unlike any Cividis colour
+
+
+def cohort_heatmap(retention: CohortRetention, threshold: int = THRESHOLD.default) -> go.Figure:
     """The cohort retention table as a heatmap: rows = cohorts (oldest on top, n in the label),
     columns = months since enrollment, colour and text = % still in the program. Cells not
-    yet known are blank (no colour, no text), never 0."""
-    note = retention.describe()
+    yet known are blank (no colour, no text), never 0. Cells with fewer than `threshold` still
+    followed are grey, their share in brackets and the count on hover: a 0% or 37% from one or
+    two people is not a finding."""
+    thin = retention.thin(threshold)
+    note = retention.describe().rstrip(". ") + "."
+    if thin.to_numpy().any():
+        note += (f" Grey cells: fewer than {threshold} participants still followed, too few to read as a "
+                 "finding (hover for the count).")
     unit = "quarter" if retention.by == "quarter" else "month"
     fig = new_figure(f"Retention by enrollment {unit}: % still in the program",
                      height=max(600, 26 * len(retention.n) + 260))
@@ -204,21 +225,46 @@ def cohort_heatmap(retention: CohortRetention) -> go.Figure:
         return _empty(fig)
     shares = retention.shares
     z = shares.to_numpy(float) * 100
-    z_cells = [[None if np.isnan(v) else float(v) for v in row] for row in z]
-    text = [["" if v is None else f"{v:.0f}" for v in row] for row in z_cells]
+    few = thin.to_numpy(bool)
     at_risk = retention.at_risk.astype("float").to_numpy()
     hover = [["" if np.isnan(a) else f"{int(a):,}" for a in row] for row in at_risk]
+    x = [str(m) for m in shares.columns]
     ylabels = [f"{_esc(c)} (n={retention.n[c]:,})" for c in shares.index]
+    cells = np.where(few, np.nan, z)
     fig.add_trace(go.Heatmap(
-        z=z_cells, x=[str(m) for m in shares.columns], y=ylabels, text=text, texttemplate="%{text}",
-        customdata=hover, zmin=0, zmax=100, hoverongaps=False, xgap=1, ygap=1,
+        z=_cells(cells), x=x, y=ylabels, text=_texts(cells, "{:.0f}"), texttemplate="%{text}",
+        customdata=hover, zmin=0, zmax=100, hoverongaps=False, xgap=1, ygap=1, name="% still in",
         colorscale="Cividis",  # perceptually even, colour-vision safe; 0% is dark, never white like a blank
         colorbar=dict(title=dict(text="% still in"), ticksuffix="%"),
         hovertemplate="%{y}, month %{x}: %{z:.1f}% still in (%{customdata} still followed)<extra></extra>"))
+    if few.any():
+        grey = np.where(few, z, np.nan)
+        fig.add_trace(go.Heatmap(
+            z=_cells(np.where(few, 0.0, np.nan)), x=x, y=ylabels, text=_texts(grey, "({:.0f})"),
+            texttemplate="%{text}", zmin=0, zmax=1, hoverongaps=False, xgap=1, ygap=1,
+            customdata=[[f"{v:.0f}% still in, but only {a} still followed: fewer than {threshold}, too few to read"
+                         if f else "" for v, a, f in zip(zr, hr, fr)] for zr, hr, fr in zip(z, hover, few)],
+            colorscale=[[0, THIN_GREY], [1, THIN_GREY]], showscale=False, name="too few followed",
+            meta={"role": "thin", "threshold": threshold},
+            hovertemplate="%{y}, month %{x}: %{customdata}<extra></extra>"))
+        fig.add_trace(go.Scatter(  # the legend entry that says what grey means
+            x=[None], y=[None], mode="markers", name=f"Fewer than {threshold} still followed (too few to read)",
+            marker=dict(symbol="square", size=14, color=THIN_GREY), hoverinfo="skip", showlegend=True,
+            meta={"role": "thin_legend"}))
+        fig.update_layout(legend=dict(orientation="h", x=0, xanchor="left", y=1.0, yanchor="bottom"))
     fig.update_yaxes(autorange="reversed", type="category", title_text=f"Enrollment {unit}", showgrid=False)
     fig.update_xaxes(type="category", title_text="Months since enrollment", showgrid=False)
     fig.update_layout(template=TEMPLATE_NAME, plot_bgcolor="white")
     return fig
+
+
+def _cells(z: np.ndarray) -> list[list[float | None]]:
+    """Heatmap values with NaN as None (a gap: no colour)."""
+    return [[None if np.isnan(v) else float(v) for v in row] for row in z]
+
+
+def _texts(z: np.ndarray, fmt: str) -> list[list[str]]:
+    return [["" if np.isnan(v) else fmt.format(v) for v in row] for row in z]
 
 
 def _cohort_colours(n: int) -> list[str]:

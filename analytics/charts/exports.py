@@ -15,9 +15,9 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from analytics.charts.base import NOTE_SIZE, add_message, add_note, new_figure
+from analytics.charts.base import NOTE_SIZE, add_message, add_note, new_figure, wrap
 
-__all__ = ["bar_labels", "blank_hover", "drawn", "figure_title", "hide_small_in_text", "message_figure",
+__all__ = ["bar_labels", "blank_hover", "drawn", "draws_a_value", "figure_title", "hide_small_in_text", "message_figure",
            "renote", "replace_message"]
 
 _COUNT_IN_TEXT = re.compile(r"\b(n|events|weeks)=(\d[\d,]*)")
@@ -50,6 +50,26 @@ def drawn(fig: go.Figure) -> bool:
     return bool(fig.data)
 
 
+def draws_a_value(fig: go.Figure) -> bool:
+    """Whether any bar, line point or cell shows a value: a survival curve's 100% at day 0 and
+    text (numbers-at-risk rows) do not count, so a chart whose every value was suppressed reads
+    as empty and can say so instead of showing bare axes."""
+    for trace in fig.data:
+        role = (trace.meta or {}).get("role") if isinstance(trace.meta, dict) else None
+        if trace.type == "heatmap":
+            values = [v for row in (trace.z if trace.z is not None else ()) for v in row]
+        elif trace.type in ("bar", "scatter") and getattr(trace, "mode", None) != "text" \
+                and not str(role).startswith("ci_"):
+            ys = list(trace.y) if trace.y is not None else []
+            xs = list(trace.x) if trace.x is not None else [None] * len(ys)
+            values = [y for x, y in zip(xs, ys) if not (role == "curve" and x == 0)]
+        else:
+            continue
+        if any(v is not None and np.isfinite(float(v)) for v in values):
+            return True
+    return False
+
+
 def _unwrap(text: str) -> str:
     """A note as one line again (charts.add_note wraps it with <br>, also after hyphens)."""
     return html.unescape(text.replace("-<br>", "-").replace("<br>", " "))
@@ -74,8 +94,9 @@ def replace_message(fig: go.Figure, text: str) -> go.Figure:
 
 
 def message_figure(title: str, text: str) -> go.Figure:
-    """An empty figure that says why there is nothing in it."""
-    return add_message(new_figure(title), text)
+    """An empty figure that says why there is nothing in it (plain text, wrapped; short, since it
+    holds one sentence)."""
+    return add_message(new_figure(title, height=320), "<br>".join(html.escape(line) for line in wrap(text, 90)))
 
 
 def blank_hover(fig: go.Figure, hidden: Sequence[Mapping[int, np.ndarray]]) -> go.Figure:

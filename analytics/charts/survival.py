@@ -21,6 +21,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from analytics.charts.base import MUTED, WIDTH, add_message, add_note, color, dash, format_p, new_figure, rgba
+from analytics.settings import THRESHOLD
 from analytics.stats.survival import KaplanMeier
 from analytics.analyses.survival import ALL, SurvivalAnalysis
 
@@ -73,10 +74,12 @@ def _count(v: Any) -> str:
     return v if isinstance(v, str) else f"{int(v):,}"
 
 
-def km_note(analysis: SurvivalAnalysis) -> str:
-    """Definition, n, events, cutoff, CI method, log-rank and who was left out, in one note."""
+def km_note(analysis: SurvivalAnalysis, thin: int | None = None) -> str:
+    """Definition, n, events, cutoff, CI method, log-rank and who was left out, in one note;
+    ``thin``: the threshold below which a curve was faded, when one was."""
+    faded = (f"Faded dotted line, no band: fewer than {thin} still at risk, too few to read." if thin else "")
     parts = [analysis.durations.describe() + ".",
-             f"Kaplan-Meier with {CI_NOTE} bands; + marks a censored participant; dashed: median.",
+             f"Kaplan-Meier with {CI_NOTE} bands; + marks a censored participant; dashed: median.", faded,
              _logrank_text(analysis), _left_out_text(analysis)]
     return " ".join(p for p in parts if p)
 
@@ -101,22 +104,45 @@ def _add_band(fig: go.Figure, x: Sequence[float], lower: Sequence[float], upper:
                              meta={"role": "ci_lower", "group": group, "kind": kind}, **common))
 
 
-def _add_km_group(fig: go.Figure, name: str, km: KaplanMeier, hue: str, style: str = "solid") -> None:
-    """Band, step curve and censor marks of one group, toggled together from the legend."""
+def _thin_from(at_risk: Sequence[int], threshold: int) -> int | None:
+    """Index of the last step point before the risk set falls below ``threshold`` (the curve
+    after it rests on fewer people), or None when it never does."""
+    for i, n in enumerate(at_risk):
+        if n < threshold:
+            return max(i - 1, 0)
+    return None
+
+
+def _add_km_group(fig: go.Figure, name: str, km: KaplanMeier, hue: str, style: str = "solid",
+                  threshold: int = THRESHOLD.default) -> bool:
+    """Band, step curve and censor marks of one group, toggled together from the legend. Past the
+    point where fewer than ``threshold`` remain at risk the curve is faded (one person moves it
+    by 10 points or more) and the band stops. Returns whether the curve has such a faded part."""
     x, y = _step_xy(km, "surv")
-    _add_band(fig, x, _step_xy(km, "lower")[1], _step_xy(km, "upper")[1], hue, name, "survival",
-              dict(xaxis="x", yaxis="y"))
     at_risk = [km.n, *km.table.n_risk]
+    cut = _thin_from(at_risk, threshold)
+    solid = len(x) if cut is None else cut + 1
+    _add_band(fig, x[:solid], _step_xy(km, "lower")[1][:solid], _step_xy(km, "upper")[1][:solid], hue, name,
+              "survival", dict(xaxis="x", yaxis="y"))
     label = "All participants" if name == ALL else _esc(name)
     fig.add_trace(go.Scatter(
-        x=x, y=y, name=f"{label} (n={km.n:,})", mode="lines", line=dict(color=hue, width=2.5, shape="hv", dash=style),
-        legendgroup=name, customdata=at_risk, meta={"role": "curve", "group": name},
+        x=x[:solid], y=y[:solid], name=f"{label} (n={km.n:,})", mode="lines",
+        line=dict(color=hue, width=2.5, shape="hv", dash=style),
+        legendgroup=name, customdata=at_risk[:solid], meta={"role": "curve", "group": name},
         hovertemplate="Day %{x:.0f}: %{y:.1%} (at risk %{customdata:,})<extra>" + label + "</extra>"))
+    if cut is not None:
+        fig.add_trace(go.Scatter(
+            x=x[cut:], y=y[cut:], name=f"{label}: fewer than {threshold} at risk", mode="lines", showlegend=False,
+            line=dict(color=rgba(hue, 0.4), width=1.5, shape="hv", dash="dot"), legendgroup=name,
+            customdata=at_risk[cut:], meta={"role": "thin", "group": name, "threshold": threshold},
+            hovertemplate=("Day %{x:.0f}: %{y:.1%} (at risk %{customdata:,}: fewer than " + str(threshold)
+                           + ", too few to read)<extra>" + label + "</extra>")))
     cens = km.table[km.table.n_censor > 0]
     fig.add_trace(go.Scatter(
         x=cens.time, y=cens.surv, name=f"{name} censored", mode="markers", legendgroup=name,
         showlegend=False, meta={"role": "censor", "group": name}, hoverinfo="skip",
         marker=dict(symbol="cross-thin", size=7, color=hue, line=dict(color=hue, width=1.3))))
+    return cut is not None
 
 
 def _add_medians(fig: go.Figure, analysis: SurvivalAnalysis, hues: dict[str, str]) -> None:
@@ -170,15 +196,15 @@ def _add_risk_table(fig: go.Figure, risk: pd.DataFrame, hues: dict[str, str]) ->
     return n_rows
 
 
-def km_figure(analysis: SurvivalAnalysis) -> go.Figure:
-    """Kaplan-Meier curves per group with CI bands, censor marks, medians and numbers at risk."""
+def km_figure(analysis: SurvivalAnalysis, threshold: int = THRESHOLD.default) -> go.Figure:
+    """Kaplan-Meier curves per group with CI bands, censor marks, medians and numbers at risk;
+    each curve faded where fewer than ``threshold`` remain at risk."""
     hues = {name: color(i) for i, name in enumerate(analysis.curves)}
     drawn = {name: km for name, km in analysis.curves.items() if not km.table.empty}
     texts = OUTCOME_TEXT.get(analysis.outcome, ("", "Survival", "Days", "the event"))
     fig = go.Figure()
     styles = {name: dash(i) for i, name in enumerate(analysis.curves)}
-    for name, km in drawn.items():
-        _add_km_group(fig, name, km, hues[name], styles[name])
+    faded = [_add_km_group(fig, name, km, hues[name], styles[name], threshold) for name, km in drawn.items()]
     _add_medians(fig, analysis, {g: hues[g] for g in drawn})
     n_rows = _add_risk_table(fig, analysis.risk, hues)
     table_px = ROW_PX * n_rows
@@ -198,7 +224,7 @@ def km_figure(analysis: SurvivalAnalysis) -> go.Figure:
                        x=0, y=table_px / inner, yshift=6, xanchor="left", yanchor="bottom",
                        showarrow=False, font=dict(size=13))
     new_figure(km_title(analysis), fig=fig, height=inner + 125)
-    add_note(fig, km_note(analysis), below_px=15)
+    add_note(fig, km_note(analysis, threshold if any(faded) else None), below_px=15)
     if not drawn:
         add_message(fig, "No one to show: no follow-up in any group.")
     return fig

@@ -92,7 +92,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--role", required=True, choices=ROLES)
     p.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     p.add_argument("--sites", metavar="A,B", help="the only sites this account sees (default: every site)")
-    with_db(actions.add_parser("list", help="accounts, roles, last sign-in, lock-outs"))
+    with_db(actions.add_parser("list", help="accounts, roles, sites, last sign-in"))
     p = with_db(actions.add_parser("disable", help="refuse this account's sign-ins from now on"))
     p.add_argument("name")
     p = with_db(actions.add_parser("set-role", help="change an account's role"))

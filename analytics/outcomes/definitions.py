@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from analytics.access.roles import scoped_sites
 from analytics.outcomes.columns import COHORTS, DESCRIPTORS, GROUP_COLUMNS, MISSING_LEVEL, OUTCOMES  # noqa: F401  (re-exported)
 from analytics.outcomes.filters import Filters
 from analytics.settings import INACTIVITY_DAYS
@@ -86,8 +87,9 @@ class Durations:
 
 
 def latest_date(store: Store) -> dt.date | None:
-    """The default cutoff: the latest date anywhere in the store."""
-    return queries.latest_date(store)
+    """The default cutoff: the latest date anywhere in the store, or at the acting account's
+    sites for a site-scoped one (what its server-store mirror holds, so both stores agree)."""
+    return queries.latest_date(store, scoped_sites(()))
 
 
 def durations_sql(outcome: str, cutoff: dt.date, settings: OutcomeSettings,

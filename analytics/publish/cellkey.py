@@ -9,8 +9,9 @@ table. The same people always get the same noise, in any output and any request,
 again does not average the noise away, and a difference of two published counts is the true
 difference plus the difference of two noises (-4 to +4 here), not the hidden count.
 
-- record key: keyed BLAKE2b of the participant id with the store's secret (so nobody without
-  the store can compute it), 64 bits;
+- record key: the first 64 bits of SHA-256 over the store's secret (hex) followed by the participant
+  id (so nobody without the store can compute it); the same expression runs in SQL
+  (analytics.store.queries.disclosure), so cell keys are summed next to the counts in DuckDB;
 - noise: NOISE[cell key mod len(NOISE)], -2 to +2, each equally likely; an empty cell stays 0 and
   a perturbed count never drops below 1 (a non-empty cell is never published as empty);
 - counts are perturbed first and suppressed afterwards (counts of 1 to threshold - 1 after
@@ -23,23 +24,42 @@ over n people moves by at most 2/n (0.5 percentage points at n = 400, 5 at n = 4
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable, Sequence
 
-__all__ = ["MODULUS", "NOISE", "METHOD", "cell_key", "perturb", "record_key"]
+import numpy as np
+import pandas as pd
+
+__all__ = ["MAX_NOISE", "MODULUS", "NOISE", "METHOD", "cell_key", "noisy", "perturb", "perturb_columns", "record_key", "record_keys"]
 
 MODULUS = 2 ** 64
 NOISE = (-2, -1, 0, 1, 2)
-METHOD = ("Counts are perturbed by the cell key method (Australian Bureau of Statistics): each participant has "
-          "a fixed random key, a cell's key is the sum of its members' keys, and the key picks a noise of -2 to "
-          "+2, so the same people always get the same noise and comparing outputs with other filters yields "
-          "only noise. Counts are then suppressed below {t}. Each count is off by at most 2 (mean 0); a rate "
-          "over n people by at most 2/n.")
+MAX_NOISE = max(abs(n) for n in NOISE)  # a published count c is a true count in [c - 2, c + 2]
+METHOD = ("Counts of people are perturbed by the cell key method of the Australian Bureau of Statistics "
+          "(TableBuilder; Fraser and Wooton 2005): each participant has a fixed random key, a cell's key is the "
+          "sum of its members' keys, and the key picks a noise of -2 to +2 (equally likely; an empty cell stays "
+          "0, a non-empty one at least 1). The same people always get the same noise, in every output and every "
+          "request, so a count cannot be averaged out by asking again, and the difference of two outputs made "
+          "with other filters (a program minus one of its sites) is the true difference plus a noise of -4 to "
+          "+4, not a hidden count. Counts are perturbed first and then suppressed below {t}. Perturbed: new "
+          "enrollments, active, mentored and checked-in participants (per program, the total and per week) and "
+          "every n and number at risk, drop-out or event and censoring count of the life tables. Not "
+          "perturbed: counts of meetings, check-ins and sessions (not of people); the survival values, computed "
+          "from the true counts of protected life-table cells. Effect on accuracy: each count is off by at "
+          "most 2 (mean 0, standard deviation 1.4), a total is perturbed on its own (parts may not add up to it "
+          "exactly), and a rate published beside a perturbed count (meetings per active participant) is "
+          "computed from the published count: off by at most 2/n of its value (0.5% at n = 400, 5% at n = 40).")
 
 
 def record_key(secret: bytes, participant_id: str) -> int:
-    """The participant's fixed 64-bit key: keyed BLAKE2b (the store's secret) of the id."""
-    digest = hashlib.blake2b(participant_id.encode(), key=secret, digest_size=8).digest()
-    return int.from_bytes(digest, "big")
+    """The participant's fixed 64-bit key: SHA-256 of the secret (hex) and the id, first 8 bytes
+    (what analytics.store.queries.disclosure.record_key_sql computes in DuckDB)."""
+    digest = hashlib.sha256((secret.hex() + participant_id).encode()).digest()
+    return int.from_bytes(digest[:8], "big")
+
+
+def record_keys(secret: bytes, participant_ids: Iterable[str]) -> np.ndarray:
+    """The record keys of participants already in memory (durations for life tables), as uint64."""
+    return np.array([record_key(secret, p) for p in participant_ids], dtype=np.uint64)
 
 
 def cell_key(secret: bytes, participant_ids: Iterable[str]) -> int:
@@ -47,10 +67,31 @@ def cell_key(secret: bytes, participant_ids: Iterable[str]) -> int:
     return sum(record_key(secret, p) for p in participant_ids) % MODULUS
 
 
+def noisy(count: int, key: int) -> int:
+    """The published count of a cell of ``count`` people whose cell key is ``key``: 0 stays 0, a
+    non-empty cell stays at least 1."""
+    count, key = int(count), int(key)
+    return 0 if count == 0 else max(1, count + NOISE[key % MODULUS % len(NOISE)])
+
+
 def perturb(secret: bytes, participant_ids: Iterable[str]) -> int:
     """The cell's published count: its true count plus the noise its key picks; 0 stays 0 and a
     non-empty cell stays at least 1."""
     ids = list(dict.fromkeys(participant_ids))
-    if not ids:
-        return 0
-    return max(1, len(ids) + NOISE[cell_key(secret, ids) % len(NOISE)])
+    return noisy(len(ids), cell_key(secret, ids))
+
+
+def perturb_columns(table: pd.DataFrame, columns: Sequence[str], total_row: Hashable | None = None) -> pd.DataFrame:
+    """``table`` with each count column ``c`` replaced by its published count, from ``c`` and its cell
+    key ``c_key`` (from the query, analytics.store.queries.disclosure), the key columns dropped.
+
+    ``total_row``: a row holding the true sums of the other rows, whose members are the union of
+    theirs (rows that partition the people, as programs do): its key is the sum of their keys, so the
+    total gets the noise of everyone in it, the same as a request for them alone."""
+    out = table.copy()
+    for c in columns:
+        keys = out[f"{c}_key"].astype(object)
+        if total_row is not None and total_row in out.index:
+            keys[total_row] = sum(int(k) for g, k in keys.items() if g != total_row) % MODULUS
+        out[c] = [noisy(n, k) for n, k in zip(out[c], keys)]
+    return out.drop(columns=[f"{c}_key" for c in columns])

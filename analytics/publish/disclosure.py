@@ -25,13 +25,14 @@ Each group on its own grid, with complementary protection between groups:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from analytics.publish import lp_audit, privacy
+from analytics.publish import cellkey, lp_audit, privacy
 
 __all__ = ["ALL", "LifeTable", "METHOD", "life_table", "protected_table"]
 
@@ -64,6 +65,9 @@ class LifeTable:
     events: dict[str, list[int]]
     censored: dict[str, list[int]]
     threshold: int
+    noise: int = 0                     # counts perturbed by up to this (cell key method); 0: exact
+    exact: tuple[dict[str, list[int]], dict[str, list[int]], dict[str, list[int]]] | None = None
+    # with noise: the true (at risk, events, censored), of which the survival is computed (never published)
 
     def grid(self, group: str) -> list[int]:
         """The group's published days (0 first)."""
@@ -71,8 +75,9 @@ class LifeTable:
 
     def survival(self, group: str) -> list[float]:
         """Actuarial survival at each published day of ``group`` (1.0 at day 0)."""
+        at_risk, events, censored = self.exact or (self.at_risk, self.events, self.censored)
         s, out = 1.0, [1.0]
-        for r, e, c in zip(self.at_risk[group], self.events[group], self.censored[group]):
+        for r, e, c in zip(at_risk[group], events[group], censored[group]):
             effective = r - c / 2
             s *= 1 - e / effective if effective > 0 else 1
             out.append(s)
@@ -111,56 +116,80 @@ class LifeTable:
         return METHOD.format(t=self.threshold)
 
 
+@dataclass(frozen=True)
+class _Members:
+    """The participants behind a life table: days, event and, when the counts are perturbed
+    (analytics.publish.cellkey), each one's record key (uint64; a sum wraps mod 2^64)."""
+
+    days: np.ndarray
+    event: np.ndarray
+    keys: np.ndarray | None = None
+
+    def count(self, mask: np.ndarray) -> int:
+        """The people in ``mask`` as published: perturbed when keys are given."""
+        n = int(mask.sum())
+        return n if self.keys is None else cellkey.noisy(n, int(self.keys[mask].sum()))
+
+
 def _ok(count: int, t: int) -> bool:
     return count == 0 or count >= t
 
 
-def _cell(days: np.ndarray, event: np.ndarray, mask: np.ndarray, a: int, b: int) -> tuple[int, int, int, int]:
-    """(at risk at a, events in [a, b), censored in [a, b), at risk at b) of the participants in ``mask``."""
-    d, e = days[mask], event[mask]
-    inside = (d >= a) & (d < b)
-    return int((d >= a).sum()), int((inside & e).sum()), int((inside & ~e).sum()), int((d >= b).sum())
+def _cell(m: _Members, mask: np.ndarray, a: int, b: int) -> tuple[int, int, int, int]:
+    """(at risk at a, events in [a, b), censored in [a, b), at risk at b) of the participants in
+    ``mask``, each as published (perturbed when the counts are)."""
+    inside = mask & (m.days >= a) & (m.days < b)
+    return (m.count(mask & (m.days >= a)), m.count(inside & m.event), m.count(inside & ~m.event),
+            m.count(mask & (m.days >= b)))
 
 
-def _own_ok(days: np.ndarray, event: np.ndarray, mask: np.ndarray, a: int, b: int, t: int) -> bool:
-    _, e, c, r = _cell(days, event, mask, a, b)
+def _own_ok(m: _Members, mask: np.ndarray, a: int, b: int, t: int) -> bool:
+    _, e, c, r = _cell(m, mask, a, b)
     return _ok(e, t) and _ok(c, t) and r >= t
 
 
 def life_table(days: np.ndarray, event: np.ndarray, group: Sequence[str] | np.ndarray, candidates: Iterable[int],
-               threshold: int = privacy.DEFAULT_THRESHOLD, hide: Iterable[str] = ()) -> LifeTable:
+               threshold: int = privacy.DEFAULT_THRESHOLD, hide: Iterable[str] = (),
+               keys: np.ndarray | None = None) -> LifeTable:
     """The protected life table of the module docstring. ``hide``: groups hidden elsewhere in the
-    same output (so that a group is hidden everywhere or nowhere)."""
+    same output (so that a group is hidden everywhere or nowhere). ``keys``: the participants'
+    record keys (analytics.publish.cellkey): every count is then perturbed first, and the grid,
+    the groups shown and the complements are decided on the perturbed counts."""
     t = privacy.check_threshold(threshold)
-    days, event, group = np.asarray(days), np.asarray(event, dtype=bool), np.asarray(group, dtype=object)
+    group = np.asarray(group, dtype=object)
+    m = _Members(np.asarray(days), np.asarray(event, dtype=bool),
+                 None if keys is None else np.asarray(keys, dtype=np.uint64))
     names = sorted(set(group.tolist()))
-    sizes = {g: int((group == g).sum()) for g in names}
+    sizes = {g: m.count(group == g) for g in names}
     shown = _shown_groups(sizes, set(hide), t) if len(names) > 1 else names
     if len(names) > 1 and not shown:  # no group can be shown: All alone, the groups not listed
         names, sizes = [], {}
-    sets = {g: group == g for g in names} | {ALL: np.ones(len(days), dtype=bool)}
+    sets = {g: group == g for g in names} | {ALL: np.ones(len(group), dtype=bool)}
     cands = sorted({int(c) for c in candidates if c > 0})
-    points = _own_grid(days, event, sets[ALL], cands, t)
+    points = _own_grid(m, sets[ALL], cands, t)
     if len(names) == 1:
-        return _assemble(days, event, sets, names, names, sizes, {names[0]: points}, points, t)
+        return _assemble(m, sets, names, names, sizes, {names[0]: points}, points, t)
     grids = {ALL: points, **{g: [0] for g in shown}}
     for g in sorted(shown, key=lambda g: (-sizes[g], g)):  # the largest groups choose first
-        grids[g] = _group_grid(days, event, sets, names, grids, g, points, t)
-        while len(grids[g]) > 1 and _leaks(_assemble(days, event, sets, names, shown, sizes, grids, points, t),
-                                           names):
+        grids[g] = _group_grid(m, sets, names, grids, g, points, t)
+        while len(grids[g]) > 1 and _leaks(_assemble(m, sets, names, shown, sizes, grids, points, t), names):
             grids[g] = grids[g][:-1]
-    return _assemble(days, event, sets, names, shown, sizes, grids, points, t)
+    return _assemble(m, sets, names, shown, sizes, grids, points, t)
 
 
-def _assemble(days: np.ndarray, event: np.ndarray, sets: dict[str, np.ndarray], names: list[str],
-              shown: list[str], sizes: dict[str, int], grids: dict[str, list[int]], points: list[int],
-              t: int) -> LifeTable:
+def _assemble(m: _Members, sets: dict[str, np.ndarray], names: list[str], shown: list[str], sizes: dict[str, int],
+              grids: dict[str, list[int]], points: list[int], t: int) -> LifeTable:
     groups = tuple([*sorted(shown), ALL] if len(names) != 1 else names)
-    counts = {g: [_cell(days, event, sets[g], a, b) for a, b in zip(grids[g], grids[g][1:])] for g in groups}
-    return LifeTable(tuple(points), groups, tuple(g for g in names if g not in shown), {**sizes, ALL: len(days)},
-                     {g: tuple(grids[g]) for g in groups},
-                     {g: [int(sets[g].sum()), *(c[3] for c in counts[g])] for g in groups},
-                     {g: [c[1] for c in counts[g]] for g in groups}, {g: [c[2] for c in counts[g]] for g in groups}, t)
+    exact = None
+    if m.keys is not None:  # survival from the true counts (as without noise); the counts published perturbed
+        true = _assemble(dataclasses.replace(m, keys=None), sets, names, shown, sizes, grids, points, t)
+        exact = (true.at_risk, true.events, true.censored)
+    counts = {g: [_cell(m, sets[g], a, b) for a, b in zip(grids[g], grids[g][1:])] for g in groups}
+    return LifeTable(tuple(points), groups, tuple(g for g in names if g not in shown),
+                     {**sizes, ALL: m.count(sets[ALL])}, {g: tuple(grids[g]) for g in groups},
+                     {g: [m.count(sets[g]), *(c[3] for c in counts[g])] for g in groups},
+                     {g: [c[1] for c in counts[g]] for g in groups}, {g: [c[2] for c in counts[g]] for g in groups}, t,
+                     cellkey.MAX_NOISE if m.keys is not None else 0, exact)
 
 
 def _leaks(lt: LifeTable, names: list[str]) -> bool:
@@ -170,27 +199,27 @@ def _leaks(lt: LifeTable, names: list[str]) -> bool:
     return bool(aud.failures())
 
 
-def _own_grid(days: np.ndarray, event: np.ndarray, mask: np.ndarray, cands: Iterable[int], t: int) -> list[int]:
+def _own_grid(m: _Members, mask: np.ndarray, cands: Iterable[int], t: int) -> list[int]:
     """Day 0, then each next candidate day where the cell since the last day is publishable."""
     grid = [0]
     for b in cands:
-        if b > grid[-1] and _own_ok(days, event, mask, grid[-1], b, t):
+        if b > grid[-1] and _own_ok(m, mask, grid[-1], b, t):
             grid.append(b)
     return grid
 
 
-def _group_grid(days: np.ndarray, event: np.ndarray, sets: dict[str, np.ndarray], names: list[str],
+def _group_grid(m: _Members, sets: dict[str, np.ndarray], names: list[str],
                 grids: dict[str, list[int]], g: str, points: list[int], t: int) -> list[int]:
     """The group's own grid within All's days, a day kept only while no complement becomes small."""
     grid = [0]
     for b in points[1:]:
-        if _own_ok(days, event, sets[g], grid[-1], b, t) and _complements_ok(
-                days, event, sets, names, {**grids, g: [*grid, b]}, points, t):
+        if _own_ok(m, sets[g], grid[-1], b, t) and _complements_ok(
+                m, sets, names, {**grids, g: [*grid, b]}, points, t):
             grid.append(b)
     return grid
 
 
-def _complements_ok(days: np.ndarray, event: np.ndarray, sets: dict[str, np.ndarray], names: list[str],
+def _complements_ok(m: _Members, sets: dict[str, np.ndarray], names: list[str],
                     grids: dict[str, list[int]], points: list[int], t: int) -> bool:
     """For every two of All's days a < b: the groups not publishing both (hidden ones included) hold
     0 or at least ``t`` at risk at a and at b, events and censorings in [a, b) together: else
@@ -201,7 +230,7 @@ def _complements_ok(days: np.ndarray, event: np.ndarray, sets: dict[str, np.ndar
             if not rest or len(rest) == len(names):
                 continue
             mask = np.any([sets[g] for g in rest], axis=0)
-            if not all(_ok(x, t) for x in _cell(days, event, mask, a, b)):
+            if not all(_ok(x, t) for x in _cell(m, mask, a, b)):
                 return False
     return True
 
@@ -246,8 +275,8 @@ def protected_table(lt: LifeTable, times: Sequence[int], prefix: str = "survival
     complementary, derived = primary.copy(), primary.copy()
     small = values.n.between(1, t - 1)
     primary.loc[hidden & small, "n"] = True
-    complementary.loc[hidden & ~small, "n"] = True
-    derived.loc[hidden, cols[1:]] = True
+    complementary.loc[hidden & ~small, "n"] = True  # the rest of a hidden row is blank: never computed
     values = values.mask(primary | complementary | derived)
+    counts = ("n", *(f"at_risk_{d}" for d in times))
     return privacy.Protected(values=values, primary=primary, complementary=complementary, derived=derived,
-                             threshold=t, counts=("n", *(f"at_risk_{d}" for d in times)))
+                             threshold=t, counts=counts, perturbed=counts if lt.noise else ())

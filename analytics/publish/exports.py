@@ -233,7 +233,7 @@ def km_export(a: SurvivalAnalysis, threshold: int = privacy.DEFAULT_THRESHOLD) -
 
     safe, table = protect_survival(a, threshold)
     meta = survival_meta(a, km_title(a), a.durations.describe().split(";")[0] + ". Kaplan-Meier, 95% CI "
-                         "(log-log).")
+                         "(log-log). A blank survival: past the group's follow-up (not known, never 0%).")
     return ChartExport(f"{a.outcome}-km", meta, table, hide_small_in_text(km_figure(safe), threshold))
 
 

@@ -6,14 +6,22 @@ from __future__ import annotations
 
 import math
 
+from typing import TYPE_CHECKING
+
 import pandas as pd
 
-__all__ = ["formatted"]
+from analytics.publish.privacy import COMPLEMENTARY, small_marker
+
+__all__ = ["caption", "formatted", "markers_note"]
+
+if TYPE_CHECKING:
+    from analytics.publish.exports import ChartExport
 
 
 def formatted(frame: pd.DataFrame) -> pd.DataFrame:
-    """The protected display table (``Protected.display()``) as text, ready to show."""
-    return _combined(frame)
+    """The protected display table (``Protected.display()``) as text, ready to show; rows
+    without a named index are "group"s (not "index")."""
+    return _combined(frame).rename_axis(frame.index.name or "group")
 
 
 def _fmt(column: str, value: object) -> str:
@@ -21,8 +29,10 @@ def _fmt(column: str, value: object) -> str:
         return value
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
-    if column.startswith(("survival_", "month_", "share_", "retained_")):
+    if column.startswith(("survival_", "month_", "share_", "retained_")) or column == "rate":
         return f"{value:.1%}"
+    if column.startswith("p_"):
+        return "< 0.001" if value < 0.001 else f"{value:.3f}"
     if column.startswith(("mean_", "meetings_per", "checkins_per", "mentoring_sessions_per")):
         return f"{value:.1f}"
     if column.startswith("median"):
@@ -30,8 +40,32 @@ def _fmt(column: str, value: object) -> str:
     return f"{int(value):,}" if float(value).is_integer() else f"{value:,.2f}"
 
 
+LABELS = {"p_t": "p (t-test)", "p_wilcoxon": "p (Wilcoxon)", "rate": "rate (done / due)"}
+
+
 def _label(column: str) -> str:
-    return column.replace("_", " ")
+    return LABELS.get(column, column.replace("_", " "))
+
+
+def markers_note(table: pd.DataFrame, threshold: int) -> str:
+    """What each marker in the formatted ``table`` means, for the markers it holds: a reader of a
+    table on its own (a page, a PDF page) must not meet a "<11" or "*" the caption leaves unsaid."""
+    cells = [str(v) for v in table.to_numpy().ravel()]
+    small = small_marker(threshold)
+    parts = []
+    if any(small in v for v in cells):
+        parts.append(f'"{small}": fewer than {threshold} people (1 to {threshold - 1}), not shown.')
+    if any(COMPLEMENTARY in v for v in cells):
+        parts.append(f'"{COMPLEMENTARY}": hidden, because with the totals it would show a count of 1 to '
+                     f"{threshold - 1}, or because it is a rate, mean, p-value or interval built on a hidden count.")
+    return " ".join(parts)
+
+
+def caption(export: ChartExport) -> str:
+    """The caption under a published table (Published charts page and PDF alike): definition, n,
+    period, cutoff and source, then what its markers mean."""
+    table = formatted(export.table.display())
+    return " ".join([*export.meta.caption_lines(), markers_note(table, export.table.threshold)]).strip()
 
 
 PAIRS = (("checkins_reporting_use", "share_reporting_use"), ("at_or_above_47_baseline", "share_47_baseline"),

@@ -2,7 +2,7 @@
 output publishes.
 
 Each count is a variable: published ones fixed, hidden ones bounded ("<11" is 1 to threshold - 1,
-"*" is 0 or more). The relations a reader knows (totals, at risk = at risk before - events -
+"*" is 0 or more; a count perturbed by the cell key method is its published value +/- 2). The relations a reader knows (totals, at risk = at risk before - events -
 censored, the same cell in two places) are equations. For every count not published, two linear
 programs (scipy.optimize.linprog) give the smallest and largest value it can take; a count that
 may be small must keep a range at least as wide as the "<11" marker's own, else it is disclosed.
@@ -41,8 +41,13 @@ class Auditor:
         self.bounds[name] = (max(old_lo, lo), new_hi)
         return name
 
-    def publish(self, name: str, value: float) -> None:
-        self.var(name, value, value)
+    def publish(self, name: str, value: float, noise: int = 0) -> None:
+        """A count as published. ``noise``: perturbed by up to that much (the cell key method), so
+        the true count is in [value - noise, value + noise], and at least 1 unless published as 0."""
+        if noise and value > 0:
+            self.var(name, max(1, value - noise), value + noise)
+        else:
+            self.var(name, value, value)
         self.published.add(name)
 
     def equal(self, terms: dict[str, float], rhs: float = 0.0) -> None:
@@ -115,14 +120,17 @@ def add_life_table(aud: Auditor, lt: "LifeTable", names: list[str], prefix: str)
         if g in lt.groups:
             grid = [points.index(d) for d in lt.grids[g]]
             for j, k in enumerate(grid):
-                aud.publish(f"{prefix}:at_risk:{g}:{k}", lt.at_risk[g][j])
+                aud.publish(f"{prefix}:at_risk:{g}:{k}", lt.at_risk[g][j], lt.noise)
             for j, (k0, k1) in enumerate(zip(grid, grid[1:])):
                 for what, value in (("events", lt.events[g][j]), ("censored", lt.censored[g][j])):
+                    if k1 == k0 + 1:  # one of All's intervals: the unknown itself is published
+                        aud.publish(f"{prefix}:{what}:{g}:{k0}", value, lt.noise)
+                        continue
                     name = f"{prefix}:{what}:{g}:{k0}-{k1}"
                     aud.equal({**{f"{prefix}:{what}:{g}:{k}": 1 for k in range(k0, k1)}, name: -1})
-                    aud.publish(name, value)
+                    aud.publish(name, value, lt.noise)
         elif lt.n[g] < t:
-            aud.var(f"{prefix}:at_risk:{g}:0", 1, t - 1)
+            aud.var(f"{prefix}:at_risk:{g}:0", 1, t - 1 + lt.noise)
     if several:
         cells = [("at_risk", k) for k in range(len(points))] + [
             (w, k) for w in ("events", "censored") for k in range(len(points) - 1)]

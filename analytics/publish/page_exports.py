@@ -141,7 +141,7 @@ def _stack(parts: Mapping[Hashable, Protected], name: str, empty: Protected) -> 
     first = next(iter(parts.values()))
     frames = {f: pd.concat({k: getattr(p, f) for k, p in parts.items()}, names=[name])
               for f in ("values", "primary", "complementary", "derived")}
-    return Protected(**frames, threshold=first.threshold, counts=first.counts)
+    return Protected(**frames, threshold=first.threshold, counts=first.counts, perturbed=first.perturbed)
 
 
 # --- Overview -------------------------------------------------------------------------------
@@ -222,7 +222,9 @@ def adherence_export(distribution: pd.DataFrame, period: Period, filters: Filter
     fig = adherence_figure(body.reset_index(), period, filters)
     total = _cell(p, ALL_ROW, "participants")
     if drawn(fig):
-        fig = bar_labels(fig, ["" if np.isnan(s) else f"{s:.0%}" for s in body.share])
+        possible = activity.possible_bands(period)  # an impossible band keeps "not possible in this period"
+        fig = bar_labels(fig, [fig.data[0].text[i] if b not in possible else "" if np.isnan(s) else f"{s:.0%}"
+                               for i, (b, s) in enumerate(zip(body.index, body.share))])
         fig = renote(fig, r"n=[\d,]+ participants", f"n={total} participants")
     elif table.loc[ALL_ROW, "participants"]:
         fig = renote(replace_message(fig, _all_hidden(threshold)), r"n=[\d,]+ participants", f"n={total} participants")

@@ -78,10 +78,17 @@ def check_threshold(threshold: int) -> int:
     return int(threshold)
 
 
-def method_statement(threshold: int = DEFAULT_THRESHOLD) -> str:
-    """One plain-English paragraph describing the suppression, stated on every export."""
+PERTURBATION = ("Counts of people are first perturbed by the cell key method (Australian Bureau of "
+                "Statistics): each is off by at most 2, and the same people always get the same change, so "
+                "comparing outputs made with other filters reveals only noise; a total is perturbed on its "
+                "own, so parts may not add up to it exactly. ")
+
+
+def method_statement(threshold: int = DEFAULT_THRESHOLD, perturbed: bool = False) -> str:
+    """One plain-English paragraph describing the suppression, stated on every export; ``perturbed``:
+    the output's counts of people are perturbed first (analytics.publish.cellkey), and it says so."""
     t = check_threshold(threshold)
-    return (
+    return (PERTURBATION * perturbed) + (
         f"Small numbers are suppressed to protect participants' privacy. Counts of 1 to {t - 1} "
         f"people are shown as \"{small_marker(t)}\"; zeros are shown. Where a total would let a "
         f"hidden count be worked out, another count in the same row or column is also hidden and "
@@ -100,6 +107,7 @@ class Protected:
     derived: pd.DataFrame
     threshold: int
     counts: tuple[Hashable, ...] = ()
+    perturbed: tuple[Hashable, ...] = ()  # count columns perturbed by the cell key method before suppression
 
     @property
     def suppressed(self) -> pd.DataFrame:
@@ -120,19 +128,22 @@ class Protected:
 
     def method(self) -> str:
         """The method statement for this table's threshold."""
-        return method_statement(self.threshold)
+        return method_statement(self.threshold, bool(self.perturbed))
 
 
 def protect(table: pd.DataFrame, *, counts: Sequence[Hashable],
             derived: Mapping[Hashable, Sequence[Hashable]] = MappingProxyType({}),
             sums: Sequence[tuple[Sequence[Hashable], Hashable]] = (),
-            total_row: Hashable | None = None, threshold: int = DEFAULT_THRESHOLD) -> Protected:
+            total_row: Hashable | None = None, threshold: int = DEFAULT_THRESHOLD,
+            perturbed: Sequence[Hashable] = ()) -> Protected:
     """Suppress small counts, their complements and values derived from them (module docstring).
 
     ``counts``: columns of people counts. ``sums``: ``(parts, total)`` column relations that
     hold in every row (all must be count columns). ``total_row``: index label of the row that
     sums all other rows in every count column. ``derived``: derived column -> the count
-    columns it is built on. The input is never modified.
+    columns it is built on. ``perturbed``: count columns already perturbed by the cell key method
+    (analytics.publish.cellkey), recorded for the method statement and the auditor. The input is
+    never modified.
     """
     t = check_threshold(threshold)
     counts = list(counts)
@@ -144,7 +155,7 @@ def protect(table: pd.DataFrame, *, counts: Sequence[Hashable],
     masks = {"primary": _frame(table, counts, primary), "complementary": _frame(table, counts, hidden & ~primary)}
     masks["derived"] = _derived_mask(table, masks["primary"] | masks["complementary"], derived)
     values = _blank(table, [*counts, *derived], masks["primary"] | masks["complementary"] | masks["derived"])
-    return Protected(values=values, threshold=t, counts=tuple(counts), **masks)
+    return Protected(values=values, threshold=t, counts=tuple(counts), perturbed=tuple(perturbed), **masks)
 
 
 def truncate_at_risk(curve: pd.DataFrame, at_risk: str = "at_risk", *,

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 
+import numpy as np
 import pandas as pd
 
 from analytics.access import roles as access
@@ -33,16 +34,18 @@ from analytics.analyses import kpis
 from analytics.publish import privacy
 from analytics.charts.render import ChartMeta
 from analytics.charts.director import cohort_heatmap, weekly_trends_figure
+from analytics.charts.exports import draws_a_value, message_figure
 from analytics.charts.report import cohort_bars, dose_figure, use_figure
 from analytics.publish.exports import ChartExport, TooFew
 from analytics.outcomes.filters import Filters
 from analytics.outcomes.definitions import OutcomeSettings, resolve_cutoff
 from analytics.outcomes.period import Period
 from analytics.store.connection import Store
+from analytics.store.queries.disclosure import cell_key_secret
 from analytics.analyses.survival import NoData, SurvivalAnalysis, analyse
 from analytics.charts.survival import life_table_figure
 from analytics.outcomes.definitions import durations
-from analytics.publish import disclosure
+from analytics.publish import cellkey, disclosure
 from analytics.publish.disclosure import LifeTable
 
 __all__ = ["Report", "Section", "build", "render_pdf", "write_report"]
@@ -114,21 +117,30 @@ def _n_text(protected: privacy.Protected, column: str, row: object, what: str) -
 
 
 def _program_table(report: Report, store: Store) -> pd.DataFrame:
-    table = kpis.by_program(store, report.filters, report.period).set_index("program")
+    """Per program (and All): the counts of people perturbed by the cell key method first
+    (analytics.publish.cellkey; suppressed later), the counts of meetings and check-ins exact."""
+    table = kpis.by_program(store, report.filters, report.period, keyed=True).set_index("program")
+    table[_KEYS] = table[_KEYS].astype(object)  # 64-bit keys as Python ints: never through float
     if len(table) > 1:
-        table.loc[exports.ALL_ROW] = table.sum(numeric_only=True)
+        table.loc[exports.ALL_ROW] = table.drop(columns=_KEYS).sum(numeric_only=True)
         weights = table.loc[table.index != exports.ALL_ROW, "checkins"]
         for col in ("mean_craving", "mean_mood"):
             rows = table.loc[table.index != exports.ALL_ROW, col]
             table.loc[exports.ALL_ROW, col] = (rows * weights).sum() / weights.sum() if weights.sum() else None
-    return table
+    return cellkey.perturb_columns(table, PEOPLE_COUNTS, _total(table))
+
+
+PEOPLE_COUNTS = ("new_enrollments", "active", "mentored", "checked_in")  # perturbed in the report
+_KEYS = [f"{c}_key" for c in PEOPLE_COUNTS]
 
 
 def people_served(report: Report, store: Store, table: pd.DataFrame) -> Section:
     served = privacy.protect(table[["new_enrollments", "active"]], counts=["new_enrollments", "active"],
-                             total_row=_total(table), threshold=report.threshold)
-    trends = kpis.weekly_trends(store, report.filters, report.period)
-    weekly = privacy.protect(trends[["active"]], counts=["active"], threshold=report.threshold)
+                             total_row=_total(table), threshold=report.threshold,
+                             perturbed=["new_enrollments", "active"])
+    trends = cellkey.perturb_columns(kpis.weekly_trends(store, report.filters, report.period, keyed=True),
+                                     ["active", "new_enrollments"])
+    weekly = privacy.protect(trends[["active"]], counts=["active"], threshold=report.threshold, perturbed=["active"])
     row = _total(table) or table.index[0]
     meta = _meta(report, "People served", kpis.DEFINITIONS["active"] + " " + kpis.DEFINITIONS["new_enrollments"],
                  _n_text(served, "active", row, "active participants"))
@@ -145,7 +157,7 @@ def engagement_dose(report: Report, table: pd.DataFrame) -> Section:
     for c in ("meetings", "checkins", "mentoring_sessions"):
         dose[f"{c}_per_active"] = dose[c] / dose["active"].where(dose["active"] > 0)
     p = privacy.protect(dose, counts=cols, total_row=_total(table), threshold=report.threshold,
-                        derived={f"{c}_per_active": [c, "active"] for c in ("meetings", "checkins",
+                        perturbed=["active", "mentored"], derived={f"{c}_per_active": [c, "active"] for c in ("meetings", "checkins",
                                                                              "mentoring_sessions")})
     meta = _meta(report, "Engagement dose", kpis.BY_PROGRAM_DEFINITION + " Per active participant = the count "
                  "divided by the active participants.", _n_text(p, "active", _total(table) or table.index[0],
@@ -162,6 +174,8 @@ def _enrolled(report: Report) -> Filters:
     return dataclasses.replace(f, enrolled_from=lo, enrolled_to=hi)
 
 
+EMPTY_CHART = ("Nothing to draw: every value of this chart would rest on fewer than {t} people, or on people "
+               "not followed that long yet, so none is published. The table below shows what can be.")
 CANDIDATE_DAYS = (30, 90, 180, 270, 365, 545, 730)  # the life tables' intervals start here (merged if needed)
 
 
@@ -173,13 +187,14 @@ def survival_section(report: Report, store: Store, outcome: str, times: tuple[in
     title, what = {"retention": ("Retention", "still in the program"),
                    "sobriety": ("Sobriety", "sober (no use reported)")}[outcome]
     d = durations(store, outcome, settings, _enrolled(report))
-    if d.n < report.threshold:
+    keys = cellkey.record_keys(cell_key_secret(store), d.frame.participant_id)
+    if _published_n(keys) < report.threshold:
         why = "nobody in this selection has follow-up for this outcome" if d.n == 0 else (
             f"fewer than {report.threshold} participants in this selection")
         return Section(title, f"Not reported: {why}."), None
     frame = d.frame
     lt = disclosure.life_table(frame.days.to_numpy(), frame.event.to_numpy(), frame.program.to_numpy(),
-                               (*CANDIDATE_DAYS, *times), report.threshold, hide=hide)
+                               (*CANDIDATE_DAYS, *times), report.threshold, hide=hide, keys=keys)
     p = disclosure.protected_table(lt, times)
     note = (d.describe().split(";")[0] + ". " + lt.method() + " Blank: not published (not followed that long, "
             f"or a step would show fewer than {report.threshold} people).")
@@ -195,19 +210,26 @@ def survival_section(report: Report, store: Store, outcome: str, times: tuple[in
     return Section(title, text, [ChartExport(f"{outcome}-survival", meta, p, fig)]), lt
 
 
+def _published_n(keys: np.ndarray) -> int:
+    """How many people the life table would publish for everyone in it: the count perturbed first,
+    so a selection is reported only when its published count reaches the threshold."""
+    return cellkey.noisy(len(keys), int(keys.sum()))
+
+
 def cohort_section(report: Report, store: Store, settings: OutcomeSettings) -> Section:
     """Retention by enrollment quarter, from the same kind of protected life table (month days as
     the grid); a month is blank until every member of the cohort has been followed that long."""
     f = report.filters
     hi = min(f.enrolled_to, report.period.end) if f.enrolled_to else report.period.end
     d = durations(store, "retention", settings, dataclasses.replace(f, enrolled_to=hi))
-    if d.n < report.threshold:
+    keys = cellkey.record_keys(cell_key_secret(store), d.frame.participant_id)
+    if _published_n(keys) < report.threshold:
         return Section("Cohort comparison", "Not reported: fewer than the threshold enrolled up to the "
                        "period's end.")
     frame = d.frame
     days = {m: cohorts.month_day(m) for m in COHORT_MONTHS}
     lt = disclosure.life_table(frame.days.to_numpy(), frame.event.to_numpy(), frame.cohort_quarter.to_numpy(),
-                               days.values(), report.threshold)
+                               days.values(), report.threshold, keys=keys)
     followed = {g: (report.cutoff - pd.to_datetime(sub.start).max().date()).days
                 for g, sub in frame.groupby("cohort_quarter")}
     followed[disclosure.ALL] = min(followed.values())
@@ -218,14 +240,15 @@ def cohort_section(report: Report, store: Store, settings: OutcomeSettings) -> S
                             primary=p.primary.rename(columns=_month_names(days)),
                             complementary=p.complementary.rename(columns=_month_names(days)),
                             derived=p.derived.rename(columns=_month_names(days)),
-                            counts=tuple(_month_names(days).get(c, c) for c in p.counts))
+                            counts=tuple(_month_names(days).get(c, c) for c in p.counts),
+                            perturbed=tuple(_month_names(days).get(c, c) for c in p.perturbed))
     p = _columns(p, [c for c in p.values.columns if c != "median_days"])
     meta = _meta(report, "Retention by enrollment quarter", r_definition(settings) + " " + lt.method(),
                  _n_text(p, "n", p.values.index[-1], "participants"), f"Enrolled up to {hi}; {f.describe()}")
     text = ("Share still in the program 1, 3, 6 and 12 months after enrolling, per enrollment quarter. "
             "Blank: not every member followed that long yet, or not publishable (fewer than the threshold "
             f"behind it). Quarters with fewer than {report.threshold} participants show n as "
-            f"\"{privacy.small_marker(report.threshold)}\" and nothing else.")
+            f"\"{privacy.small_marker(report.threshold)}\" (or \"*\") and nothing else.")
     fig = cohort_bars(p.values, [f"month_{m}" for m in COHORT_MONTHS], meta.title)
     return Section("Cohort comparison", text, [ChartExport("cohorts", meta, p, fig)])
 
@@ -246,7 +269,8 @@ def _columns(p: privacy.Protected, keep: list[str]) -> privacy.Protected:
     cols = [c for c in keep if c in p.values.columns]
     return dataclasses.replace(p, values=p.values[cols], primary=p.primary[cols],
                                complementary=p.complementary[cols], derived=p.derived[cols],
-                               counts=tuple(c for c in p.counts if c in cols))
+                               counts=tuple(c for c in p.counts if c in cols),
+                               perturbed=tuple(c for c in p.perturbed if c in cols))
 
 
 def outcomes_by_program(report: Report, table: pd.DataFrame, retention: LifeTable | None,
@@ -259,7 +283,8 @@ def outcomes_by_program(report: Report, table: pd.DataFrame, retention: LifeTabl
     counts = ["active", "checked_in", "checkins", "checkins_reporting_use"]
     derived = {"share_reporting_use": ["checkins_reporting_use", "checkins", "checked_in"],
                "mean_craving": ["checkins", "checked_in"], "mean_mood": ["checkins", "checked_in"]}
-    p = privacy.protect(out, counts=counts, derived=derived, total_row=_total(table), threshold=report.threshold)
+    p = privacy.protect(out, counts=counts, derived=derived, total_row=_total(table), threshold=report.threshold,
+                        perturbed=["active", "checked_in"])
     values = p.values.copy()
     for lt, col, read in ((retention, "retained_90", lambda lt, g: lt.at(g, 90)[0]),
                           (sobriety, "median_sober_days", lambda lt, g: lt.median(g))):
@@ -268,7 +293,8 @@ def outcomes_by_program(report: Report, table: pd.DataFrame, retention: LifeTabl
     blank = pd.DataFrame(False, index=values.index, columns=["retained_90", "median_sober_days"])
     p = privacy.Protected(values=values, primary=pd.concat([p.primary, blank], axis=1),
                           complementary=pd.concat([p.complementary, blank], axis=1),
-                          derived=pd.concat([p.derived, blank], axis=1), threshold=p.threshold, counts=p.counts)
+                          derived=pd.concat([p.derived, blank], axis=1), threshold=p.threshold, counts=p.counts,
+                          perturbed=p.perturbed)
     meta = _meta(report, "Outcomes by program", kpis.BY_PROGRAM_DEFINITION + " Retained at 90 days and median "
                  "sober days: the values of the Retention and Sobriety sections (blank where they are not "
                  "published there).", _n_text(p, "active", _total(table) or table.index[0], "active participants"))
@@ -326,7 +352,8 @@ def methods(report: Report, settings: OutcomeSettings) -> list[tuple[str, str]]:
          "remission. Follow-up schedule after SAMHSA's SUPRT: baseline within 30 days of enrollment, follow-ups "
          "180 days after it and then yearly, each within +/- 30 days; the rate counts follow-ups whose window "
          "has closed. Change: paired t-test, Wilcoxon signed-rank and McNemar tests (checked against R)."),
-        ("Small numbers", privacy.method_statement(report.threshold)),
+        ("Small numbers", privacy.method_statement(report.threshold, perturbed=True)),
+        ("Consistent perturbation (cell key method)", cellkey.METHOD.format(t=report.threshold)),
         ("Protected life tables", disclosure.METHOD.format(t=report.threshold)),
         ("Software", f"Python {platform.python_version()}, {versions}."),
     ]
@@ -373,7 +400,16 @@ def _build(store: Store, period: Period, filters: Filters, threshold: int, setti
     say("assessing recovery capital")
     report.sections += recovery_capital_sections(report, store)
     report.methods = methods(report, settings)
+    _say_why_empty(report)
     return report
+
+
+def _say_why_empty(report: Report) -> None:
+    """A chart whose every value is suppressed becomes a sentence saying why, not bare axes."""
+    for s in report.sections:
+        for e in s.exports:
+            if e.figure is not None and not draws_a_value(e.figure):
+                e.figure = message_figure(e.meta.title, EMPTY_CHART.format(t=report.threshold))
 
 
 # --- PDF ------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ from reportlab.platypus.flowables import PageBreakIfNotEmpty  # a spacer spilled
 from svglib.svglib import svg2rlg
 
 from analytics.publish.exports import ChartExport
-from analytics.publish.formatting import formatted
+from analytics.publish.formatting import caption, formatted
 
 if TYPE_CHECKING:  # report.py calls render(); a run-time import back would be a cycle
     from analytics.publish.report import Report
@@ -119,7 +119,7 @@ def render(report: Report, say: Callable[[str], None]) -> bytes:
             if export.figure is not None:
                 story += [_chart(export), Spacer(1, 4)]
             story += [KeepTogether([_p(export.meta.title + ": table", SMALL), *_tables(export.table.display()),
-                                    _p(" ".join(export.meta.caption_lines()), SMALL)])]
+                                    _p(caption(export), SMALL)])]
     story += [PageBreakIfNotEmpty(), _p("Methods", H2)]
     for title, text in report.methods:
         story += [_p(title, ParagraphStyle("m", parent=METHOD, fontName="Helvetica-Bold")), _p(text, METHOD),

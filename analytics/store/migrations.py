@@ -146,8 +146,17 @@ def _v7(db: Session) -> None:
         )""")
 
 
+def _v8(db: Session) -> None:
+    """The cell-key secret of disclosure control (issue 12, analytics.publish.cellkey): made here once
+    per store, so every output of a store perturbs the same cell alike. IF NOT EXISTS: a store opened
+    by a development build made the table on first use, with a secret its outputs already used."""
+    db.execute("CREATE TABLE IF NOT EXISTS disclosure_meta (name VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)")
+    db.execute("INSERT INTO disclosure_meta SELECT 'cell_key_secret', ? WHERE NOT EXISTS "
+               "(SELECT 1 FROM disclosure_meta WHERE name = 'cell_key_secret')", [secrets.token_hex(32)])
+
+
 MIGRATIONS: list[tuple[int, Callable[[Session], None]]] = [
-    (1, _v1), (2, _v2), (3, _v3), (4, _v4), (5, _v5), (6, _v6), (7, _v7)]
+    (1, _v1), (2, _v2), (3, _v3), (4, _v4), (5, _v5), (6, _v6), (7, _v7), (8, _v8)]
 CURRENT_VERSION = MIGRATIONS[-1][0]
 
 

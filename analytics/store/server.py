@@ -7,19 +7,26 @@ import tables from PostgreSQL into an in-process DuckDB (the mirror) once per da
 a counter every import bumps, and runs its queries there.
 
 Which engine runs a statement: a statement naming a live table (accounts, audit log, schema
-version) runs on PostgreSQL, so a sign-in, a lock-out or an audit entry is seen by every
+version) runs on PostgreSQL, so a sign-in, a throttled attempt or an audit entry is seen by every
 process at once; every other statement runs on the mirror. Writes to the import tables go
 through Session.insert_select / insert_rows / update_from, which apply them to both.
 
 A transaction that touches the import tables takes an advisory lock (imports run one at a
 time across processes) and brings the mirror up to date under it before checking anything;
 it commits on PostgreSQL first (all or nothing, also under kill -9), then on the mirror.
+
+Site scoping (row-level security): the import tables carry a policy keyed on the connection's
+setting `app.sites` (unset or empty: every site). A read while a site-scoped account acts
+(analytics.store.scope) runs on a mirror loaded on a connection that set `app.sites` to the
+account's sites, so PostgreSQL itself leaves other sites' rows out of it: a bug in a query of
+the analytics layer cannot reach them. Imports run on connections that never set it.
 """
 
 from __future__ import annotations
 
 import queue
 import re
+import secrets
 import tempfile
 import threading
 from collections.abc import Iterator, Sequence
@@ -40,12 +47,16 @@ from psycopg.conninfo import make_conninfo
 
 from analytics.settings import PG_APP_ROLE
 from analytics.store import migrations
+from analytics.store.scope import current_sites
 from analytics.store.connection import _CONFIG, Session, Store, StoreError
 from analytics.store.schema import TABLES
 
 LIVE_TABLES = ("users", "audit_log", "schema_version", "data_version",
-               "dashboard_sessions", "session_keys", "sign_in_throttle")  # sessions and throttling: every process
+               "dashboard_sessions", "session_keys", "sign_in_throttle",  # sessions and throttling: every process
+               "disclosure_meta")  # the cell-key secret: one for every process, data version and scope
 MIRRORED_TABLES = (*TABLES, "import_batches", "import_files")
+SCOPED_TABLES = tuple(TABLES)  # participants (site) and the tables keyed by participant_id: row-level security
+MAX_SCOPED_MIRRORS = 16  # mirrors of site-scoped accounts kept per process (each a part of the full one)
 LOCKS = {"import": 150_001, "audit_log": 150_002, "migrate": 150_003}  # advisory-lock keys
 
 _LIVE = re.compile(r"\b(?:" + "|".join(LIVE_TABLES) + r")\b", re.IGNORECASE)
@@ -79,6 +90,15 @@ def connect(url: str, *, autocommit: bool = False) -> psycopg.Connection:
         return psycopg.connect(url, autocommit=autocommit, options="-c DateStyle=ISO")
     except psycopg.Error as exc:
         raise StoreError(f"cannot reach the server store {display(url)}: {exc}".strip()) from exc
+
+
+def live_connection(url: str) -> psycopg.Connection:
+    """An autocommit connection for the live tables, which reads no row of the import tables
+    (app.sites set to no site): a statement naming both a live and an import table runs on
+    PostgreSQL, and must not bypass the mirror's scope."""
+    conn = connect(url, autocommit=True)
+    limit_to_sites(conn, [])
+    return conn
 
 
 def pg_rows(conn: psycopg.Connection, sql: str, params: Params = None) -> tuple[list[str], list[tuple]]:
@@ -118,12 +138,47 @@ def current_version(conn: psycopg.Connection) -> int:
 # ------------------------------------------------------------------ mirror ---
 
 class Mirror:
-    """The import tables at one data version, in an in-process DuckDB."""
+    """The import tables at one data version, in an in-process DuckDB: every row, or (`sites`)
+    only the rows PostgreSQL's row-level security lets those sites' accounts read."""
 
-    def __init__(self) -> None:
+    def __init__(self, sites: tuple[str, ...] = ()) -> None:
         self.con = duckdb.connect(":memory:", config=dict(_CONFIG))
         self.version = -1
+        self.sites = sites
         migrations.bring_up_to_date(Store(self.con, None, False))  # the very same tables
+
+    @classmethod
+    def load(cls, url: str, sites: tuple[str, ...] = ()) -> Mirror:
+        """The current data version from one consistent snapshot, read under `sites`' scope."""
+        mirror = cls(sites)
+        with connect(url) as conn:
+            conn.isolation_level, conn.read_only = IsolationLevel.REPEATABLE_READ, True
+            if sites:
+                limit_to_sites(conn, sites)
+            mirror.version = current_version(conn)
+            load_tables(conn, mirror.con.cursor())
+        if sites:
+            mirror.check_scope()
+        return mirror
+
+    def check_scope(self) -> None:
+        """Refuse a scoped mirror holding another site's row (row-level security missing or
+        bypassed, say a connection of load_tables' own that did not set the scope)."""
+        cur = self.con.cursor()
+        stray = cur.execute("SELECT count(*) FROM participants WHERE site IS NULL OR NOT list_contains(?, site)",
+                            [list(self.sites)]).fetchone()[0]
+        for table in SCOPED_TABLES[1:]:
+            stray += cur.execute(f"SELECT count(*) FROM {table} WHERE participant_id NOT IN "
+                                 "(SELECT participant_id FROM participants)").fetchone()[0]
+        if stray:
+            raise StoreError("the server store returned rows outside a site-scoped account's sites: "
+                             "row-level security is not in force (run any command once as the database's owner)")
+
+
+def limit_to_sites(conn: psycopg.Connection, sites: Sequence[str]) -> None:
+    """Set this connection's `app.sites` (a text[] literal, quoted by PostgreSQL itself), which the
+    row-level security policies read: from now on it reads only those sites' rows and writes none."""
+    pg_rows(conn, "SELECT set_config('app.sites', (?::text[])::text, false)", [list(sites)])
 
 
 def load_tables(conn: psycopg.Connection, cur: duckdb.DuckDBPyConnection) -> None:
@@ -258,7 +313,7 @@ class ServerSession(Session):
     def __init__(self, store: ServerStore) -> None:
         super().__init__(None, store._write_lock)  # the mirror cursor comes with the first mirror statement
         self._store = store
-        self._mirror: Mirror | None = None
+        self._mirror: Mirror | None = None  # chosen by the scope at the first mirror statement
         self._pg: psycopg.Connection | None = None  # the transaction's connection
         self._in_mirror_tx = False
         self._wrote = False
@@ -305,15 +360,18 @@ class ServerSession(Session):
                              "so the server store writes PostgreSQL too")
 
     def _on_mirror(self) -> None:
-        """Attach to the mirror; inside a transaction, take the import lock and catch up first."""
+        """Attach to the mirror of the acting account's sites; inside a transaction, take the import
+        lock and catch up first (a site-scoped mirror: no import lock, it never writes the import tables)."""
         if self._mirror is None:
-            self._mirror = self._store.mirror()
+            self._mirror = self._store.mirror(current_sites())
             self._cur = self._mirror.con.cursor()
         if self._pg is None or self._in_mirror_tx:
             return
         self._write_lock.acquire()
         self._in_mirror_tx = True
         self._cur.execute("BEGIN TRANSACTION")
+        if self._mirror.sites:
+            return
         pg_rows(self._pg, "SELECT pg_advisory_xact_lock(?)", [LOCKS["import"]])
         self._version_after = current_version(self._pg)
         if self._version_after != self._mirror.version:  # another process imported meanwhile
@@ -323,8 +381,16 @@ class ServerSession(Session):
 
     def insert_select(self, table: str, columns: Sequence[str], select: str) -> None:
         self._start_write()
-        with self._spilled(f"SELECT * FROM ({select})") as path:
-            self._copy_in(table, columns, path)
+        if table not in SCOPED_TABLES:
+            with self._spilled(f"SELECT * FROM ({select})") as path:
+                self._copy_in(table, columns, path)
+        else:  # PostgreSQL refuses COPY FROM into a table under row-level security: through a temp table
+            staged, names = f"_new_{table}", ", ".join(columns)
+            pg_rows(self._pg, f"CREATE TEMP TABLE {staged} AS SELECT {names} FROM {table} LIMIT 0")
+            with self._spilled(f"SELECT * FROM ({select})") as path:
+                self._copy_in(staged, columns, path)
+            pg_rows(self._pg, f"INSERT INTO {table} ({names}) SELECT {names} FROM {staged}")
+            pg_rows(self._pg, f"DROP TABLE {staged}")
         super().insert_select(table, columns, select)
 
     def insert_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
@@ -351,6 +417,8 @@ class ServerSession(Session):
         if self._pg is None:
             raise StoreError("writes to the import tables need a transaction (store.transaction())")
         self._on_mirror()
+        if self._mirror.sites:
+            raise StoreError("a site-scoped account cannot write the import tables (imports see every site)")
         self._wrote = True
 
     @contextmanager
@@ -373,6 +441,8 @@ class ServerSession(Session):
     def transaction(self, *, commit: bool = True) -> Iterator[Session]:
         """One transaction on PostgreSQL (and on the mirror if it touches the import tables)."""
         self._pg = connect(self._store.url)
+        if current_sites():  # a site-scoped account's transaction reads its sites only on PostgreSQL too
+            limit_to_sites(self._pg, current_sites())
         self.discarded, self._wrote = False, False
         try:
             try:
@@ -397,7 +467,7 @@ class ServerSession(Session):
         finally:
             if self._in_mirror_tx:
                 self._cur.execute("COMMIT" if commit else "ROLLBACK")
-                if commit:
+                if commit and not self._mirror.sites:
                     self._mirror.version = self._version_after
                 self._in_mirror_tx = False
                 self._write_lock.release()
@@ -416,8 +486,8 @@ class ServerStore(Store):
         self.read_only = False
         self._write_lock = threading.Lock()
         self._mirror_lock = threading.Lock()
-        self._mirror: Mirror | None = None
-        self._shared = connect(url, autocommit=True)
+        self._mirrors: dict[tuple[str, ...], Mirror] = {}  # by sites (() the full one), all at one version
+        self._shared = live_connection(url)
 
     @classmethod
     def open(cls, url: str, **_: Any) -> ServerStore:  # type: ignore[override]
@@ -433,33 +503,39 @@ class ServerStore(Store):
             version = migrations.stored_version(db)
             if version > migrations.CURRENT_VERSION:
                 raise migrations.newer_error(self.path, version)
-            if version == migrations.CURRENT_VERSION:
+            if version == migrations.CURRENT_VERSION and setup_in_force(db):
                 return
             try:
                 migrations.apply(db, version, migrations.CURRENT_VERSION)
                 server_setup(db, PG_APP_ROLE.value() or None)
             except psycopg.errors.InsufficientPrivilege as exc:
-                raise StoreError(f"{self.path} needs its tables created or upgraded (schema version {version}): "
-                                 "run any command once as the database's owner. " + str(exc).strip()) from exc
+                what = (f"its tables created or upgraded (schema version {version})"
+                        if version < migrations.CURRENT_VERSION
+                        else "its server setup (row-level security, cell-key secret)")
+                raise StoreError(f"{self.path} needs {what}: run any command once as the database's owner. "
+                                 + str(exc).strip()) from exc
 
     def shared_connection(self) -> psycopg.Connection:
         """The process's autocommit connection for short reads of the live tables."""
         if self._shared.closed or self._shared.broken:
-            self._shared = connect(self.url, autocommit=True)
+            self._shared = live_connection(self.url)
         return self._shared
 
-    def mirror(self) -> Mirror:
-        """The mirror at the current data version, loaded from PostgreSQL when an import landed."""
+    def mirror(self, sites: Sequence[str] = ()) -> Mirror:
+        """The mirror of `sites` (empty: every site) at the current data version, loaded from
+        PostgreSQL when an import landed; kept per (data version, sites)."""
+        key = tuple(sorted(set(sites)))
         version = current_version(self.shared_connection())
         with self._mirror_lock:
-            if self._mirror is None or self._mirror.version != version:
-                mirror = Mirror()
-                with connect(self.url) as conn:
-                    conn.isolation_level, conn.read_only = IsolationLevel.REPEATABLE_READ, True
-                    mirror.version = current_version(conn)
-                    load_tables(conn, mirror.con.cursor())
-                self._mirror = mirror
-            return self._mirror
+            mirror = self._mirrors.get(key)
+            if mirror is None or mirror.version != version:
+                mirror = Mirror.load(self.url, key)
+                kept = {k: m for k, m in self._mirrors.items() if m.version == mirror.version and k != key}
+                scoped = [k for k in kept if k]
+                for old in scoped[:max(0, len(scoped) - MAX_SCOPED_MIRRORS + 1)]:  # the oldest loaded go
+                    del kept[old]
+                self._mirrors = {**kept, key: mirror}
+            return mirror
 
     def close(self) -> None:
         self._shared.close()
@@ -477,9 +553,41 @@ class ServerStore(Store):
         return (current_version(self.shared_connection()),)
 
 
+def setup_in_force(db: PgSession) -> bool:
+    """Whether every import table has row-level security enabled and forced, and the cell-key
+    secret is there (a store set up by an older release has not: the owner's next command adds them)."""
+    secured = db.scalar("SELECT count(*) FROM pg_class WHERE relname::text = ANY(?) AND relrowsecurity "
+                        "AND relforcerowsecurity AND relnamespace = current_schema()::regnamespace",
+                        [list(SCOPED_TABLES)])
+    return secured == len(SCOPED_TABLES) and db.scalar("SELECT to_regclass('disclosure_meta') IS NOT NULL")
+
+
+# Who may read a row: every row on a connection that did not set app.sites (unscoped accounts,
+# imports, the CLI); on one that did, the rows of those sites' participants only.
+_SITES = "(SELECT outcomes_sites())"  # a sub-select: PostgreSQL reads the setting once per query
+_UNSCOPED = f"{_SITES} IS NULL"
+_VISIBLE = {"participants": f"{_UNSCOPED} OR site = ANY ({_SITES}::text[])",
+            **{t: f"{_UNSCOPED} OR participant_id IN (SELECT participant_id FROM participants "
+                  f"WHERE site = ANY ({_SITES}::text[]))" for t in SCOPED_TABLES[1:]}}
+
+
+def row_security(db: PgSession) -> None:
+    """Policies on the import tables keyed on the connection's app.sites, forced so that the
+    tables' owner is subject to them too (only a superuser or a BYPASSRLS role is not).
+    A scoped connection writes nothing (WITH CHECK unscoped)."""
+    db.execute("""CREATE OR REPLACE FUNCTION outcomes_sites() RETURNS text[] LANGUAGE sql STABLE AS
+                  $$ SELECT nullif(current_setting('app.sites', true), '')::text[] $$""")
+    for table in SCOPED_TABLES:
+        db.execute(f"DROP POLICY IF EXISTS site_scope ON {table}")
+        db.execute(f"CREATE POLICY site_scope ON {table} USING ({_VISIBLE[table]}) WITH CHECK ({_UNSCOPED})")
+        db.execute(f"ALTER TABLE {table} ENABLE ROW LEVEL SECURITY")
+        db.execute(f"ALTER TABLE {table} FORCE ROW LEVEL SECURITY")
+
+
 def server_setup(db: PgSession, app_role: str | None) -> None:
     """What only the server store has: the data-version counter, an audit log the database
-    keeps append-only, and the application role's grants (no UPDATE or DELETE on the log)."""
+    keeps append-only, row-level security by site on the import tables, and the application
+    role's grants (no UPDATE or DELETE on the log)."""
     db.execute("CREATE TABLE IF NOT EXISTS data_version (version BIGINT NOT NULL)")
     db.execute("INSERT INTO data_version SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM data_version)")
     db.execute("""CREATE OR REPLACE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -491,11 +599,15 @@ def server_setup(db: PgSession, app_role: str | None) -> None:
     db.execute("CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON audit_log "
                "FOR EACH STATEMENT EXECUTE FUNCTION audit_log_append_only()")
     db.execute("REVOKE UPDATE, DELETE, TRUNCATE ON audit_log FROM PUBLIC")
+    row_security(db)
+    db.execute("CREATE TABLE IF NOT EXISTS disclosure_meta (name VARCHAR PRIMARY KEY, value VARCHAR NOT NULL)")
+    db.execute("INSERT INTO disclosure_meta VALUES ('cell_key_secret', ?) ON CONFLICT (name) DO NOTHING",
+               [secrets.token_hex(32)])
     if app_role:
         role = pgsql.Identifier(app_role).as_string(db.conn)
         db.execute(f"GRANT SELECT, INSERT, UPDATE ON {', '.join(MIRRORED_TABLES)}, users, data_version TO {role}")
         db.execute(f"GRANT SELECT, INSERT ON audit_log TO {role}")
-        db.execute(f"GRANT SELECT ON schema_version TO {role}")
+        db.execute(f"GRANT SELECT ON schema_version, disclosure_meta TO {role}")
         db.execute(f"GRANT SELECT, INSERT, UPDATE ON dashboard_sessions TO {role}")
         db.execute(f"GRANT SELECT ON session_keys TO {role}")
         db.execute(f"GRANT SELECT, INSERT, UPDATE, DELETE ON sign_in_throttle TO {role}")

@@ -12,6 +12,7 @@ from analytics.charts.director import (
     cohort_heatmap,
     cohort_trend_figure,
 )
+from analytics.settings import THRESHOLD
 from dashboard.auth import guard
 from dashboard.common import cached, downloads, sidebar_filters
 
@@ -44,7 +45,9 @@ st.dataframe(shown, hide_index=True, width="stretch", key="cohort_table",
                             "n": st.column_config.NumberColumn("n", help="Participants in the cohort"),
                             **{c: c.replace("month_", "m") for c in months}})
 st.caption("The chart's numbers as a table: percent of each cohort still in the program m months after "
-           "enrolling (m0, m1, ...); n = participants in the cohort; blank = not known yet (not lost).")
+           "enrolling (m0, m1, ...); n = participants in the cohort; blank = not known yet (not lost). Grey in "
+           f"the chart (share in brackets): fewer than {THRESHOLD.default} still followed, too few to read as a "
+           "finding; the counts are under \"Participants still followed\".")
 with st.expander("Participants still followed at each month (the denominators)"):
     at_risk = retention.at_risk.rename(columns=lambda m: f"m{m}").reset_index()
     st.dataframe(at_risk, hide_index=True, width="stretch", key="cohort_at_risk")

@@ -5,7 +5,7 @@ import streamlit as st
 from analytics.access import roles as access
 from analytics.publish import privacy
 from analytics.publish.exports import TooFew
-from analytics.publish.formatting import formatted
+from analytics.publish.formatting import caption, formatted
 from analytics.outcomes.period import Period, default_period
 from analytics.publish.report import build
 from analytics.settings import THRESHOLD
@@ -17,7 +17,7 @@ filters = sidebar_filters()
 st.title("Published charts")
 st.write("The charts and tables of the outcome report, ready for a funder: every count below "
          f"{THRESHOLD.default} is hidden, in the page and in every download.")
-st.caption(privacy.method_statement().replace("*", r"\*"))  # "*" is the marker, not markdown
+st.caption(privacy.method_statement(perturbed=True).replace("*", r"\*"))  # "*" is the marker, not markdown
 
 last = cached(default_period).end
 year = Period.last_days(last, 365)
@@ -44,5 +44,5 @@ for s, section in enumerate(report.sections):
         if export.figure is not None:
             st.plotly_chart(export.figure, theme=None, key=key)
         st.dataframe(formatted(export.table.display()), width="stretch", key=f"{key}_table")  # as in the PDF
-        st.caption(" ".join(export.meta.caption_lines()))
+        st.caption(caption(export).replace("*", r"\*"))  # "*" is the marker, not markdown
         downloads(export.meta.title, lambda export=export: export, key=key, filters=filters)

@@ -29,7 +29,7 @@ threshold = st.number_input("Hide counts below", min_value=int(THRESHOLD.minimum
                             step=1, key="threshold",
                             help=f"Counts from 1 to this number minus one are shown as '<N' "
                                  f"(never below {THRESHOLD.minimum:g}).")
-st.caption(privacy.method_statement(int(threshold)).replace("*", r"\*"))  # "*" is the marker, not markdown
+st.caption(privacy.method_statement(int(threshold), perturbed=True).replace("*", r"\*"))  # "*" is the marker, not markdown
 organisation = st.text_input("Organisation (on the cover)", key="organisation", max_chars=200)
 if len(picked) != 2:
     st.info("Pick the last day of the reporting period too.")

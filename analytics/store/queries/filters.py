@@ -4,14 +4,16 @@ parameters, and the values the sidebar offers to choose from."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Protocol
 
 from analytics.store.connection import Store
-from analytics.store.schema import PARTICIPANTS
+from analytics.store.schema import PARTICIPANTS, TABLES
 
-__all__ = ["ParticipantFilter", "check_columns", "filter_choices", "participant_where"]
+__all__ = ["ParticipantFilter", "check_columns", "filter_choices", "in_sites", "participant_where"]
 
 _PARTICIPANT_COLUMNS = frozenset(c.name for c in PARTICIPANTS.columns)
+_SCOPED_TABLES = frozenset(TABLES)
 
 
 class ParticipantFilter(Protocol):
@@ -55,8 +57,24 @@ def check_columns(names: tuple[str, ...] | list[str], extra: frozenset[str] = fr
         raise ValueError(f"not a participants column: {', '.join(map(repr, unknown))}")
 
 
-def filter_choices(store: Store) -> tuple[list[str], list[str], dt.date | None]:
-    """The programs and sites in the store (sorted) and the first enrollment day."""
-    programs = [r[0] for r in store.rows("SELECT DISTINCT program FROM participants ORDER BY 1")]
-    sites = [r[0] for r in store.rows("SELECT DISTINCT site FROM participants WHERE site IS NOT NULL ORDER BY 1")]
-    return programs, sites, store.scalar("SELECT min(enrolled_on) FROM participants")
+def in_sites(table: str, sites: Sequence[str]) -> tuple[str, dict]:
+    """`table` (an import table) as a FROM item holding only the rows of participants at `sites`
+    (every row when `sites` is empty), and its parameters: for the store-wide figures that take
+    no Filters (dates, counts, the sidebar's choices), so a site-scoped account sees its own."""
+    if table not in _SCOPED_TABLES:
+        raise ValueError(f"not an import table: {table!r}")
+    if not sites:
+        return table, {}
+    at_sites = "SELECT participant_id FROM participants WHERE list_contains($scope::VARCHAR[], site)"
+    return f"(SELECT * FROM {table} WHERE participant_id IN ({at_sites})) AS {table}", {"scope": list(sites)}
+
+
+def filter_choices(store: Store, sites: Sequence[str] = ()) -> tuple[list[str], list[str], dt.date | None]:
+    """The programs and sites of the participants at `sites` (empty: all; sorted) and the first
+    enrollment day."""
+    people, params = in_sites("participants", sites)
+    params = params or None
+    programs = [r[0] for r in store.rows(f"SELECT DISTINCT program FROM {people} ORDER BY 1", params)]
+    found = [r[0] for r in store.rows(f"SELECT DISTINCT site FROM {people} WHERE site IS NOT NULL ORDER BY 1",
+                                      params)]
+    return programs, found, store.scalar(f"SELECT min(enrolled_on) FROM {people}", params)

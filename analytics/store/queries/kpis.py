@@ -12,10 +12,11 @@ import datetime as dt
 import pandas as pd
 
 from analytics.store.connection import Store
+from analytics.store.queries.disclosure import cell_key_sql, key_columns, secret_params
 from analytics.store.queries.filters import ParticipantFilter, check_columns, participant_where
 from analytics.store.queries.outcomes import COHORT_COLUMNS, durations_sql
 
-__all__ = ["active_sql", "adherence_sql", "by_program", "period_counts", "period_params", "retention_counts",
+__all__ = ["PEOPLE_COUNTS", "active_sql", "adherence_sql", "by_program", "period_counts", "period_params", "retention_counts",
            "weekly_trends"]
 
 
@@ -125,40 +126,48 @@ per AS (
     WHERE p.enrolled_on <= least(date_trunc('week', a.day)::DATE + 6, $period_end::DATE)
       AND (p.exited_on IS NULL OR p.exited_on >= greatest(date_trunc('week', a.day)::DATE, $period_start::DATE))
     GROUP BY ALL),
-wk AS (SELECT monday, count(*) AS active, sum(m) AS meetings, sum(c) AS checkins, sum(s) AS mentoring
+wk AS (SELECT monday, count(*) AS active, sum(m) AS meetings, sum(c) AS checkins, sum(s) AS mentoring{wk_keys}
        FROM per GROUP BY monday),
-enr AS (SELECT date_trunc('week', enrolled_on)::DATE AS monday, count(*) AS new_enrollments FROM p
+enr AS (SELECT date_trunc('week', enrolled_on)::DATE AS monday, count(*) AS new_enrollments{enr_keys} FROM p
         WHERE enrolled_on BETWEEN $period_start::DATE AND $period_end::DATE GROUP BY 1),
 weeks AS (SELECT unnest($weeks::DATE[]) AS monday)
 SELECT w.monday AS week_start, strftime(w.monday, '%G-W%V') AS iso_week,
        greatest(w.monday, $period_start::DATE) AS first_day, least(w.monday + 6, $period_end::DATE) AS last_day,
        coalesce(wk.active, 0)::INTEGER AS active, coalesce(wk.meetings, 0)::INTEGER AS meetings,
        coalesce(wk.checkins, 0)::INTEGER AS checkins, coalesce(wk.mentoring, 0)::INTEGER AS mentoring,
-       coalesce(enr.new_enrollments, 0)::INTEGER AS new_enrollments
+       coalesce(enr.new_enrollments, 0)::INTEGER AS new_enrollments{out_keys}
 FROM weeks w LEFT JOIN wk USING (monday) LEFT JOIN enr USING (monday)
 ORDER BY w.monday"""
 
 
 def weekly_trends(store: Store, filters: ParticipantFilter, start: dt.date, end: dt.date,
-                  weeks: list[dt.date]) -> pd.DataFrame:
+                  weeks: list[dt.date], keyed: bool = False) -> pd.DataFrame:
     """One row per Monday of `weeks` (every week overlapping the period), oldest first:
     week_start, iso_week, first_day, last_day (the week's days inside the period), and for
-    those days active, meetings, checkins, mentoring and new_enrollments (0 when none)."""
+    those days active, meetings, checkins, mentoring and new_enrollments (0 when none).
+    ``keyed``: also active_key and new_enrollments_key, the cell keys of those people
+    (analytics.publish.cellkey), for what is published."""
     where, params = participant_where(filters, "p")
-    return store.df(_TRENDS.format(where=where), {**params, **period_params(start, end), "weeks": weeks})
+    sql = _TRENDS.format(
+        where=where, wk_keys=key_columns(keyed, active_key=cell_key_sql("participant_id")),
+        enr_keys=key_columns(keyed, new_key=cell_key_sql("participant_id")),
+        out_keys=key_columns(keyed, active_key="coalesce(wk.active_key, 0)::UBIGINT",
+                             new_enrollments_key="coalesce(enr.new_key, 0)::UBIGINT"))
+    return store.df(sql, {**params, **period_params(start, end), "weeks": weeks,
+                          **(secret_params(store) if keyed else {})})
 
 
 _BY_PROGRAM = """
 WITH a AS ({active}),
 progs AS (SELECT DISTINCT p.program FROM participants p WHERE {where}),
 act AS (SELECT program, count(*) AS active, sum(meetings) AS meetings, sum(checkins) AS checkins,
-               sum(mentoring) AS mentoring_sessions, count(*) FILTER (WHERE mentoring > 0) AS mentored
+               sum(mentoring) AS mentoring_sessions, count(*) FILTER (WHERE mentoring > 0) AS mentored{act_keys}
         FROM a GROUP BY program),
-new AS (SELECT p.program, count(*) AS new_enrollments FROM participants p
+new AS (SELECT p.program, count(*) AS new_enrollments{new_keys} FROM participants p
         WHERE {where} AND p.enrolled_on BETWEEN $period_start::DATE AND $period_end::DATE GROUP BY 1),
 chk AS (SELECT a.program, count(DISTINCT c.participant_id) AS checked_in,
                count(*) FILTER (WHERE c.used) AS checkins_reporting_use,
-               avg(c.craving) AS mean_craving, avg(c.mood) AS mean_mood
+               avg(c.craving) AS mean_craving, avg(c.mood) AS mean_mood{chk_keys}
         FROM checkins c JOIN a USING (participant_id)
         WHERE c.checked_in_on BETWEEN $period_start::DATE AND $period_end::DATE GROUP BY 1)
 SELECT progs.program, coalesce(new.new_enrollments, 0)::INTEGER AS new_enrollments,
@@ -167,15 +176,30 @@ SELECT progs.program, coalesce(new.new_enrollments, 0)::INTEGER AS new_enrollmen
        coalesce(act.mentoring_sessions, 0)::INTEGER AS mentoring_sessions,
        coalesce(act.mentored, 0)::INTEGER AS mentored, coalesce(chk.checked_in, 0)::INTEGER AS checked_in,
        coalesce(chk.checkins_reporting_use, 0)::INTEGER AS checkins_reporting_use,
-       chk.mean_craving, chk.mean_mood
+       chk.mean_craving, chk.mean_mood{out_keys}
 FROM progs LEFT JOIN act USING (program) LEFT JOIN new USING (program) LEFT JOIN chk USING (program)
 ORDER BY progs.program"""
 
 
-def by_program(store: Store, filters: ParticipantFilter, start: dt.date, end: dt.date) -> pd.DataFrame:
+PEOPLE_COUNTS = ("new_enrollments", "active", "mentored", "checked_in")  # of by_program: counts of people
+
+
+def by_program(store: Store, filters: ParticipantFilter, start: dt.date, end: dt.date,
+               keyed: bool = False) -> pd.DataFrame:
     """Per program of the filters: new_enrollments, active, meetings, checkins,
     mentoring_sessions, mentored, checked_in, checkins_reporting_use, mean_craving,
-    mean_mood (activity of the period's active participants)."""
+    mean_mood (activity of the period's active participants). ``keyed``: also the cell key
+    (analytics.publish.cellkey) of each count of people (PEOPLE_COUNTS), as <count>_key."""
     active, params = active_sql(filters, start, end)
     where, _ = participant_where(filters, "p")
-    return store.df(_BY_PROGRAM.format(active=active, where=where), params)
+    key = cell_key_sql
+    sql = _BY_PROGRAM.format(
+        active=active, where=where,
+        act_keys=key_columns(keyed, active_key=key("participant_id"),
+                             mentored_key=key("participant_id", when="mentoring > 0")),
+        new_keys=key_columns(keyed, new_enrollments_key=key("p.participant_id")),
+        chk_keys=key_columns(keyed, checked_in_key=key("c.participant_id", distinct=True)),
+        out_keys=key_columns(keyed, **{f"{c}_key": f"coalesce({t}.{c}_key, 0)::UBIGINT" for c, t in
+                                       (("new_enrollments", "new"), ("active", "act"), ("mentored", "act"),
+                                        ("checked_in", "chk"))}))
+    return store.df(sql, {**params, **(secret_params(store) if keyed else {})})

@@ -5,11 +5,12 @@ and the parts the person-week arrays are counted from."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 import pandas as pd
 
 from analytics.store.connection import Store
-from analytics.store.queries.filters import ParticipantFilter, check_columns, participant_where
+from analytics.store.queries.filters import ParticipantFilter, check_columns, in_sites, participant_where
 
 __all__ = ["COHORT_COLUMNS", "durations", "durations_sql", "latest_date", "person_week_parts",
            "person_weeks_sql"]
@@ -17,14 +18,16 @@ __all__ = ["COHORT_COLUMNS", "durations", "durations_sql", "latest_date", "perso
 COHORT_COLUMNS = frozenset({"cohort_month", "cohort_quarter", "cohort_year"})  # added by _BASE
 
 
-def latest_date(store: Store) -> dt.date | None:
-    """The latest date anywhere in the store (the default cutoff)."""
-    return store.scalar("""
+def latest_date(store: Store, sites: Sequence[str] = ()) -> dt.date | None:
+    """The latest date of the participants at `sites` (empty: anywhere in the store): the default cutoff."""
+    (people, params), (attendance, _), (checkins, _), (mentoring, _) = (
+        in_sites(t, sites) for t in ("participants", "attendance", "checkins", "mentoring"))
+    return store.scalar(f"""
         SELECT max(d) FROM (
-            SELECT max(greatest(enrolled_on, coalesce(exited_on, enrolled_on))) AS d FROM participants
-            UNION ALL SELECT max(attended_on) FROM attendance
-            UNION ALL SELECT max(checked_in_on) FROM checkins
-            UNION ALL SELECT max(met_on) FROM mentoring)""")
+            SELECT max(greatest(enrolled_on, coalesce(exited_on, enrolled_on))) AS d FROM {people}
+            UNION ALL SELECT max(attended_on) FROM {attendance}
+            UNION ALL SELECT max(checked_in_on) FROM {checkins}
+            UNION ALL SELECT max(met_on) FROM {mentoring})""", params or None)
 
 
 _BASE = """

@@ -4,36 +4,47 @@ range, programs, and the import history."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 
 import pandas as pd
 
 from analytics.store.connection import Store
+from analytics.store.queries.filters import in_sites
 from analytics.store.schema import ACTIVITY_TABLES, TABLES
 
 __all__ = ["date_range", "has_user_data", "import_history", "import_sources", "last_import", "programs",
            "table_counts"]
 
 
-def table_counts(store: Store) -> dict[str, int]:
-    """Rows per import table, in the import format's order."""
-    return {name: int(store.scalar(f"SELECT count(*) FROM {name}")) for name in TABLES}
+def table_counts(store: Store, sites: Sequence[str] = ()) -> dict[str, int]:
+    """Rows per import table (of the participants at `sites`; empty: all), in the import format's order."""
+    counts = {}
+    for name in TABLES:
+        rows, params = in_sites(name, sites)
+        counts[name] = int(store.scalar(f"SELECT count(*) FROM {rows}", params or None))
+    return counts
 
 
-def date_range(store: Store) -> tuple[dt.date | None, dt.date | None]:
-    """The earliest enrollment or activity, and the latest enrollment, exit or activity."""
+def date_range(store: Store, sites: Sequence[str] = ()) -> tuple[dt.date | None, dt.date | None]:
+    """The earliest enrollment or activity, and the latest enrollment, exit or activity (of the
+    participants at `sites`; empty: all)."""
+    people, params = in_sites("participants", sites)
     dates = " UNION ALL ".join(
-        [f"SELECT min({t.date_column}) AS lo, max({t.date_column}) AS hi FROM {t.name}" for t in ACTIVITY_TABLES]
-        + ["SELECT min(enrolled_on), max(greatest(enrolled_on, coalesce(exited_on, enrolled_on))) FROM participants"])
-    first, last = store.rows(f"SELECT min(lo), max(hi) FROM ({dates})")[0]
+        [f"SELECT min({t.date_column}) AS lo, max({t.date_column}) AS hi FROM {in_sites(t.name, sites)[0]}"
+         for t in ACTIVITY_TABLES]
+        + [f"SELECT min(enrolled_on), max(greatest(enrolled_on, coalesce(exited_on, enrolled_on))) FROM {people}"])
+    first, last = store.rows(f"SELECT min(lo), max(hi) FROM ({dates})", params or None)[0]
     return first, last
 
 
-def programs(store: Store) -> pd.DataFrame:
-    """Per program: sites, participants, without_exit (no exit recorded)."""
-    return store.df("""
+def programs(store: Store, sites: Sequence[str] = ()) -> pd.DataFrame:
+    """Per program: sites, participants, without_exit (no exit recorded), of the participants at
+    `sites` (empty: all)."""
+    people, params = in_sites("participants", sites)
+    return store.df(f"""
         SELECT program, count(DISTINCT site) AS sites, count(*) AS participants,
                count(*) FILTER (WHERE exited_on IS NULL) AS without_exit
-        FROM participants GROUP BY program ORDER BY program""")
+        FROM {people} GROUP BY program ORDER BY program""", params or None)
 
 
 def last_import(store: Store) -> dict | None:

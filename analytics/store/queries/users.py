@@ -9,9 +9,8 @@ import pandas as pd
 
 from analytics.store.connection import Session, Store
 
-__all__ = ["count_users", "insert_user", "list_users", "lock", "name_taken", "set_disabled",
-           "set_failed_sign_ins", "set_password_hash", "set_role", "sign_in_state", "signed_in",
-           "user_exists"]
+__all__ = ["count_users", "insert_user", "list_users", "name_taken", "set_disabled", "set_password_hash",
+           "set_role", "signed_in", "user_exists"]
 
 
 def count_users(store: Store) -> int:
@@ -45,27 +44,12 @@ def list_users(store: Store) -> pd.DataFrame:
                     "created_at, last_sign_in FROM users ORDER BY user_name")
 
 
-def sign_in_state(db: Session, name: str) -> tuple | None:
-    """(role, password_hash, disabled, failed_sign_ins, locked_until), or None for no such user."""
-    rows = db.rows("SELECT role, password_hash, disabled, failed_sign_ins, locked_until FROM users "
-                   "WHERE user_name = ?", [name])
-    return rows[0] if rows else None
-
-
 def signed_in(db: Session, name: str, now: dt.datetime) -> None:
-    """A successful sign-in: failures cleared, lock lifted, the time recorded."""
-    db.execute("UPDATE users SET failed_sign_ins = 0, locked_until = NULL, last_sign_in = ? WHERE user_name = ?",
-               [now, name])
+    """A successful sign-in: the time recorded. (Failures are counted in sign_in_throttle; the
+    columns failed_sign_ins and locked_until of the old lock-out stay in the table, unused.)"""
+    db.execute("UPDATE users SET last_sign_in = ? WHERE user_name = ?", [now, name])
 
 
 def set_password_hash(db: Session, name: str, password_hash: str) -> None:
     db.execute("UPDATE users SET password_hash = ? WHERE user_name = ?", [password_hash, name])
 
-
-def set_failed_sign_ins(db: Session, name: str, failures: int) -> None:
-    db.execute("UPDATE users SET failed_sign_ins = ? WHERE user_name = ?", [failures, name])
-
-
-def lock(db: Session, name: str, until: dt.datetime) -> None:
-    """Lock the account until `until`; the failure count starts again from 0."""
-    db.execute("UPDATE users SET failed_sign_ins = 0, locked_until = ? WHERE user_name = ?", [until, name])

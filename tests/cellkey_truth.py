@@ -1,0 +1,48 @@
+"""Who is in a published cell, worked out here with pandas from the raw tables (not the product's
+SQL), so a test can check a published count against analytics.publish.cellkey.perturb(secret, members)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+
+from analytics.publish import cellkey
+from analytics.store.connection import Store
+from analytics.store.queries.disclosure import cell_key_secret
+
+_ACTIVITY = {"attendance": "attended_on", "checkins": "checked_in_on", "mentoring": "met_on"}
+
+
+def participants(store: Store, programs: tuple[str, ...] = (), sites: tuple[str, ...] = ()) -> pd.DataFrame:
+    p = store.df("SELECT participant_id, program, site, enrolled_on, exited_on FROM participants")
+    for col in ("enrolled_on", "exited_on"):
+        p[col] = pd.to_datetime(p[col]).dt.date
+    keep = pd.Series(True, index=p.index)
+    if programs:
+        keep &= p.program.isin(programs)
+    if sites:
+        keep &= p.site.isin(sites)
+    return p[keep]
+
+
+def new_enrollments(store: Store, start: dt.date, end: dt.date, **which) -> set[str]:
+    p = participants(store, **which)
+    return set(p.participant_id[(p.enrolled_on >= start) & (p.enrolled_on <= end)])
+
+
+def active(store: Store, start: dt.date, end: dt.date, **which) -> set[str]:
+    """Enrolled by the end, no exit before the start, and a contact of any kind in the period."""
+    p = participants(store, **which)
+    p = p[(p.enrolled_on <= end) & (p.exited_on.isna() | (p.exited_on >= start))]
+    seen: set[str] = set()
+    for table, day in _ACTIVITY.items():
+        a = store.df(f"SELECT participant_id, {day} AS day FROM {table}")
+        a = a[(pd.to_datetime(a.day).dt.date >= start) & (pd.to_datetime(a.day).dt.date <= end)]
+        seen |= set(a.participant_id)
+    return set(p.participant_id) & seen
+
+
+def published(store: Store, members: set[str]) -> int:
+    """The count the cell key method publishes for these members in this store."""
+    return cellkey.perturb(cell_key_secret(store), sorted(members))
