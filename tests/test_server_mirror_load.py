@@ -74,18 +74,15 @@ def test_readers_see_the_callers_snapshot_not_a_later_write(sample_db, pg_server
 
 
 def test_readers_take_the_callers_row_level_scope(sample_db, pg_server):
-    """A policy on the callers' setting app.sites: a reader that did not copy it would see every site."""
+    """The store's row-level security reads the caller's app.sites: a reader that did not copy it
+    would load every site."""
     database = conninfo_to_dict(sample_db)["dbname"]
     with pg_server.connect(database, OWNER) as owner:
-        owner.execute("ALTER TABLE participants ENABLE ROW LEVEL SECURITY")
-        owner.execute("CREATE POLICY every_row ON participants USING (true)")
-        owner.execute("CREATE POLICY test_scope ON participants AS RESTRICTIVE USING "
-                      "(current_setting('app.sites', true) IS NULL OR site = current_setting('app.sites', true))")
         sites = dict(owner.execute("SELECT site, count(*) FROM participants WHERE site IS NOT NULL "
                                    "GROUP BY site").fetchall())
     site = sorted(sites)[0]
     assert len(sites) > 1 and sites[site] >= 11
     with repeatable_read(sample_db) as conn:
-        conn.execute("SELECT set_config('app.sites', %s, false)", [site])
+        server.limit_to_sites(conn, [site])
         mirror = loaded(conn)
     assert mirror.rows("SELECT site, count(*) FROM participants GROUP BY site") == [(site, sites[site])]
