@@ -20,7 +20,7 @@ from analytics.analyses.engagement import EXPLANATION, TIERS, EngagementAnalysis
 from analytics.charts.engagement import (CORRECTED_LABEL, NAIVE_LABEL, dose_response_figure, hazard_ratio_figure,
                                          landmark_km_figure, naive_vs_correct_figure)
 from analytics.store.connection import Store
-from tests.figures import banded_rows, note_text, one, whole_curve
+from tests.figures import banded_rows, note_text, one, traces, whole_curve
 
 ENGAGEMENT = ["in_person_groups", "online_communities", "checkins", "mentoring"]
 
