@@ -579,6 +579,21 @@ def test_a_session_ends_after_its_hours(fresh: Path):
     assert json.loads(log(fresh, "sign_out").details.iloc[0])["reason"] == "expired"
 
 
+def test_the_signing_key_is_read_once_per_store(monkeypatch):
+    """Every page run checks the token: the key comes from memory after the first read, and
+    each store keeps its own (a token of one store is refused by another)."""
+    reads, real = [], sessions.queries.session_key
+    monkeypatch.setattr(sessions.queries, "session_key", lambda store: reads.append(store) or real(store))
+    with Store.open(memory=True) as one, Store.open(memory=True) as other:
+        with cli():
+            users.add_user(one, "bo", "director", PASSWORD)
+            users.add_user(other, "bo", "director", PASSWORD)
+            token = sessions.start(one, users.load_user(one, "bo"))
+            assert [sessions.resume(one, token).user.name for _ in range(3)] == ["bo"] * 3
+            assert reads == [one]
+            assert sessions.resume(other, token).user is None and reads == [one, other]
+
+
 def test_sign_out_clears_the_user(fresh: Path):
     at = app().run()
     sign_in(at, "admin", PASSWORD)

@@ -19,6 +19,7 @@ import pytest
 from analytics.ingest.bootstrap import ensure_store
 from analytics.charts.base import PALETTE, TEMPLATE_NAME, template
 from analytics.store.connection import Store
+from tests.figures import banded_rows, note_text, one, traces, whole_curve
 from analytics.stats.survival import kaplan_meier
 from analytics.analyses.survival import SurvivalAnalysis, analyse
 from analytics.charts.survival import cox_figure, forest_figure, incidence_figure, km_figure
@@ -45,40 +46,6 @@ def retention(sample_store: Store) -> SurvivalAnalysis:
 @pytest.fixture(scope="module")
 def km(sobriety: SurvivalAnalysis) -> go.Figure:
     return km_figure(sobriety)
-
-
-def traces(fig: go.Figure, role: str, **meta: str) -> list:
-    """Traces that our builders tagged with meta role (and group, column, ... when given)."""
-    return [t for t in fig.data if isinstance(t.meta, dict) and t.meta.get("role") == role
-            and all(t.meta.get(k) == v for k, v in meta.items())]
-
-
-def one(fig: go.Figure, role: str, **meta: str):
-    found = traces(fig, role, **meta)
-    assert len(found) == 1, (role, meta, len(found))
-    return found[0]
-
-
-def whole_curve(fig: go.Figure, group: str) -> tuple[list[float], list[float]]:
-    """A group's curve as drawn: its solid part, then the faded part (fewer than 11 at risk),
-    which starts at the solid part's last point."""
-    solid = one(fig, "curve", group=group)
-    faded = traces(fig, "thin", group=group)
-    x, y = list(solid.x), list(solid.y)
-    if faded:
-        assert (faded[0].x[0], faded[0].y[0]) == (x[-1], y[-1])
-        x, y = x + list(faded[0].x[1:]), y + list(faded[0].y[1:])
-    return x, y
-
-
-def banded_rows(table, threshold: int = 11):
-    """The KM table rows the CI band covers: up to the step before fewer than 11 are at risk."""
-    thin = np.flatnonzero(table.n_risk.to_numpy() < threshold)
-    return table if not len(thin) else table.iloc[:thin[0]]
-
-
-def note_text(fig: go.Figure) -> str:
-    return " ".join(a.text for a in fig.layout.annotations if a.name == "note").replace("<br>", " ")
 
 
 # --- Kaplan-Meier -------------------------------------------------------------------------

@@ -16,7 +16,8 @@ MODULE_TIERS = {
     "test_browser.py": "browser", "test_browser_auth.py": "browser", "test_chart_export.py": "browser",
     "test_import_crash.py": "crash", "test_notebooks.py": "notebook",
     "test_assessments_vs_r.py": "r", "test_accessibility.py": "browser",
-    "test_server_store.py": "postgres", "test_server_dashboard.py": "postgres", "test_server_sessions.py": "postgres",
+    "test_server_store.py": "postgres", "test_server_mirror_load.py": "postgres",
+    "test_server_dashboard.py": "postgres", "test_server_sessions.py": "postgres",
     "test_server_scoping.py": "postgres",
 }
 

@@ -16,6 +16,7 @@ import datetime as dt
 import hashlib
 import hmac
 import secrets
+import weakref
 from dataclasses import dataclass
 
 from analytics.access import audit
@@ -28,6 +29,11 @@ __all__ = ["TOUCH_EVERY", "Resumed", "end", "resume", "start"]
 
 TOUCH_EVERY = dt.timedelta(seconds=15)  # last use is written at most this often (one write, not one per click)
 
+# The signing key per open store, read once: it is made with the store and never changes, and
+# reading it on every page run and session check was the most frequent query of a dashboard
+# process on the server store (py-spy, benchmarks/bench_server.py --profile).
+_KEYS: weakref.WeakKeyDictionary[Store, str] = weakref.WeakKeyDictionary()
+
 
 @dataclass(frozen=True)
 class Resumed:
@@ -38,7 +44,10 @@ class Resumed:
 
 
 def _sign(store: Store, body: str) -> str:
-    return hmac.new(queries.session_key(store).encode(), body.encode(), hashlib.sha256).hexdigest()
+    key = _KEYS.get(store)
+    if key is None:
+        key = _KEYS[store] = queries.session_key(store)
+    return hmac.new(key.encode(), body.encode(), hashlib.sha256).hexdigest()
 
 
 def _id_hash(session_id: str) -> str:
