@@ -36,7 +36,7 @@ from analytics.analyses.survival import SurvivalAnalysis
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
-__all__ = ["FORMATS", "MIME", "ChartExport", "TooFew", "incidence_export", "km_export", "protect_cohorts",
+__all__ = ["FORMATS", "MIME", "ChartExport", "TooFew", "km_export", "protect_cohorts",
            "hide_small_in_text", "km_life_table", "life_table", "protect_survival", "refusal", "survival_meta",
            "survival_table"]
 
@@ -271,18 +271,6 @@ def km_export(a: SurvivalAnalysis, threshold: int = privacy.DEFAULT_THRESHOLD,
     meta = dataclasses.replace(meta, n=f"n = {lt.n[everyone]:,} participants")  # as published (perturbed)
     fig = life_table_figure(lt, meta.title, a.outcome, max(TIMES), "")
     return ChartExport(f"{a.outcome}-km", meta, table, fig, life_table=lt)
-
-
-def incidence_export(a: SurvivalAnalysis, threshold: int = privacy.DEFAULT_THRESHOLD) -> ChartExport:
-    """Cumulative incidence of dropping out vs completing, and its values at fixed days."""
-    from analytics.charts.survival import incidence_figure
-
-    safe, _ = protect_survival(a, threshold)
-    at = safe.incidence_at(TIMES).set_index(["group", "exit_type"]) if safe.curves else pd.DataFrame()
-    meta = survival_meta(a, "Dropping out vs completing", "Cumulative incidence (Aalen-Johansen) of each "
-                         "kind of exit, per group.")
-    return ChartExport(f"{a.outcome}-incidence", meta, privacy.protect(at, counts=[], threshold=threshold),
-                       hide_small_in_text(incidence_figure(safe), threshold))
 
 
 def refusal(fmt: str, title: str, reason: str) -> bytes:
