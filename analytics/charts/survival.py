@@ -429,6 +429,10 @@ def incidence_table_figure(table: Any, kinds: Sequence[str], title: str, note: s
     top = 0.0
     for i, g in enumerate(groups):
         cif, days = table.incidence(g), list(table.grids[g])
+        if len(days) == 1:
+            fig.add_annotation(text="Not published: fewer than<br>the threshold in some count",
+                               xref="x domain", yref="y domain", x=0.5, y=0.5, showarrow=False,
+                               font=dict(color=MUTED), row=i // cols + 1, col=i % cols + 1)
         for kind in kinds:
             label, hue, style = EXIT_STYLE.get(kind, (kind, MUTED, "solid"))
             top = max(top, *cif[kind])
