@@ -24,7 +24,7 @@ PAGES = {
     "overview": ["weekly_trends"],
     "engagement": ["attendance", "weekday", "adherence", "caseloads"],
     "cohorts": ["cohort_heatmap", "cohort_trends"],
-    "survival": ["km", "cox"],  # compared by program, so the Cox model is drawn
+    "survival": ["km", "cox", "incidence"],  # compared by program, so the Cox model is drawn
     "engagement_retention": ["hr", "naive", "landmark_km", "dose"],
 }
 
@@ -72,8 +72,7 @@ def test_every_chart_has_its_five_downloads(app: AppTest, view: str, deferred):
     # the outreach model's calibration is drawn from participant-level predictions, for staff
     # only and not for release (like the outreach list): it has no publication downloads
     charts = [c.proto.id.rsplit("-", 1)[-1] for c in app.get("plotly_chart")]
-    # cumulative incidence by kind of exit: steps can be one person's exit, no protected version yet
-    charts = [c for c in charts if c not in ("calibration", "incidence")]
+    charts = [c for c in charts if c != "calibration"]
     assert charts == PAGES[view]
     buttons = [b for b in app.download_button if b.key != "outreach_download"]
     keys = [b.key for b in buttons]
@@ -96,11 +95,3 @@ def test_table_files_are_built_on_click_and_protected(app: AppTest, view: str, d
             perturbed = button.key in ("km_csv", "weekly_trends_csv")  # counts of people perturbed (cell key)
             assert privacy.method_statement(perturbed=perturbed) in lines, button.key
 
-
-def test_the_incidence_chart_is_for_staff_only_and_says_so(app: AppTest, deferred):
-    """Its steps can be single exits (no protected life table by kind of exit yet): no download."""
-    run_page(app, "survival")
-    charts = [c.proto.id.rsplit("-", 1)[-1] for c in app.get("plotly_chart")]
-    assert "incidence" in charts
-    assert not [b for b in app.download_button if b.key.startswith("incidence")]
-    assert any("For staff only, no download" in c.value for c in app.caption)

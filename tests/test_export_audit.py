@@ -1,5 +1,6 @@
 """The auditor (tests/disclosure_auditor.py) over the chart downloads of the staff pages
-(analytics.publish.page_exports) and the survival export (analytics.publish.exports.km_export):
+(analytics.publish.page_exports), the survival export (analytics.publish.exports.km_export) and
+the cumulative-incidence export (exports.incidence_export: kinds of exit adding up to the events):
 every count an export's table publishes, with the relations the table declares (total rows, row
 sums, rates shown beside their counts) and, for the survival chart, every point and number at
 risk of its curve (the life table behind it); no hidden count may be narrowed below the "<11"
@@ -85,6 +86,36 @@ def audit_page_export(name: str, export: ChartExport) -> list[str]:
         return audit_km(export)
     else:
         add_relations(aud, p, name, *RELATIONS[name])
+    return aud.failures()
+
+
+def audit_incidence(export: ChartExport) -> list[str]:
+    """The cumulative-incidence export: the life table behind it (at risk, events and censored taken
+    as published, the kinds of exit adding up to the events, the groups to All), the table's n, and
+    each incidence the figure draws: with the published at risk and censored, the rise of a kind's
+    incidence over an interval gives its exits there, exits = rise x (at risk - censored / 2) /
+    survival at the start. The figure must draw the life table's published days only."""
+    lt = export.life_table
+    aud = Auditor(lt.threshold)
+    names = sorted([g for g in lt.groups if g != ALL] + list(lt.hidden))
+    add_life_table(aud, lt, names, "lt", kinds_published=False)
+    groups = [*names, ALL] if ALL in lt.groups and names else (names or [ALL])
+    for g in export.table.values.index:
+        aud.same(f"table:n:{g}", f"lt:at_risk:{g if g in groups else ALL}:0")
+    add_table(aud, export.table, "table", total_row=ALL if ALL in export.table.values.index and
+              len(export.table.values) > 1 else None)
+    drawn = 0
+    for trace in export.figure.data:
+        g, kind = trace.meta["group"], trace.meta["exit_type"]
+        days, cif = list(lt.grids[g]), np.asarray(trace.y, float)
+        np.testing.assert_array_equal(np.asarray(trace.x, float), np.asarray(days, float))
+        surv, grid = lt.survival(g), [lt.points.index(d) for d in days]
+        for j, (k0, k1) in enumerate(zip(grid, grid[1:])):
+            effective = lt.at_risk[g][j] - lt.censored[g][j] / 2
+            exits = (cif[j + 1] - cif[j]) * effective / surv[j]
+            aud.equal({f"lt:{kind}:{g}:{k}": 1 for k in range(k0, k1)}, round(exits))
+            drawn += 1
+    assert drawn or all(len(lt.grids[g]) == 1 for g in lt.groups)
     return aud.failures()
 
 
@@ -185,11 +216,66 @@ def test_small_programs_pass_the_export_audit(tmp_path_factory, sizes, seed, out
             except (NoData, exports.TooFew):
                 continue
             assert audit_km(export) == []
+        if outcome == "retention":
+            try:
+                assert audit_incidence(exports.incidence_export(analyse(store, outcome, by="program"))) == []
+            except (NoData, exports.TooFew):
+                pass
         for name, export in build_all(store, default_period(store)).items():
             if isinstance(export, ChartExport):
                 assert audit_page_export(name, export) == [], name
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("by", [None, "program", "site", "cohort_quarter"])
+def test_the_incidence_export_passes_the_audit(hand, sample, by):  # noqa: F811
+    """Every count of the life table split by kind of exit is 0 or at least the threshold, and the
+    auditor, given the incidences the figure draws, narrows no hidden count."""
+    for store in (hand, sample):
+        try:
+            export = exports.incidence_export(analyse(store, "retention", by=by))
+        except (NoData, exports.TooFew):
+            continue
+        lt = export.life_table
+        assert lt.kinds == ("dropped_out", "completed", "other_exit") and audit_incidence(export) == []
+        for g in lt.groups:
+            counts = [*lt.at_risk[g], *lt.events[g], *lt.censored[g], *(c for k in lt.kinds
+                                                                        for c in lt.kind_events[k][g])]
+            assert all(v == 0 or v >= T for v in counts), (g, counts)
+
+
+def test_the_incidence_audit_fails_when_the_split_by_kind_rule_is_off(sample, monkeypatch):  # noqa: F811
+    """Merge intervals on all exits together only (the kinds not checked): an interval's drop-outs
+    and other exits are each published through the incidence's rise, and some are 1 to 10."""
+    a = analyse(sample, "retention")
+    assert audit_incidence(exports.incidence_export(a)) == []
+    monkeypatch.setattr(disclosure, "_kind_counts", lambda m, events: ())
+    failures = audit_incidence(exports.incidence_export(a))
+    assert any(":other_exit:" in f or ":completed:" in f or ":dropped_out:" in f for f in failures), failures
+
+
+def test_the_published_incidence_is_the_actuarial_aalen_johansen(sample):  # noqa: F811
+    """Computed here from the durations on the published days: per interval [a, b) at risk r = time >= a,
+    exits of each kind d_k and censored c in [a, b); S *= 1 - d / (r - c/2), CIF_k += S(a) d_k / (r - c/2)."""
+    a = analyse(sample, "retention")
+    export = exports.incidence_export(a)
+    days = list(export.life_table.grids[ALL])
+    frame = a.durations.frame
+    time, kind = frame.days.to_numpy(), frame.event_type.astype(str).to_numpy()
+    exit_ = np.isin(kind, ["dropped_out", "completed", "other_exit"])
+    s, cif, checked = 1.0, {"dropped_out": 0.0, "completed": 0.0}, 0
+    for lo, hi in zip(days, days[1:]):
+        inside = (time >= lo) & (time < hi)
+        effective = (time >= lo).sum() - (inside & ~exit_).sum() / 2
+        for k in cif:
+            cif[k] += s * (inside & (kind == k)).sum() / effective
+        s *= 1 - (inside & exit_).sum() / effective
+        if hi in (30, 90, 180, 365):
+            for k, value in cif.items():
+                assert export.table.values.loc[ALL, f"{k}_{hi}"] == pytest.approx(value, abs=1e-12)
+                checked += 1
+    assert checked >= 2 and export.table.values.loc[ALL, "dropped_out_90"] == pytest.approx(0.2022, abs=1e-4)
 
 
 def _weeks() -> tuple[pd.DataFrame, dict]:

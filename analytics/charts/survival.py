@@ -412,3 +412,43 @@ def life_table_figure(table: Any, title: str, outcome: str, horizon: int, note: 
     new_figure(title, fig=fig, height=inner + 125)
     add_note(fig, note, below_px=15)
     return fig
+
+
+def incidence_table_figure(table: Any, kinds: Sequence[str], title: str, note: str) -> go.Figure:
+    """Cumulative incidence of each kind of exit from a protected life table split by kind
+    (analytics.publish.disclosure.LifeTable): a point per published day joined by straight lines,
+    one panel per group. Takes the table's published days and incidences only."""
+    groups = list(table.groups)
+    cols = min(3, len(groups))
+    nrows = math.ceil(len(groups) / cols)
+    fig = make_subplots(rows=nrows, cols=cols, shared_yaxes=True, shared_xaxes=True,
+                        subplot_titles=[_esc(f"{g} (n={table.n[g]:,})") for g in groups] if len(groups) > 1
+                        else None, horizontal_spacing=0.04, vertical_spacing=0.12)
+    new_figure(title, fig=fig, height=150 + 330 * nrows)
+    shown: set[str] = set()
+    top = 0.0
+    for i, g in enumerate(groups):
+        cif, days = table.incidence(g), list(table.grids[g])
+        if len(days) == 1:
+            fig.add_annotation(text="Not published: fewer than<br>the threshold in some count",
+                               xref="x domain", yref="y domain", x=0.5, y=0.5, showarrow=False,
+                               font=dict(color=MUTED), row=i // cols + 1, col=i % cols + 1)
+        for kind in kinds:
+            label, hue, style = EXIT_STYLE.get(kind, (kind, MUTED, "solid"))
+            top = max(top, *cif[kind])
+            fig.add_trace(go.Scatter(
+                x=days, y=cif[kind], mode="lines+markers", name=label, legendgroup=kind,
+                showlegend=kind not in shown, line=dict(color=hue, width=2.5, dash=style), marker=dict(size=7),
+                meta={"role": "incidence", "group": g, "exit_type": kind},
+                hovertemplate="Day %{x:.0f}: %{y:.1%}<extra>" + f"{_esc(g)}: {label}" + "</extra>"),
+                row=i // cols + 1, col=i % cols + 1)
+            shown.add(kind)
+    last = max(max(table.grids[g]) for g in groups)
+    fig.update_xaxes(matches="x", **time_ticks(max(last, 1)))
+    fig.update_yaxes(range=[0, min(1.0, top * 1.08 + 0.02)], tickformat=".0%")
+    fig.update_yaxes(title="Cumulative incidence", col=1)
+    fig.update_xaxes(title="Days since enrollment", row=nrows)
+    fig.update_layout(margin=dict(t=115), legend=dict(orientation="h", x=0, xanchor="left", yref="container",
+                                                      y=1 - 50 / fig.layout.height, yanchor="top"))
+    add_note(fig, note, below_px=15)
+    return fig

@@ -34,7 +34,7 @@ import pandas as pd
 
 from analytics.publish import cellkey, lp_audit, privacy
 
-__all__ = ["ALL", "LifeTable", "METHOD", "life_table", "protected_table"]
+__all__ = ["ALL", "INCIDENCE_METHOD", "LifeTable", "METHOD", "incidence_table", "life_table", "protected_table"]
 
 ALL = "All"
 METHOD = ("Survival is published as an actuarial life table (Cutler-Ederer): counts per interval, survival "
@@ -47,6 +47,12 @@ METHOD = ("Survival is published as an actuarial life table (Cutler-Ederer): cou
           "not shown) together hold 0 or at least {t} events, censorings and people at risk. Medians are "
           "interpolated within the interval where the survival crosses 50%. Against Kaplan-Meier this moves "
           "survival at the published days by at most about half the censored share of an interval.")
+INCIDENCE_METHOD = (
+    "Cumulative incidence of each kind of exit is published from a life table whose events are split by "
+    "kind: intervals are merged until the events of each kind, the censorings and the numbers at risk are "
+    "each 0 or at least {t} (with the same complementary protection between groups), and the incidence is "
+    "computed at the published days only by the actuarial Aalen-Johansen estimator: the sum over intervals "
+    "of survival at the interval's start x exits of that kind / (at risk - censored / 2).")
 
 
 @dataclass(frozen=True)
@@ -68,6 +74,9 @@ class LifeTable:
     noise: int = 0                     # counts perturbed by up to this (cell key method); 0: exact
     exact: tuple[dict[str, list[int]], dict[str, list[int]], dict[str, list[int]]] | None = None
     # with noise: the true (at risk, events, censored), of which the survival is computed (never published)
+    kinds: tuple[str, ...] = ()        # events split by kind of exit (cumulative incidence); () : not split
+    kind_events: dict[str, dict[str, list[int]]] = dataclasses.field(default_factory=dict)
+    # kind -> group -> events of that kind in each of the group's intervals (each 0 or at least threshold)
 
     def grid(self, group: str) -> list[int]:
         """The group's published days (0 first)."""
@@ -81,6 +90,21 @@ class LifeTable:
             effective = r - c / 2
             s *= 1 - e / effective if effective > 0 else 1
             out.append(s)
+        return out
+
+    def incidence(self, group: str) -> dict[str, list[float]]:
+        """Per kind, the actuarial Aalen-Johansen cumulative incidence at each published day of
+        ``group`` (0 at day 0): the sum of S(start) x exits of the kind / (at risk - censored / 2)."""
+        surv = self.survival(group)
+        out = {}
+        for kind in self.kinds:
+            cif, values = 0.0, [0.0]
+            for k, (r, c, d) in enumerate(zip(self.at_risk[group], self.censored[group],
+                                              self.kind_events[kind][group])):
+                effective = r - c / 2
+                cif += surv[k] * d / effective if effective > 0 else 0.0
+                values.append(cif)
+            out[kind] = values
         return out
 
     def at(self, group: str, day: int) -> tuple[float | None, int | None]:
@@ -113,7 +137,7 @@ class LifeTable:
         return pd.DataFrame(out, columns=["group", "time", "at_risk", "events", "censored", "survival"])
 
     def method(self) -> str:
-        return METHOD.format(t=self.threshold)
+        return (INCIDENCE_METHOD if self.kinds else METHOD).format(t=self.threshold)
 
 
 @dataclass(frozen=True)
@@ -124,6 +148,8 @@ class _Members:
     days: np.ndarray
     event: np.ndarray
     keys: np.ndarray | None = None
+    kind: np.ndarray | None = None     # each event's kind of exit (events split by kind); None: not split
+    kinds: tuple[str, ...] = ()
 
     def count(self, mask: np.ndarray) -> int:
         """The people in ``mask`` as published: perturbed when keys are given."""
@@ -135,30 +161,39 @@ def _ok(count: int, t: int) -> bool:
     return count == 0 or count >= t
 
 
-def _cell(m: _Members, mask: np.ndarray, a: int, b: int) -> tuple[int, int, int, int]:
-    """(at risk at a, events in [a, b), censored in [a, b), at risk at b) of the participants in
-    ``mask``, each as published (perturbed when the counts are)."""
+def _cell(m: _Members, mask: np.ndarray, a: int, b: int) -> tuple[int, ...]:
+    """(at risk at a, events in [a, b), censored in [a, b), at risk at b, then the events of each
+    kind when they are split) of the participants in ``mask``, each as published."""
     inside = mask & (m.days >= a) & (m.days < b)
     return (m.count(mask & (m.days >= a)), m.count(inside & m.event), m.count(inside & ~m.event),
-            m.count(mask & (m.days >= b)))
+            m.count(mask & (m.days >= b)), *_kind_counts(m, inside & m.event))
+
+
+def _kind_counts(m: _Members, events: np.ndarray) -> tuple[int, ...]:
+    """The events in ``events`` of each kind: the split-by-kind rule (each must be publishable too)."""
+    return tuple(m.count(events & (m.kind == k)) for k in m.kinds) if m.kind is not None else ()
 
 
 def _own_ok(m: _Members, mask: np.ndarray, a: int, b: int, t: int) -> bool:
-    _, e, c, r = _cell(m, mask, a, b)
-    return _ok(e, t) and _ok(c, t) and r >= t
+    _, e, c, r, *kinds = _cell(m, mask, a, b)
+    return _ok(e, t) and _ok(c, t) and r >= t and all(_ok(k, t) for k in kinds)
 
 
 def life_table(days: np.ndarray, event: np.ndarray, group: Sequence[str] | np.ndarray, candidates: Iterable[int],
                threshold: int = privacy.DEFAULT_THRESHOLD, hide: Iterable[str] = (),
-               keys: np.ndarray | None = None) -> LifeTable:
+               keys: np.ndarray | None = None, kind: np.ndarray | None = None,
+               kinds: Sequence[str] = ()) -> LifeTable:
     """The protected life table of the module docstring. ``hide``: groups hidden elsewhere in the
     same output (so that a group is hidden everywhere or nowhere). ``keys``: the participants'
     record keys (analytics.publish.cellkey): every count is then perturbed first, and the grid,
-    the groups shown and the complements are decided on the perturbed counts."""
+    the groups shown and the complements are decided on the perturbed counts. ``kind``/``kinds``:
+    each event's kind of exit and the kinds: every cell's events of each kind must be publishable
+    too (for the cumulative incidence of each kind)."""
     t = privacy.check_threshold(threshold)
     group = np.asarray(group, dtype=object)
     m = _Members(np.asarray(days), np.asarray(event, dtype=bool),
-                 None if keys is None else np.asarray(keys, dtype=np.uint64))
+                 None if keys is None else np.asarray(keys, dtype=np.uint64),
+                 None if kind is None else np.asarray(kind, dtype=object), tuple(kinds))
     names = sorted(set(group.tolist()))
     sizes = {g: m.count(group == g) for g in names}
     shown = _shown_groups(sizes, set(hide), t) if len(names) > 1 else names
@@ -185,11 +220,13 @@ def _assemble(m: _Members, sets: dict[str, np.ndarray], names: list[str], shown:
         true = _assemble(dataclasses.replace(m, keys=None), sets, names, shown, sizes, grids, points, t)
         exact = (true.at_risk, true.events, true.censored)
     counts = {g: [_cell(m, sets[g], a, b) for a, b in zip(grids[g], grids[g][1:])] for g in groups}
+    kind_events = {kind: {g: [m.count(sets[g] & m.event & (m.kind == kind) & (m.days >= a) & (m.days < b))
+                              for a, b in zip(grids[g], grids[g][1:])] for g in groups} for kind in m.kinds}
     return LifeTable(tuple(points), groups, tuple(g for g in names if g not in shown),
                      {**sizes, ALL: m.count(sets[ALL])}, {g: tuple(grids[g]) for g in groups},
                      {g: [m.count(sets[g]), *(c[3] for c in counts[g])] for g in groups},
                      {g: [c[1] for c in counts[g]] for g in groups}, {g: [c[2] for c in counts[g]] for g in groups}, t,
-                     cellkey.MAX_NOISE if m.keys is not None else 0, exact)
+                     cellkey.MAX_NOISE if m.keys is not None else 0, exact, m.kinds, kind_events)
 
 
 def _leaks(lt: LifeTable, names: list[str]) -> bool:
@@ -280,3 +317,29 @@ def protected_table(lt: LifeTable, times: Sequence[int], prefix: str = "survival
     counts = ("n", *(f"at_risk_{d}" for d in times))
     return privacy.Protected(values=values, primary=primary, complementary=complementary, derived=derived,
                              threshold=t, counts=counts, perturbed=counts if lt.noise else ())
+
+
+def incidence_table(lt: LifeTable, times: Sequence[int], kinds: Sequence[str]) -> privacy.Protected:
+    """The cumulative incidence of each of ``kinds`` at fixed ``times`` as a table: n, then per
+    kind and time the incidence ("{kind}_{day}"). A time that is not a published day of a group is
+    blank; a hidden group's row shows its n as "<11" or "*" and nothing else."""
+    t = lt.threshold
+    order = [g for g in lt.groups if g != ALL] + list(lt.hidden) + ([ALL] if ALL in lt.groups else [])
+    cols = ["n", *(f"{k}_{d}" for k in kinds for d in times)]
+    rows = []
+    for g in order:
+        row = {"n": float(lt.n[g])}
+        cif = lt.incidence(g) if g in lt.groups else {}
+        for k in kinds:
+            for d in times:
+                published = g in lt.groups and d in lt.grids[g] and k in cif
+                row[f"{k}_{d}"] = cif[k][lt.grids[g].index(d)] if published else np.nan
+        rows.append(row)
+    values = pd.DataFrame(rows, index=pd.Index(order, name="group"), columns=cols)
+    primary = pd.DataFrame(False, index=values.index, columns=cols)
+    complementary = primary.copy()
+    hidden, small = values.index.isin(lt.hidden), values.n.between(1, t - 1)
+    primary.loc[hidden & small, "n"] = True
+    complementary.loc[hidden & ~small, "n"] = True
+    return privacy.Protected(values=values.mask(primary | complementary), primary=primary,
+                             complementary=complementary, derived=primary.copy(), threshold=t, counts=("n",))

@@ -36,7 +36,7 @@ from analytics.analyses.survival import SurvivalAnalysis
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
-__all__ = ["FORMATS", "MIME", "ChartExport", "TooFew", "km_export", "protect_cohorts",
+__all__ = ["FORMATS", "MIME", "ChartExport", "TooFew", "incidence_export", "incidence_life_table", "km_export", "protect_cohorts",
            "hide_small_in_text", "km_life_table", "life_table", "protect_survival", "refusal", "survival_meta",
            "survival_table"]
 
@@ -271,6 +271,42 @@ def km_export(a: SurvivalAnalysis, threshold: int = privacy.DEFAULT_THRESHOLD,
     meta = dataclasses.replace(meta, n=f"n = {lt.n[everyone]:,} participants")  # as published (perturbed)
     fig = life_table_figure(lt, meta.title, a.outcome, max(TIMES), "")
     return ChartExport(f"{a.outcome}-km", meta, table, fig, life_table=lt)
+
+
+INCIDENCE_KINDS = ("dropped_out", "completed")  # published; other exits are protected but not drawn
+EXIT_KINDS = ("dropped_out", "completed", "other_exit")
+
+
+def incidence_life_table(a: SurvivalAnalysis, threshold: int = privacy.DEFAULT_THRESHOLD) -> LifeTable:
+    """Exits (of any kind) as a protected life table whose events are split by kind of exit: every
+    count of each kind, like the censorings and numbers at risk, 0 or at least the threshold."""
+    privacy.check_threshold(threshold)
+    frame = a.durations.frame
+    if len(frame) < threshold:
+        raise TooFew(f"fewer than {threshold} participants in this selection: nothing can be exported")
+    kind = frame.event_type.astype(str).to_numpy(dtype=object)
+    groups = frame[a.by].astype(str).to_numpy() if a.by else np.full(len(frame), disclosure.ALL, dtype=object)
+    return disclosure.life_table(frame.days.to_numpy(), np.isin(kind, EXIT_KINDS), groups, (*KM_DAYS, *TIMES),
+                                 threshold, kind=kind, kinds=EXIT_KINDS)
+
+
+def incidence_export(a: SurvivalAnalysis, threshold: int = privacy.DEFAULT_THRESHOLD) -> ChartExport:
+    """Cumulative incidence of dropping out vs completing from the life table split by kind of exit
+    (incidence_life_table), published at its days only: a step of the Aalen-Johansen curve can be
+    one person's exit. The table: n and the incidence of each kind at 30/90/180/365 days."""
+    from analytics.charts.survival import incidence_table_figure
+
+    if a.incidence is None:
+        raise ValueError("cumulative incidence of competing exits exists for the retention outcome only")
+    lt = incidence_life_table(a, threshold)
+    table = disclosure.incidence_table(lt, TIMES, INCIDENCE_KINDS)
+    meta = survival_meta(a, "Dropping out vs completing", "Cumulative incidence of each kind of exit, per "
+                         "group. " + lt.method() + " A blank: not published (past the group's follow-up, or "
+                         f"an interval would show fewer than {threshold} exits of a kind); never 0%.")
+    everyone = ALL_ROW if ALL_ROW in lt.groups else lt.groups[0]
+    meta = dataclasses.replace(meta, n=f"n = {lt.n[everyone]:,} participants")
+    fig = incidence_table_figure(lt, INCIDENCE_KINDS, meta.title, "")
+    return ChartExport(f"{a.outcome}-incidence", meta, table, fig, life_table=lt)
 
 
 def refusal(fmt: str, title: str, reason: str) -> bytes:

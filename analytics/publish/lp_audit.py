@@ -101,12 +101,16 @@ class Auditor:
                 if hi - lo < alone[n][1] - alone[n][0] - 1e-6]
 
 
-def add_life_table(aud: Auditor, lt: "LifeTable", names: list[str], prefix: str) -> None:
+def add_life_table(aud: Auditor, lt: "LifeTable", names: list[str], prefix: str,
+                   kinds_published: bool = True) -> None:
     """A life table as published (chart: at risk, events and censored so far; table: n). Unknowns:
     every group's at risk at each of All's days and its events and censorings between them, with
     at risk(k+1) = at risk(k) - events(k) - censored(k), the groups adding up to All, and each
     published count of a group equal to the sum of its unknowns over its own (coarser) interval.
-    ``names``: every group, hidden ones included (their counts are unknowns)."""
+    ``names``: every group, hidden ones included (their counts are unknowns). Events split by kind
+    (``lt.kinds``): each kind's count is an unknown too, the kinds adding up to the events; published
+    as the group's counts are when ``kinds_published`` (a cumulative incidence with the published
+    at risk and censored gives them away), else left for the caller to relate (the incidences)."""
     t = aud.threshold
     several = ALL in lt.groups and names
     groups = [*names, ALL] if several else (names or [ALL])
@@ -117,12 +121,15 @@ def add_life_table(aud: Auditor, lt: "LifeTable", names: list[str], prefix: str)
             if k + 1 < len(points):
                 e, c = aud.var(f"{prefix}:events:{g}:{k}"), aud.var(f"{prefix}:censored:{g}:{k}")
                 aud.equal({f"{prefix}:at_risk:{g}:{k + 1}": 1, risk: -1, e: 1, c: 1})
+                if lt.kinds:
+                    aud.equal({**{f"{prefix}:{kind}:{g}:{k}": 1 for kind in lt.kinds}, e: -1})
         if g in lt.groups:
             grid = [points.index(d) for d in lt.grids[g]]
             for j, k in enumerate(grid):
                 aud.publish(f"{prefix}:at_risk:{g}:{k}", lt.at_risk[g][j], lt.noise)
             for j, (k0, k1) in enumerate(zip(grid, grid[1:])):
-                for what, value in (("events", lt.events[g][j]), ("censored", lt.censored[g][j])):
+                kinds = [(kind, lt.kind_events[kind][g][j]) for kind in lt.kinds] if kinds_published else []
+                for what, value in (("events", lt.events[g][j]), ("censored", lt.censored[g][j]), *kinds):
                     if k1 == k0 + 1:  # one of All's intervals: the unknown itself is published
                         aud.publish(f"{prefix}:{what}:{g}:{k0}", value, lt.noise)
                         continue
@@ -133,6 +140,6 @@ def add_life_table(aud: Auditor, lt: "LifeTable", names: list[str], prefix: str)
             aud.var(f"{prefix}:at_risk:{g}:0", 1, t - 1 + lt.noise)
     if several:
         cells = [("at_risk", k) for k in range(len(points))] + [
-            (w, k) for w in ("events", "censored") for k in range(len(points) - 1)]
+            (w, k) for w in ("events", "censored", *lt.kinds) for k in range(len(points) - 1)]
         for what, k in cells:
             aud.equal({**{f"{prefix}:{what}:{g}:{k}": 1 for g in names}, f"{prefix}:{what}:{ALL}:{k}": -1})

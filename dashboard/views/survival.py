@@ -66,6 +66,6 @@ for warning in analysis.warnings:
 if analysis.incidence is not None:
     st.subheader("Dropping out vs completing")
     st.plotly_chart(survival_charts.incidence_figure(analysis), theme=None, key="incidence")
-    st.caption("For staff only, no download: each step of this chart can be one person's exit, and the "
-               "protected life tables behind the published curves do not yet split exits by kind.")
+    downloads("Dropping out vs completing", lambda: exports.incidence_export(analysis), key="incidence",
+              filters=filters)
 st.caption("Associations are not proof of cause.")
