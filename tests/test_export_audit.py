@@ -54,6 +54,8 @@ def add_relations(aud: Auditor, p: Protected, prefix: str, total: str | None,
         for row in rows:
             aud.equal({**{f"{prefix}:{c}:{row}": 1 for c in parts}, f"{prefix}:{whole}:{row}": -1})
     for rate, num, den, den_row in rates:
+        if {num, den} & set(p.perturbed):  # a rate of published (perturbed) counts: no relation of true ones
+            continue
         for row in rows:
             value = p.values.loc[row, rate]
             if pd.notna(value):  # (a share of the total in the total row itself: 1 x total = total)
@@ -277,3 +279,38 @@ def test_weekly_trends_download_perturbs_its_counts_of_people(sample):  # noqa: 
             moved += published != len(members)
         assert shown.loc[week.week_start, "meetings"] == exact.loc[week.week_start, "meetings"]
     assert moved >= 2  # the noise is there
+
+
+def test_adherence_download_perturbs_its_bands_from_their_members(sample):  # noqa: F811
+    """As the Engagement page builds it (keyed): each band's participants is cellkey.perturb of the
+    people in it (found here with pandas), within 2 of the truth, before suppression; the total is
+    everyone's; the shares are of the published counts; the audit passes; the file says so."""
+    from analytics.analyses import activity
+    from analytics.publish import page_exports
+    from tests import cellkey_truth as truth
+
+    period = default_period(sample)
+    exact = activity.adherence_distribution(sample, Filters(), period).set_index("band")
+    export = page_exports.adherence_export(activity.adherence_distribution(sample, Filters(), period, keyed=True),
+                                           period, Filters(), period.end)
+    assert export.table.perturbed == ("participants",)
+    assert privacy.method_statement(T, perturbed=True) in export.lines()
+    bands = truth.adherence_bands(sample, period.start, period.end, period.full_weeks())
+    shown = export.table.values
+    everyone = set().union(*bands.values())
+    moved = 0
+    for band, members in [*bands.items(), (ALL, everyone)]:
+        if band != ALL:
+            assert len(members) == exact.loc[band, "participants"]
+        published = truth.published(sample, members)
+        assert abs(published - len(members)) <= 2
+        value = shown.loc[band, "participants"]
+        assert value == published if published == 0 or published >= T else np.isnan(value)
+        moved += published != len(members)
+    assert moved >= 1  # the noise is there
+    assert set(bands) == {b for b, n in exact.participants.items() if n}
+    total = shown.loc[ALL, "participants"]
+    for band in bands:
+        if pd.notna(shown.loc[band, "share"]):
+            assert shown.loc[band, "share"] == pytest.approx(shown.loc[band, "participants"] / total)
+    assert audit_page_export("adherence", export) == []

@@ -52,8 +52,8 @@ def build_all(store: Store, period: Period) -> dict[str, ChartExport | Exception
                                                                       by="modality"),
         "weekday": lambda: page_exports.weekday_export(activity.weekday_pattern(store, EVERYONE, period), period,
                                                        EVERYONE, ov.cutoff),
-        "adherence": lambda: page_exports.adherence_export(activity.adherence_distribution(store, EVERYONE, period),
-                                                           period, EVERYONE, ov.cutoff),
+        "adherence": lambda: page_exports.adherence_export(
+            activity.adherence_distribution(store, EVERYONE, period, keyed=True), period, EVERYONE, ov.cutoff),
         "caseloads": lambda: page_exports.caseload_export(activity.mentor_caseloads(store, EVERYONE, period), period,
                                                           EVERYONE, ov.cutoff),
         "cohort_heatmap": lambda: page_exports.cohort_heatmap_export(r),

@@ -136,15 +136,16 @@ def adherence_by_participant(store: Store, filters: Filters, period: Period) -> 
 
 
 @requires(ANALYTICS)
-def adherence_distribution(store: Store, filters: Filters, period: Period) -> pd.DataFrame:
+def adherence_distribution(store: Store, filters: Filters, period: Period, keyed: bool = False) -> pd.DataFrame:
     """How many active participants fall in each adherence band (ADHERENCE_BANDS, in order).
 
     Columns: band, participants, share (of the participants with at least one eligible
     week; NaN when there are none). Every band is present, with 0 when empty. The bands
     are of each participant's own adherence (see adherence_by_participant).
+    ``keyed``: also participants_key (the cell key of each band, for the download).
     """
     frame = queries.adherence_bands(store, filters, period.start, period.end, period.full_weeks(),
-                                    ADHERENCE_BANDS)
+                                    ADHERENCE_BANDS, keyed)
     total = frame.participants.sum()
     frame["share"] = frame.participants / total if total else float("nan")
     return frame

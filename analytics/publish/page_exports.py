@@ -225,11 +225,21 @@ def weekday_export(weekday: pd.DataFrame, period: Period, filters: Filters, cuto
 def adherence_export(distribution: pd.DataFrame, period: Period, filters: Filters, cutoff: dt.date,
                      threshold: int = DEFAULT_THRESHOLD) -> ChartExport:
     """Participants per check-in adherence band with a total row; small bands hidden with
-    complements, their shares hidden; the note's n is the protected total."""
+    complements, their shares hidden; the note's n is the protected total. A distribution read
+    with ``keyed=True`` (as the Engagement page does) has its counts perturbed first (cell key
+    method; the total with everyone's noise) and its shares computed from the perturbed counts,
+    so no true count can be worked back from a share."""
+    keyed = "participants_key" in distribution.columns
+    if keyed:  # exact integers: the total row's float sum would round them (its own key is made from them)
+        distribution = distribution.astype({"participants_key": object})
     table = _with_total(distribution.set_index("band"))
+    if keyed:
+        table = cellkey.perturb_columns(table, ["participants"], total_row=ALL_ROW)
+        total = table.loc[ALL_ROW, "participants"]
+        table["share"] = table.participants / total if total else np.nan
     table.loc[ALL_ROW, "share"] = 1.0 if table.loc[ALL_ROW, "participants"] else np.nan
     p = privacy.protect(table, counts=["participants"], derived={"share": ["participants"]}, total_row=ALL_ROW,
-                        threshold=threshold)
+                        threshold=threshold, perturbed=("participants",) if keyed else ())
     body = p.values.drop(index=ALL_ROW)
     fig = adherence_figure(body.reset_index(), period, filters)
     total = _cell(p, ALL_ROW, "participants")

@@ -82,7 +82,8 @@ if not adherence.participants.any():
                "this period has no whole Monday-Sunday week. Pick a period of at least one whole week."))
 else:
     st.plotly_chart(adherence_figure(adherence, period, filters), theme=None, key="adherence")
-    downloads("Check-in adherence", lambda: page_exports.adherence_export(adherence, period, filters, default.end),
+    downloads("Check-in adherence", lambda: page_exports.adherence_export(
+        cached(activity.adherence_distribution, filters, period, keyed=True), period, filters, default.end),
               key="adherence", filters=filters)
 
 # --- mentor caseloads -----------------------------------------------------------------

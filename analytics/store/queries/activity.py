@@ -12,6 +12,7 @@ import datetime as dt
 import pandas as pd
 
 from analytics.store.connection import Store
+from analytics.store.queries.disclosure import cell_key_sql, key_columns, secret_params
 from analytics.store.queries.filters import ParticipantFilter, participant_where
 from analytics.store.queries.kpis import adherence_sql, period_params
 
@@ -88,16 +89,18 @@ def adherence_by_participant(store: Store, filters: ParticipantFilter, start: dt
 
 
 def adherence_bands(store: Store, filters: ParticipantFilter, start: dt.date, end: dt.date,
-                    full_weeks: list[dt.date], bands: tuple[str, ...]) -> pd.DataFrame:
+                    full_weeks: list[dt.date], bands: tuple[str, ...], keyed: bool = False) -> pd.DataFrame:
     """band, participants: how many active participants with an eligible week fall in each
-    of `bands` (in that order, 0 when none)."""
+    of `bands` (in that order, 0 when none). ``keyed``: also participants_key, the cell key of
+    each band's people (analytics.publish.cellkey), for the download."""
     sql, params = adherence_sql(filters, start, end, full_weeks)
+    keys = key_columns(keyed, participants_key=cell_key_sql("per.participant_id"))
     return store.df(f"""
         WITH bands AS (SELECT unnest($bands::VARCHAR[]) AS band, unnest(range(len($bands::VARCHAR[]))) AS i),
-        per AS (SELECT {_BAND} AS band FROM ({sql}) WHERE weeks > 0)
-        SELECT b.band, count(per.band)::INTEGER AS participants
+        per AS (SELECT participant_id, {_BAND} AS band FROM ({sql}) WHERE weeks > 0)
+        SELECT b.band, count(per.band)::INTEGER AS participants{keys}
         FROM bands b LEFT JOIN per USING (band) GROUP BY b.band, b.i ORDER BY b.i""",
-        {**params, "bands": list(bands)})
+        {**params, "bands": list(bands), **(secret_params(store) if keyed else {})})
 
 
 _CASELOAD = """
