@@ -314,3 +314,39 @@ def test_adherence_download_perturbs_its_bands_from_their_members(sample):  # no
         if pd.notna(shown.loc[band, "share"]):
             assert shown.loc[band, "share"] == pytest.approx(shown.loc[band, "participants"] / total)
     assert audit_page_export("adherence", export) == []
+
+
+def test_cohort_heatmap_download_perturbs_n_and_at_risk_from_their_members(sample):  # noqa: F811
+    """As the Cohorts page builds it (keyed): each cohort's n and number still followed at each month
+    is cellkey.perturb of the participants behind it (cohort = quarter of enrollment, found here with
+    pandas; followed = retention duration >= the month's day), within 2 of the truth, before
+    suppression; the audit passes; the file says the counts are perturbed."""
+    from analytics.analyses import cohorts
+    from analytics.publish import cellkey, page_exports
+    from tests import cellkey_truth as truth
+
+    secret = cell_key_secret(sample)
+    r = cohorts.cohort_retention(sample, Filters(), "quarter", keyed=True)
+    export = page_exports.cohort_heatmap_export(r)
+    assert privacy.method_statement(T, perturbed=True) in export.lines()
+    assert audit_page_export("cohort_heatmap", export) == []
+    frame = analyse(sample, "retention").durations.frame[["participant_id", "days"]]
+    enrolled = truth.participants(sample).set_index("participant_id").enrolled_on
+    frame = frame.assign(cohort=[f"{d.year}-Q{(d.month - 1) // 3 + 1}" for d in enrolled.loc[frame.participant_id]])
+    shown = export.table.values
+    checked = moved = 0
+    for cohort, members in frame.groupby("cohort"):
+        ids = members.participant_id.astype(str)
+        assert len(ids) == r.n[cohort]
+        assert shown.loc[cohort, "n"] == cellkey.perturb(secret, ids)
+        assert abs(shown.loc[cohort, "n"] - len(ids)) <= cellkey.MAX_NOISE
+        for m in r.months:
+            if pd.notna(shown.loc[cohort, f"at_risk_{m}"]):
+                later = members[members.days >= cohorts.month_day(m)].participant_id.astype(str)
+                assert len(later) == r.at_risk.loc[cohort, m]
+                published = cellkey.perturb(secret, later)
+                assert shown.loc[cohort, f"at_risk_{m}"] == published
+                assert abs(published - len(later)) <= cellkey.MAX_NOISE
+                checked += 1
+                moved += published != len(later)
+    assert checked >= 40 and moved >= 10

@@ -56,7 +56,8 @@ def build_all(store: Store, period: Period) -> dict[str, ChartExport | Exception
             activity.adherence_distribution(store, EVERYONE, period, keyed=True), period, EVERYONE, ov.cutoff),
         "caseloads": lambda: page_exports.caseload_export(activity.mentor_caseloads(store, EVERYONE, period), period,
                                                           EVERYONE, ov.cutoff),
-        "cohort_heatmap": lambda: page_exports.cohort_heatmap_export(r),
+        "cohort_heatmap": lambda: page_exports.cohort_heatmap_export(
+            cohorts.cohort_retention(store, EVERYONE, "quarter", keyed=True)),
         **{f"cohort_{m.split('_')[0]}": (lambda m=m: page_exports.cohort_trends_export(trends, m, "quarter", EVERYONE,
                                                                                         r.cutoff))
            for m in ("used_share", "craving", "mood")},

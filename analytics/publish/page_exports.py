@@ -289,7 +289,9 @@ def caseload_export(caseloads: pd.DataFrame, period: Period, filters: Filters, c
 
 def cohort_heatmap_export(retention: CohortRetention, threshold: int = DEFAULT_THRESHOLD) -> ChartExport:
     """Retention by enrollment cohort (exports.protect_cohorts): cohorts of fewer than the
-    threshold left out, a month's share hidden where fewer than the threshold are followed."""
+    threshold left out, a month's share hidden where fewer than the threshold are followed; n and
+    numbers at risk perturbed first when ``retention`` was read with ``keyed=True`` (as the Cohorts
+    page does), and the note's n is then the sum of the published n."""
     safe, p = protect_cohorts(retention, threshold)
     fig = cohort_heatmap(safe)
     if safe.empty and not retention.empty:
