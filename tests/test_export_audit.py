@@ -268,7 +268,7 @@ def test_weekly_trends_download_perturbs_its_counts_of_people(sample):  # noqa: 
     exact = kpis.weekly_trends(sample, Filters(), period).set_index("week_start")
     shown = export.table.values
     moved = 0
-    for _, week in keyed.iloc[::7].iterrows():
+    for _, week in keyed.iloc[::2].iterrows():  # enough cells that noise shows whatever the (random) secret
         for col, members in (("active", truth.active(sample, week.first_day, week.last_day)),
                              ("new_enrollments", truth.new_enrollments(sample, week.first_day, week.last_day))):
             assert len(members) == exact.loc[week.week_start, col]
