@@ -68,3 +68,14 @@ def adherence_bands(store: Store, start: dt.date, end: dt.date, mondays: list[dt
                     "25-49%" if share < 0.5 else "50-74%" if share < 0.75 else "75-99%")
             bands.setdefault(band, set()).add(pid)
     return bands
+
+
+def caseloads(store: Store, start: dt.date, end: dt.date) -> dict[str, set[str]]:
+    """Each mentor's active mentees: participants enrolled by the end, with no exit before the
+    start, who met the mentor in the period."""
+    p = participants(store)
+    p = p[(p.enrolled_on <= end) & (p.exited_on.isna() | (p.exited_on >= start))]
+    m = store.df("SELECT mentor_id, participant_id, met_on FROM mentoring")
+    m["day"] = pd.to_datetime(m.met_on).dt.date
+    m = m[(m.day >= start) & (m.day <= end) & m.participant_id.isin(set(p.participant_id))]
+    return {mentor: set(g.participant_id) for mentor, g in m.groupby("mentor_id")}

@@ -305,7 +305,8 @@ def test_adherence_download_perturbs_its_bands_from_their_members(sample):  # no
         published = truth.published(sample, members)
         assert abs(published - len(members)) <= 2
         value = shown.loc[band, "participants"]
-        assert value == published if published == 0 or published >= T else np.isnan(value)
+        hidden = export.table.complementary.loc[band, "participants"] or 0 < published < T
+        assert np.isnan(value) if hidden else value == published
         moved += published != len(members)
     assert moved >= 1  # the noise is there
     assert set(bands) == {b for b, n in exact.participants.items() if n}
@@ -350,3 +351,72 @@ def test_cohort_heatmap_download_perturbs_n_and_at_risk_from_their_members(sampl
                 checked += 1
                 moved += published != len(later)
     assert checked >= 40 and moved >= 10
+
+
+def test_caseload_download_perturbs_each_mentors_mentees(sample):  # noqa: F811
+    """As the Engagement page builds it (keyed): each mentor's active mentees is cellkey.perturb of
+    the mentees found here with pandas (within 2 of the truth) before suppression; the total of
+    mentor-mentee pairs gets the noise of the sum of the mentors' keys; sessions stay exact; rates are
+    of the published counts; the audit passes; the file says so."""
+    from analytics.analyses import activity
+    from analytics.publish import cellkey, page_exports
+    from tests import cellkey_truth as truth
+
+    secret = cell_key_secret(sample)
+    period = default_period(sample)
+    exact = activity.mentor_caseloads(sample, Filters(), period).set_index("mentor_id")
+    export = page_exports.caseload_export(activity.mentor_caseloads(sample, Filters(), period, keyed=True),
+                                          period, Filters(), period.end)
+    assert export.table.perturbed == ("active_mentees",)
+    assert privacy.method_statement(T, perturbed=True) in export.lines()
+    assert audit_page_export("caseloads", export) == []
+    shown = export.table.values
+    mentees = truth.caseloads(sample, period.start, period.end)
+    assert set(mentees) == set(exact.index)
+    moved = 0
+    for mentor, ids in mentees.items():
+        assert len(ids) == exact.loc[mentor, "active_mentees"]
+        published = cellkey.perturb(secret, sorted(ids))
+        assert abs(published - len(ids)) <= cellkey.MAX_NOISE
+        value = shown.loc[mentor, "active_mentees"]
+        hidden = export.table.complementary.loc[mentor, "active_mentees"] or 0 < published < T
+        assert np.isnan(value) if hidden else value == published
+        if pd.notna(value):
+            assert shown.loc[mentor, "sessions"] == exact.loc[mentor, "sessions"]
+            assert shown.loc[mentor, "sessions_per_mentee"] == pytest.approx(exact.loc[mentor, "sessions"] / value)
+        moved += published != len(ids)
+    pairs = sum(len(ids) for ids in mentees.values())
+    key = sum(cellkey.cell_key(secret, ids) for ids in mentees.values()) % cellkey.MODULUS
+    assert shown.loc["All mentors", "active_mentees"] == cellkey.noisy(pairs, key)
+    assert abs(shown.loc["All mentors", "active_mentees"] - pairs) <= cellkey.MAX_NOISE
+    assert moved >= 1
+
+
+def test_cox_download_perturbs_n_per_level_from_its_participants(sample):  # noqa: F811
+    """With the store's secret (as the Survival page passes it): each level's n and each covariate's
+    total is cellkey.perturb of the participants behind it (within 2 of the truth) before
+    suppression; the note's n is the published one; the audit passes; the file says so."""
+    from analytics.publish import cellkey, page_exports
+    from analytics.publish.page_exports import ALL_LEVELS
+
+    secret = cell_key_secret(sample)
+    a = analyse(sample, "retention", by="primary_substance", filters=Filters(programs=("Recovery Mentoring",)))
+    export = page_exports.cox_export(a, secret=secret)
+    assert export.table.perturbed == ("n",)
+    assert privacy.method_statement(T, perturbed=True) in export.lines()
+    assert audit_page_export("cox", export) == []
+    frame = a.durations.frame
+    everyone = frame.participant_id.astype(str)
+    assert export.meta.n == f"n = {cellkey.perturb(secret, everyone):,} participants"
+    shown = export.table.values
+    checked = moved = 0
+    for (term, level), row in shown.iterrows():
+        ids = everyone if level == ALL_LEVELS else everyone[frame[term].astype(object).where(
+            frame[term].notna(), "(missing)").astype(str) == level]
+        published = cellkey.perturb(secret, ids)
+        assert abs(published - len(ids)) <= cellkey.MAX_NOISE
+        hidden = export.table.complementary.loc[(term, level), "n"] or 0 < published < T
+        assert np.isnan(row.n) if hidden else row.n == published
+        checked += 1
+        moved += published != len(ids)
+    assert checked >= 4 and moved >= 1

@@ -154,7 +154,7 @@ def adherence_distribution(store: Store, filters: Filters, period: Period, keyed
 # --- mentor caseloads -------------------------------------------------------------
 
 @requires(ANALYTICS)
-def mentor_caseloads(store: Store, filters: Filters, period: Period) -> pd.DataFrame:
+def mentor_caseloads(store: Store, filters: Filters, period: Period, keyed: bool = False) -> pd.DataFrame:
     """One row per mentor with at least one session in the period, largest caseload first.
 
     Columns: mentor_id, active_mentees (participants matching the filters with a session
@@ -162,8 +162,9 @@ def mentor_caseloads(store: Store, filters: Filters, period: Period) -> pd.DataF
     sessions_per_mentee_per_month (sessions / active_mentees / months, months = period
     days / 30.44), programs and sites of those mentees. With program/site filters a
     mentor's caseload counts only the matching mentees. See DEFINITIONS['caseload'].
+    ``keyed``: also active_mentees_key (the cell key of each caseload, for the download).
     """
-    frame = queries.mentor_caseloads(store, filters, period.start, period.end)
+    frame = queries.mentor_caseloads(store, filters, period.start, period.end, keyed)
     months = period.days / MONTH_DAYS
     frame.insert(3, "sessions_per_mentee", frame.sessions / frame.active_mentees)
     frame.insert(4, "sessions_per_mentee_per_month", frame.sessions_per_mentee / months)

@@ -94,7 +94,8 @@ if caseloads.empty:
     st.info("No mentoring sessions in this period for participants matching the filters.")
 else:
     st.plotly_chart(caseload_figure(caseloads, period, filters), theme=None, key="caseloads")
-    downloads("Mentor caseloads", lambda: page_exports.caseload_export(caseloads, period, filters, default.end),
+    downloads("Mentor caseloads", lambda: page_exports.caseload_export(
+        cached(activity.mentor_caseloads, filters, period, keyed=True), period, filters, default.end),
               key="caseloads", filters=filters)
     with st.expander(f"Caseload per mentor ({len(caseloads):,} mentors)"):
         st.dataframe(caseloads, hide_index=True, width="stretch", key="caseload_table", column_config={

@@ -112,14 +112,18 @@ s AS (SELECT m.mentor_id, m.participant_id, any_value(p.program) AS program, any
       FROM mentoring m JOIN p USING (participant_id)
       WHERE m.met_on BETWEEN $period_start::DATE AND $period_end::DATE
       GROUP BY m.mentor_id, m.participant_id)
-SELECT mentor_id, count(*)::INTEGER AS active_mentees, sum(sessions)::INTEGER AS sessions,
+SELECT mentor_id, count(*)::INTEGER AS active_mentees{keys}, sum(sessions)::INTEGER AS sessions,
        string_agg(DISTINCT program, ', ' ORDER BY program) AS programs,
        string_agg(DISTINCT coalesce(site, '(not recorded)'), ', ' ORDER BY coalesce(site, '(not recorded)')) AS sites
 FROM s GROUP BY mentor_id ORDER BY active_mentees DESC, sessions DESC, mentor_id"""
 
 
-def mentor_caseloads(store: Store, filters: ParticipantFilter, start: dt.date, end: dt.date) -> pd.DataFrame:
+def mentor_caseloads(store: Store, filters: ParticipantFilter, start: dt.date, end: dt.date,
+                     keyed: bool = False) -> pd.DataFrame:
     """Per mentor with a session in the period: mentor_id, active_mentees, sessions,
-    programs, sites (of those mentees); largest caseload first."""
+    programs, sites (of those mentees); largest caseload first. ``keyed``: also
+    active_mentees_key, the cell key of the mentor's mentees (for the download)."""
     where, params = participant_where(filters, "p")
-    return store.df(_CASELOAD.format(where=where), {**params, **period_params(start, end)})
+    keys = key_columns(keyed, active_mentees_key=cell_key_sql("participant_id"))
+    return store.df(_CASELOAD.format(where=where, keys=keys),
+                    {**params, **period_params(start, end), **(secret_params(store) if keyed else {})})
