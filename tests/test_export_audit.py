@@ -420,3 +420,6 @@ def test_cox_download_perturbs_n_per_level_from_its_participants(sample):  # noq
         checked += 1
         moved += published != len(ids)
     assert checked >= 4 and moved >= 1
+    note = " ".join(a.text for a in export.figure.layout.annotations)
+    events = cellkey.perturb(secret, everyone[frame.event.astype(bool)])
+    assert f"n={cellkey.perturb(secret, everyone):,}, events={events:,};" in note  # not the true n and events

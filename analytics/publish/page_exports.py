@@ -395,9 +395,11 @@ def cox_export(analysis: SurvivalAnalysis, threshold: int = DEFAULT_THRESHOLD,
         fig = replace_message(fig, _all_hidden(threshold))
     meta = survival_meta(analysis, figure_title(fig), "Cox proportional-hazards model (Efron ties): hazard ratio of each "
                          "level against the reference level, with 95% CI.")
-    if secret is not None:  # the published (perturbed) count, never the true one
-        meta = dataclasses.replace(meta, n=f"n = {cellkey.perturb(secret, d.frame.participant_id.astype(str)):,} "
-                                   "participants")
+    if secret is not None:  # the published (perturbed) counts, never the true ones, in the file and the chart
+        ids = d.frame.participant_id.astype(str)
+        n, events = cellkey.perturb(secret, ids), cellkey.perturb(secret, ids[d.frame.event.astype(bool)])
+        fig = renote(fig, r"n=[\d,]+, events=[\d,]+", f"n={n:,}, events={_shown(events, threshold)}")
+        meta = dataclasses.replace(meta, n=f"n = {n:,} participants")
     note = (f"Levels with fewer than {threshold} participants (or whose numbers would reveal such a level's), and "
             f"every level of a covariate whose reference level is so hidden, are left out of the chart.")
     return ChartExport(f"{analysis.outcome}-cox", meta, p, fig, notes=[note])
