@@ -55,6 +55,8 @@ def add_relations(aud: Auditor, p: Protected, prefix: str, total: str | None,
         for row in rows:
             aud.equal({**{f"{prefix}:{c}:{row}": 1 for c in parts}, f"{prefix}:{whole}:{row}": -1})
     for rate, num, den, den_row in rates:
+        if {num, den} & set(p.perturbed):  # a rate of published (perturbed) counts: no relation of true ones
+            continue
         for row in rows:
             value = p.values.loc[row, rate]
             if pd.notna(value):  # (a share of the total in the total row itself: 1 x total = total)
@@ -365,3 +367,148 @@ def test_weekly_trends_download_perturbs_its_counts_of_people(sample):  # noqa: 
         assert shown.loc[week.week_start, "meetings"] == exact.loc[week.week_start, "meetings"]
     # the noise is there: each cell is left as it is with chance 1/5, so fewer than 2 of the
     # 10 cells moved has chance ~4e-6 (it was 1 week of 5 checked, 2 cells: failing 2 runs in 5)
+    assert moved >= 2
+
+
+def test_adherence_download_perturbs_its_bands_from_their_members(sample):  # noqa: F811
+    """As the Engagement page builds it (keyed): each band's participants is cellkey.perturb of the
+    people in it (found here with pandas), within 2 of the truth, before suppression; the total is
+    everyone's; the shares are of the published counts; the audit passes; the file says so."""
+    from analytics.analyses import activity
+    from analytics.publish import page_exports
+    from tests import cellkey_truth as truth
+
+    period = default_period(sample)
+    exact = activity.adherence_distribution(sample, Filters(), period).set_index("band")
+    export = page_exports.adherence_export(activity.adherence_distribution(sample, Filters(), period, keyed=True),
+                                           period, Filters(), period.end)
+    assert export.table.perturbed == ("participants",)
+    assert privacy.method_statement(T, perturbed=True) in export.lines()
+    bands = truth.adherence_bands(sample, period.start, period.end, period.full_weeks())
+    shown = export.table.values
+    everyone = set().union(*bands.values())
+    moved = 0
+    for band, members in [*bands.items(), (ALL, everyone)]:
+        if band != ALL:
+            assert len(members) == exact.loc[band, "participants"]
+        published = truth.published(sample, members)
+        assert abs(published - len(members)) <= 2
+        value = shown.loc[band, "participants"]
+        hidden = export.table.complementary.loc[band, "participants"] or 0 < published < T
+        assert np.isnan(value) if hidden else value == published
+        moved += published != len(members)
+    assert moved >= 1  # the noise is there
+    assert set(bands) == {b for b, n in exact.participants.items() if n}
+    total = shown.loc[ALL, "participants"]
+    for band in bands:
+        if pd.notna(shown.loc[band, "share"]):
+            assert shown.loc[band, "share"] == pytest.approx(shown.loc[band, "participants"] / total)
+    assert audit_page_export("adherence", export) == []
+
+
+def test_cohort_heatmap_download_perturbs_n_and_at_risk_from_their_members(sample):  # noqa: F811
+    """As the Cohorts page builds it (keyed): each cohort's n and number still followed at each month
+    is cellkey.perturb of the participants behind it (cohort = quarter of enrollment, found here with
+    pandas; followed = retention duration >= the month's day), within 2 of the truth, before
+    suppression; the audit passes; the file says the counts are perturbed."""
+    from analytics.analyses import cohorts
+    from analytics.publish import cellkey, page_exports
+    from tests import cellkey_truth as truth
+
+    secret = cell_key_secret(sample)
+    r = cohorts.cohort_retention(sample, Filters(), "quarter", keyed=True)
+    export = page_exports.cohort_heatmap_export(r)
+    assert privacy.method_statement(T, perturbed=True) in export.lines()
+    assert audit_page_export("cohort_heatmap", export) == []
+    frame = analyse(sample, "retention").durations.frame[["participant_id", "days"]]
+    enrolled = truth.participants(sample).set_index("participant_id").enrolled_on
+    frame = frame.assign(cohort=[f"{d.year}-Q{(d.month - 1) // 3 + 1}" for d in enrolled.loc[frame.participant_id]])
+    shown = export.table.values
+    checked = moved = 0
+    for cohort, members in frame.groupby("cohort"):
+        ids = members.participant_id.astype(str)
+        assert len(ids) == r.n[cohort]
+        assert shown.loc[cohort, "n"] == cellkey.perturb(secret, ids)
+        assert abs(shown.loc[cohort, "n"] - len(ids)) <= cellkey.MAX_NOISE
+        for m in r.months:
+            if pd.notna(shown.loc[cohort, f"at_risk_{m}"]):
+                later = members[members.days >= cohorts.month_day(m)].participant_id.astype(str)
+                assert len(later) == r.at_risk.loc[cohort, m]
+                published = cellkey.perturb(secret, later)
+                assert shown.loc[cohort, f"at_risk_{m}"] == published
+                assert abs(published - len(later)) <= cellkey.MAX_NOISE
+                checked += 1
+                moved += published != len(later)
+    assert checked >= 40 and moved >= 10
+
+
+def test_caseload_download_perturbs_each_mentors_mentees(sample):  # noqa: F811
+    """As the Engagement page builds it (keyed): each mentor's active mentees is cellkey.perturb of
+    the mentees found here with pandas (within 2 of the truth) before suppression; the total of
+    mentor-mentee pairs gets the noise of the sum of the mentors' keys; sessions stay exact; rates are
+    of the published counts; the audit passes; the file says so."""
+    from analytics.analyses import activity
+    from analytics.publish import cellkey, page_exports
+    from tests import cellkey_truth as truth
+
+    secret = cell_key_secret(sample)
+    period = default_period(sample)
+    exact = activity.mentor_caseloads(sample, Filters(), period).set_index("mentor_id")
+    export = page_exports.caseload_export(activity.mentor_caseloads(sample, Filters(), period, keyed=True),
+                                          period, Filters(), period.end)
+    assert export.table.perturbed == ("active_mentees",)
+    assert privacy.method_statement(T, perturbed=True) in export.lines()
+    assert audit_page_export("caseloads", export) == []
+    shown = export.table.values
+    mentees = truth.caseloads(sample, period.start, period.end)
+    assert set(mentees) == set(exact.index)
+    moved = 0
+    for mentor, ids in mentees.items():
+        assert len(ids) == exact.loc[mentor, "active_mentees"]
+        published = cellkey.perturb(secret, sorted(ids))
+        assert abs(published - len(ids)) <= cellkey.MAX_NOISE
+        value = shown.loc[mentor, "active_mentees"]
+        hidden = export.table.complementary.loc[mentor, "active_mentees"] or 0 < published < T
+        assert np.isnan(value) if hidden else value == published
+        if pd.notna(value):
+            assert shown.loc[mentor, "sessions"] == exact.loc[mentor, "sessions"]
+            assert shown.loc[mentor, "sessions_per_mentee"] == pytest.approx(exact.loc[mentor, "sessions"] / value)
+        moved += published != len(ids)
+    pairs = sum(len(ids) for ids in mentees.values())
+    key = sum(cellkey.cell_key(secret, ids) for ids in mentees.values()) % cellkey.MODULUS
+    assert shown.loc["All mentors", "active_mentees"] == cellkey.noisy(pairs, key)
+    assert abs(shown.loc["All mentors", "active_mentees"] - pairs) <= cellkey.MAX_NOISE
+    assert moved >= 1
+
+
+def test_cox_download_perturbs_n_per_level_from_its_participants(sample):  # noqa: F811
+    """With the store's secret (as the Survival page passes it): each level's n and each covariate's
+    total is cellkey.perturb of the participants behind it (within 2 of the truth) before
+    suppression; the note's n is the published one; the audit passes; the file says so."""
+    from analytics.publish import cellkey, page_exports
+    from analytics.publish.page_exports import ALL_LEVELS
+
+    secret = cell_key_secret(sample)
+    a = analyse(sample, "retention", by="primary_substance", filters=Filters(programs=("Recovery Mentoring",)))
+    export = page_exports.cox_export(a, secret=secret)
+    assert export.table.perturbed == ("n",)
+    assert privacy.method_statement(T, perturbed=True) in export.lines()
+    assert audit_page_export("cox", export) == []
+    frame = a.durations.frame
+    everyone = frame.participant_id.astype(str)
+    assert export.meta.n == f"n = {cellkey.perturb(secret, everyone):,} participants"
+    shown = export.table.values
+    checked = moved = 0
+    for (term, level), row in shown.iterrows():
+        ids = everyone if level == ALL_LEVELS else everyone[frame[term].astype(object).where(
+            frame[term].notna(), "(missing)").astype(str) == level]
+        published = cellkey.perturb(secret, ids)
+        assert abs(published - len(ids)) <= cellkey.MAX_NOISE
+        hidden = export.table.complementary.loc[(term, level), "n"] or 0 < published < T
+        assert np.isnan(row.n) if hidden else row.n == published
+        checked += 1
+        moved += published != len(ids)
+    assert checked >= 4 and moved >= 1
+    note = " ".join(a.text for a in export.figure.layout.annotations)
+    events = cellkey.perturb(secret, everyone[frame.event.astype(bool)])
+    assert f"n={cellkey.perturb(secret, everyone):,}, events={events:,};" in note  # not the true n and events

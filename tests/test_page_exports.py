@@ -25,6 +25,7 @@ from analytics.publish.exports import ChartExport, TooFew
 from analytics.outcomes.filters import Filters
 from analytics.outcomes.period import Period, default_period
 from analytics.store.connection import Store
+from analytics.store.queries.disclosure import cell_key_secret
 from analytics.analyses.survival import analyse
 
 T = privacy.DEFAULT_THRESHOLD
@@ -52,15 +53,16 @@ def build_all(store: Store, period: Period) -> dict[str, ChartExport | Exception
                                                                       by="modality"),
         "weekday": lambda: page_exports.weekday_export(activity.weekday_pattern(store, EVERYONE, period), period,
                                                        EVERYONE, ov.cutoff),
-        "adherence": lambda: page_exports.adherence_export(activity.adherence_distribution(store, EVERYONE, period),
-                                                           period, EVERYONE, ov.cutoff),
-        "caseloads": lambda: page_exports.caseload_export(activity.mentor_caseloads(store, EVERYONE, period), period,
-                                                          EVERYONE, ov.cutoff),
-        "cohort_heatmap": lambda: page_exports.cohort_heatmap_export(r),
+        "adherence": lambda: page_exports.adherence_export(
+            activity.adherence_distribution(store, EVERYONE, period, keyed=True), period, EVERYONE, ov.cutoff),
+        "caseloads": lambda: page_exports.caseload_export(
+            activity.mentor_caseloads(store, EVERYONE, period, keyed=True), period, EVERYONE, ov.cutoff),
+        "cohort_heatmap": lambda: page_exports.cohort_heatmap_export(
+            cohorts.cohort_retention(store, EVERYONE, "quarter", keyed=True)),
         **{f"cohort_{m.split('_')[0]}": (lambda m=m: page_exports.cohort_trends_export(trends, m, "quarter", EVERYONE,
                                                                                         r.cutoff))
            for m in ("used_share", "craving", "mood")},
-        "cox": lambda: page_exports.cox_export(survival),
+        "cox": lambda: page_exports.cox_export(survival, secret=cell_key_secret(store)),
         "hazard_ratios": lambda: page_exports.hazard_ratio_export(eng, EVERYONE, r.cutoff),
         "naive": lambda: page_exports.naive_vs_correct_export(eng, EVERYONE, r.cutoff),
         "dose_response": lambda: page_exports.dose_response_export(eng, EVERYONE, r.cutoff),

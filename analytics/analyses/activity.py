@@ -136,15 +136,16 @@ def adherence_by_participant(store: Store, filters: Filters, period: Period) -> 
 
 
 @requires(ANALYTICS)
-def adherence_distribution(store: Store, filters: Filters, period: Period) -> pd.DataFrame:
+def adherence_distribution(store: Store, filters: Filters, period: Period, keyed: bool = False) -> pd.DataFrame:
     """How many active participants fall in each adherence band (ADHERENCE_BANDS, in order).
 
     Columns: band, participants, share (of the participants with at least one eligible
     week; NaN when there are none). Every band is present, with 0 when empty. The bands
     are of each participant's own adherence (see adherence_by_participant).
+    ``keyed``: also participants_key (the cell key of each band, for the download).
     """
     frame = queries.adherence_bands(store, filters, period.start, period.end, period.full_weeks(),
-                                    ADHERENCE_BANDS)
+                                    ADHERENCE_BANDS, keyed)
     total = frame.participants.sum()
     frame["share"] = frame.participants / total if total else float("nan")
     return frame
@@ -153,7 +154,7 @@ def adherence_distribution(store: Store, filters: Filters, period: Period) -> pd
 # --- mentor caseloads -------------------------------------------------------------
 
 @requires(ANALYTICS)
-def mentor_caseloads(store: Store, filters: Filters, period: Period) -> pd.DataFrame:
+def mentor_caseloads(store: Store, filters: Filters, period: Period, keyed: bool = False) -> pd.DataFrame:
     """One row per mentor with at least one session in the period, largest caseload first.
 
     Columns: mentor_id, active_mentees (participants matching the filters with a session
@@ -161,8 +162,9 @@ def mentor_caseloads(store: Store, filters: Filters, period: Period) -> pd.DataF
     sessions_per_mentee_per_month (sessions / active_mentees / months, months = period
     days / 30.44), programs and sites of those mentees. With program/site filters a
     mentor's caseload counts only the matching mentees. See DEFINITIONS['caseload'].
+    ``keyed``: also active_mentees_key (the cell key of each caseload, for the download).
     """
-    frame = queries.mentor_caseloads(store, filters, period.start, period.end)
+    frame = queries.mentor_caseloads(store, filters, period.start, period.end, keyed)
     months = period.days / MONTH_DAYS
     frame.insert(3, "sessions_per_mentee", frame.sessions / frame.active_mentees)
     frame.insert(4, "sessions_per_mentee_per_month", frame.sessions_per_mentee / months)

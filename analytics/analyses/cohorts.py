@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -92,6 +93,8 @@ class CohortRetention:
     at_risk: pd.DataFrame
     n: pd.Series
     complete_to: pd.Series
+    n_key: pd.Series | None = None  # with keyed=True: the cell keys of n and at_risk (for the download)
+    at_risk_key: pd.DataFrame | None = None
 
     @property
     def months(self) -> list[int]:
@@ -124,19 +127,20 @@ class CohortRetention:
 @requires(ANALYTICS)
 def cohort_retention(store: Store, filters: Filters = Filters(), by: str = "month",
                      max_months: int | None = None,
-                     settings: OutcomeSettings = OutcomeSettings()) -> CohortRetention:
+                     settings: OutcomeSettings = OutcomeSettings(), keyed: bool = False) -> CohortRetention:
     """Cohort-by-months-since-enrollment retention table (see the module docstring).
 
     by: 'month' or 'quarter' of enrollment. max_months: the last column (default: as far
     as any cohort is known). The durations are counted per cohort and day in DuckDB;
-    Kaplan-Meier runs on those counts.
+    Kaplan-Meier runs on those counts. ``keyed``: also the cell keys of n and at_risk (n_key,
+    at_risk_key: sums of the SQL's keys of the same rows), for the perturbed download.
     """
     _check_unit(by)
     if max_months is not None and max_months < 0:
         raise ValueError("max_months must be 0 or more")
     cutoff = resolve_cutoff(store, settings)
     inactivity = settings.inactivity_days
-    counts = retention_counts(store, filters, settings, _DURATION_COLUMN[by])
+    counts = retention_counts(store, filters, settings, _DURATION_COLUMN[by], keyed=keyed)
     cohorts = sorted(counts.grp.unique()) if not counts.empty else []
     n = pd.Series({c: int(counts.n[counts.grp == c].sum()) for c in cohorts}, dtype="int64", name="n")
     # the latest-enrolled member bounds what is known for the whole cohort
@@ -157,7 +161,24 @@ def cohort_retention(store: Store, filters: Filters = Filters(), by: str = "mont
             value = km.at(t)
             shares.loc[c, m] = np.nan if value is None else value
             at_risk.loc[c, m] = int(sub.n[sub.ndays >= t].sum())
-    return CohortRetention(by, cutoff, settings, filters, shares, at_risk, n, complete_to)
+    result = CohortRetention(by, cutoff, settings, filters, shares, at_risk, n, complete_to)
+    return _with_keys(result, counts) if keyed else result
+
+
+def _with_keys(r: CohortRetention, counts: pd.DataFrame) -> CohortRetention:
+    """``r`` with the cell keys of its n and at-risk counts: the sums (mod 2^64) of the keys of the
+    same rows of ``counts`` that the counts sum, as exact Python integers."""
+    def key(rows: pd.DataFrame) -> int:
+        return sum(int(k) for k in rows.n_key) % 2 ** 64  # as analytics.publish.cellkey.MODULUS
+
+    n_key = pd.Series({c: key(counts[counts.grp == c]) for c in r.n.index}, dtype=object, name="n")
+    at_risk_key = pd.DataFrame(None, index=r.at_risk.index, columns=r.at_risk.columns, dtype=object)
+    for c in r.at_risk.index:
+        sub = counts[counts.grp == c]
+        for m in r.months:
+            if pd.notna(r.at_risk.loc[c, m]):
+                at_risk_key.loc[c, m] = key(sub[sub.ndays >= month_day(m)])
+    return dataclasses.replace(r, n_key=n_key, at_risk_key=at_risk_key)
 
 
 def _last_known_month(followed_days: int, inactivity_days: int) -> int:

@@ -207,7 +207,7 @@ def _narrow(filters: Filters, start: dt.date, end: dt.date) -> Filters:
 
 
 def retention_counts(store: Store, filters: Filters, settings: OutcomeSettings, group_sql: str,
-                     extra_params: dict | None = None) -> pd.DataFrame:
+                     extra_params: dict | None = None, keyed: bool = False) -> pd.DataFrame:
     """Retention durations (docs/outcome-definitions.md, analytics.outcomes.definitions) counted in SQL per
     (grp, ndays, event, potential): grp is `group_sql` evaluated on a durations row,
     potential = days from enrollment to the cutoff, n = participants. KM curves are built
@@ -215,9 +215,10 @@ def retention_counts(store: Store, filters: Filters, settings: OutcomeSettings, 
 
     group_sql names a column of durations_sql (a participants column, or cohort_month /
     cohort_quarter / cohort_year), written in code, never user input; anything else is
-    refused. `extra_params` are further bound parameters (none are needed today)."""
+    refused. `extra_params` are further bound parameters (none are needed today). ``keyed``: also
+    n_key (the rows' cell keys, analytics.publish.cellkey)."""
     return queries.retention_counts(store, filters, resolve_cutoff(store, settings), settings.inactivity_days,
-                                    group_sql, extra_params)
+                                    group_sql, extra_params, keyed)
 
 
 def km_from_counts(counts: pd.DataFrame) -> survival.KaplanMeier:

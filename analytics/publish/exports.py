@@ -201,15 +201,20 @@ def protect_survival(a: SurvivalAnalysis, threshold: int = privacy.DEFAULT_THRES
 def protect_cohorts(r: CohortRetention,
                     threshold: int = privacy.DEFAULT_THRESHOLD) -> tuple[CohortRetention, Protected]:
     """Cohort retention safe to export: cohorts of fewer than `threshold` are left out (their
-    n would show), and a month's share is hidden where fewer than `threshold` are still followed."""
+    n would show), and a month's share is hidden where fewer than `threshold` are still followed.
+    A retention read with ``keyed=True`` has its n and numbers at risk perturbed first (cell key
+    method), and those decide what is hidden."""
     privacy.check_threshold(threshold)
+    if r.n_key is not None:
+        r = _perturbed_cohorts(r)
     table = r.table().set_index(r.shares.index.name or "cohort")
     at_risk = r.at_risk.astype("float").rename(columns=lambda m: f"at_risk_{m}")
     table = table.join(at_risk.set_axis(table.index))
     months = [f"month_{m}" for m in r.months]
     counts = ["n", *at_risk.columns]
     p = privacy.protect(table, counts=counts, threshold=threshold,
-                        derived={m: ["n", f"at_risk_{m.split('_')[1]}"] for m in months})
+                        derived={m: ["n", f"at_risk_{m.split('_')[1]}"] for m in months},
+                        perturbed=counts if r.n_key is not None else ())
     # Like a curve, a cohort's row stops where fewer than `threshold` remain followed: a later
     # 0% after hidden cells would tell that the last few all left.
     few = (table[at_risk.columns] < threshold).to_numpy() & table[months].notna().to_numpy()
@@ -222,6 +227,18 @@ def protect_cohorts(r: CohortRetention,
     safe = dataclasses.replace(r, shares=shares, at_risk=r.at_risk[keep].where(shares.notna()),
                                n=r.n[keep], complete_to=r.complete_to[keep])
     return safe, p
+
+
+def _perturbed_cohorts(r: CohortRetention) -> CohortRetention:
+    """``r`` with n and every number at risk replaced by its published count (cellkey.noisy of the
+    count and its cell key); the shares stay the Kaplan-Meier values of the true counts."""
+    n = pd.Series([cellkey.noisy(c, k) for c, k in zip(r.n, r.n_key)], index=r.n.index, dtype="int64", name="n")
+    at_risk = r.at_risk.copy()
+    for c in at_risk.index:
+        for m in at_risk.columns:
+            if pd.notna(at_risk.loc[c, m]):
+                at_risk.loc[c, m] = cellkey.noisy(at_risk.loc[c, m], r.at_risk_key.loc[c, m])
+    return dataclasses.replace(r, n=n, at_risk=at_risk)
 
 
 def survival_meta(a: SurvivalAnalysis, title: str, definition: str = "") -> ChartMeta:

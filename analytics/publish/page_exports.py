@@ -121,12 +121,12 @@ def _hide_all(p: Protected, columns: list[str]) -> Protected:
 
 
 def _protect_block(table: pd.DataFrame, counts: list[str], reference: str, total: str,
-                   threshold: int) -> Protected:
+                   threshold: int, perturbed: tuple[str, ...] = ()) -> Protected:
     """Estimates against a reference row, with counts that add up to the `total` row: small counts
     hidden with complements, an estimate hidden with its row's counts, and all of them when the
     reference's counts are hidden."""
     p = privacy.protect(table, counts=counts, derived={c: counts for c in ESTIMATE}, total_row=total,
-                        threshold=threshold)
+                        threshold=threshold, perturbed=perturbed)
     if reference in p.values.index and p.suppressed.loc[reference, counts].any():
         p = _hide_all(p, ESTIMATE)
     return p
@@ -225,11 +225,21 @@ def weekday_export(weekday: pd.DataFrame, period: Period, filters: Filters, cuto
 def adherence_export(distribution: pd.DataFrame, period: Period, filters: Filters, cutoff: dt.date,
                      threshold: int = DEFAULT_THRESHOLD) -> ChartExport:
     """Participants per check-in adherence band with a total row; small bands hidden with
-    complements, their shares hidden; the note's n is the protected total."""
+    complements, their shares hidden; the note's n is the protected total. A distribution read
+    with ``keyed=True`` (as the Engagement page does) has its counts perturbed first (cell key
+    method; the total with everyone's noise) and its shares computed from the perturbed counts,
+    so no true count can be worked back from a share."""
+    keyed = "participants_key" in distribution.columns
+    if keyed:  # exact integers: the total row's float sum would round them (its own key is made from them)
+        distribution = distribution.astype({"participants_key": object})
     table = _with_total(distribution.set_index("band"))
+    if keyed:
+        table = cellkey.perturb_columns(table, ["participants"], total_row=ALL_ROW)
+        total = table.loc[ALL_ROW, "participants"]
+        table["share"] = table.participants / total if total else np.nan
     table.loc[ALL_ROW, "share"] = 1.0 if table.loc[ALL_ROW, "participants"] else np.nan
     p = privacy.protect(table, counts=["participants"], derived={"share": ["participants"]}, total_row=ALL_ROW,
-                        threshold=threshold)
+                        threshold=threshold, perturbed=("participants",) if keyed else ())
     body = p.values.drop(index=ALL_ROW)
     fig = adherence_figure(body.reset_index(), period, filters)
     total = _cell(p, ALL_ROW, "participants")
@@ -249,16 +259,27 @@ def caseload_export(caseloads: pd.DataFrame, period: Period, filters: Filters, c
                     threshold: int = DEFAULT_THRESHOLD) -> ChartExport:
     """Mentor caseloads, one row per (pseudonymous) mentor with a total row: active mentees and
     sessions of 1-10 hidden with complements, rates built on them hidden; a mentor whose
-    caseload is hidden is not drawn."""
+    caseload is hidden is not drawn. Caseloads read with ``keyed=True`` (as the Engagement page
+    does) have each mentor's active mentees and the total of mentor-mentee pairs perturbed first
+    (cell key method; the total's key is the sum of the mentors'), and the rates computed from
+    the published counts."""
     rates = ["sessions_per_mentee", "sessions_per_mentee_per_month"]
+    keyed = "active_mentees_key" in caseloads.columns
+    if keyed:  # exact integers: the total row's float sum would round them (its own key is made from them)
+        caseloads = caseloads.astype({"active_mentees_key": object})
     table = _with_total(caseloads.set_index("mentor_id"), "All mentors").astype({"programs": object, "sites": object})
+    if keyed:
+        table = cellkey.perturb_columns(table, ["active_mentees"], total_row="All mentors")
+        table["sessions_per_mentee"] = table.sessions / table.active_mentees
+        table["sessions_per_mentee_per_month"] = table.sessions_per_mentee / (period.days / activity.MONTH_DAYS)
     total = table.loc["All mentors"]
     table.loc["All mentors", rates] = [total.sessions / total.active_mentees if total.active_mentees else np.nan,
                                        total.sessions / total.active_mentees / (period.days / activity.MONTH_DAYS)
                                        if total.active_mentees else np.nan]
     table.loc["All mentors", ["programs", "sites"]] = ""
     p = privacy.protect(table, counts=["active_mentees", "sessions"], threshold=threshold, total_row="All mentors",
-                        derived={r: ["active_mentees", "sessions"] for r in rates})
+                        derived={r: ["active_mentees", "sessions"] for r in rates},
+                        perturbed=("active_mentees",) if keyed else ())
     body = p.values.drop(index="All mentors")
     fig = caseload_figure(body.reset_index(), period, filters)
     mentors = _shown(len(body), threshold)
@@ -279,7 +300,9 @@ def caseload_export(caseloads: pd.DataFrame, period: Period, filters: Filters, c
 
 def cohort_heatmap_export(retention: CohortRetention, threshold: int = DEFAULT_THRESHOLD) -> ChartExport:
     """Retention by enrollment cohort (exports.protect_cohorts): cohorts of fewer than the
-    threshold left out, a month's share hidden where fewer than the threshold are followed."""
+    threshold left out, a month's share hidden where fewer than the threshold are followed; n and
+    numbers at risk perturbed first when ``retention`` was read with ``keyed=True`` (as the Cohorts
+    page does), and the note's n is then the sum of the published n."""
     safe, p = protect_cohorts(retention, threshold)
     fig = cohort_heatmap(safe)
     if safe.empty and not retention.empty:
@@ -325,33 +348,44 @@ def cohort_trends_export(trends: pd.DataFrame, measure: str, by: str, filters: F
 
 # --- Sobriety and retention: Cox -------------------------------------------------------------
 
-def _cox_block(frame: pd.DataFrame, term: str, reference: str, terms: list) -> pd.DataFrame:
+def _cox_block(frame: pd.DataFrame, term: str, reference: str, terms: list,
+               secret: bytes | None = None) -> pd.DataFrame:
     """One covariate: participants per level (as fit_cox names levels), the HR of each level in the
-    model against the reference (1 for the reference, blank for a level left out), and a total row."""
-    sizes = frame[term].astype(object).where(frame[term].notna(), MISSING_LEVEL).astype(str).value_counts()
+    model against the reference (1 for the reference, blank for a level left out), and a total row.
+    With ``secret`` every n is perturbed (cellkey.perturb of the level's participants; the total's
+    of everyone)."""
+    levels = frame[term].astype(object).where(frame[term].notna(), MISSING_LEVEL).astype(str)
+    sizes = levels.value_counts()
+    total = int(sizes.sum())
+    if secret is not None:
+        ids = frame.participant_id.astype(str)
+        sizes = pd.Series({lv: cellkey.perturb(secret, ids[levels == lv]) for lv in sizes.index}, dtype="int64")
+        total = cellkey.perturb(secret, ids)
     fitted = {t.level: (t.estimate, *t.ci, t.p) for t in terms}
     rows = [{"level": level, "vs": reference, "n": n,
              **dict(zip(ESTIMATE, (1.0, np.nan, np.nan, np.nan) if level == reference else
                         fitted.get(level, (np.nan,) * 4)))} for level, n in sizes.sort_index().items()]
-    rows.append({"level": ALL_LEVELS, "vs": "", "n": int(sizes.sum()), **dict.fromkeys(ESTIMATE, np.nan)})
+    rows.append({"level": ALL_LEVELS, "vs": "", "n": total, **dict.fromkeys(ESTIMATE, np.nan)})
     return pd.DataFrame(rows).set_index("level")
 
 
 ALL_LEVELS = "(all levels)"
 
 
-def cox_export(analysis: SurvivalAnalysis, threshold: int = DEFAULT_THRESHOLD) -> ChartExport:
+def cox_export(analysis: SurvivalAnalysis, threshold: int = DEFAULT_THRESHOLD,
+               secret: bytes | None = None) -> ChartExport:
     """The Cox forest plot: per covariate, participants per level with a total row (so a hidden
     level cannot be worked out from n), the HR of a hidden level left out of the chart, and
-    every HR of a covariate whose reference level is hidden."""
+    every HR of a covariate whose reference level is hidden. With the store's ``secret`` (as the
+    Survival page passes it, as for km_export) every n is perturbed first (cell key method)."""
     privacy.check_threshold(threshold)
     d = analysis.durations
     if d.n < threshold:
         raise TooFew(f"fewer than {threshold} participants in this selection: nothing can be exported")
     cox = analysis.cox
     terms = cox.terms if cox is not None else []
-    parts = {term: _protect_block(_cox_block(d.frame, term, ref, [t for t in terms if t.term == term]),
-                                  ["n"], ref, ALL_LEVELS, threshold)
+    parts = {term: _protect_block(_cox_block(d.frame, term, ref, [t for t in terms if t.term == term], secret),
+                                  ["n"], ref, ALL_LEVELS, threshold, ("n",) if secret is not None else ())
              for term, ref in (cox.references.items() if cox is not None else [])}
     p = _stack(parts, "covariate", _empty_estimates(["n"], threshold))
     kept = [t for t in terms if not p.suppressed["hr"].get((t.term, t.level), True)]
@@ -361,6 +395,11 @@ def cox_export(analysis: SurvivalAnalysis, threshold: int = DEFAULT_THRESHOLD) -
         fig = replace_message(fig, _all_hidden(threshold))
     meta = survival_meta(analysis, figure_title(fig), "Cox proportional-hazards model (Efron ties): hazard ratio of each "
                          "level against the reference level, with 95% CI.")
+    if secret is not None:  # the published (perturbed) counts, never the true ones, in the file and the chart
+        ids = d.frame.participant_id.astype(str)
+        n, events = cellkey.perturb(secret, ids), cellkey.perturb(secret, ids[d.frame.event.astype(bool)])
+        fig = renote(fig, r"n=[\d,]+, events=[\d,]+", f"n={n:,}, events={_shown(events, threshold)}")
+        meta = dataclasses.replace(meta, n=f"n = {n:,} participants")
     note = (f"Levels with fewer than {threshold} participants (or whose numbers would reveal such a level's), and "
             f"every level of a covariate whose reference level is so hidden, are left out of the chart.")
     return ChartExport(f"{analysis.outcome}-cox", meta, p, fig, notes=[note])

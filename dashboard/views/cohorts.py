@@ -32,8 +32,9 @@ if retention.empty:
     st.warning("Nothing to show: no participant matches the filters. Widen the filters in the sidebar.")
     st.stop()
 st.plotly_chart(cohort_heatmap(retention), theme=None, key="cohort_heatmap")
-downloads(f"Retention by enrollment {by}", lambda: page_exports.cohort_heatmap_export(retention), key="cohort_heatmap",
-          filters=filters)
+downloads(f"Retention by enrollment {by}",
+          lambda: page_exports.cohort_heatmap_export(cached(cohort_retention, filters, by, keyed=True)),
+          key="cohort_heatmap", filters=filters)
 
 table = retention.table()
 months = [c for c in table.columns if c.startswith("month_")]

@@ -82,7 +82,8 @@ if not adherence.participants.any():
                "this period has no whole Monday-Sunday week. Pick a period of at least one whole week."))
 else:
     st.plotly_chart(adherence_figure(adherence, period, filters), theme=None, key="adherence")
-    downloads("Check-in adherence", lambda: page_exports.adherence_export(adherence, period, filters, default.end),
+    downloads("Check-in adherence", lambda: page_exports.adherence_export(
+        cached(activity.adherence_distribution, filters, period, keyed=True), period, filters, default.end),
               key="adherence", filters=filters)
 
 # --- mentor caseloads -----------------------------------------------------------------
@@ -93,7 +94,8 @@ if caseloads.empty:
     st.info("No mentoring sessions in this period for participants matching the filters.")
 else:
     st.plotly_chart(caseload_figure(caseloads, period, filters), theme=None, key="caseloads")
-    downloads("Mentor caseloads", lambda: page_exports.caseload_export(caseloads, period, filters, default.end),
+    downloads("Mentor caseloads", lambda: page_exports.caseload_export(
+        cached(activity.mentor_caseloads, filters, period, keyed=True), period, filters, default.end),
               key="caseloads", filters=filters)
     with st.expander(f"Caseload per mentor ({len(caseloads):,} mentors)"):
         st.dataframe(caseloads, hide_index=True, width="stretch", key="caseload_table", column_config={

@@ -60,7 +60,9 @@ if analysis.pairwise:
 if analysis.cox is not None:
     st.subheader("Hazard ratios (Cox model)")
     st.plotly_chart(survival_charts.cox_figure(analysis), theme=None, key="cox")
-    downloads("Hazard ratios (Cox model)", lambda: page_exports.cox_export(analysis), key="cox", filters=filters)
+    downloads("Hazard ratios (Cox model)",
+              lambda: page_exports.cox_export(analysis, secret=cell_key_secret(get_store())), key="cox",
+              filters=filters)
 for warning in analysis.warnings:
     st.warning(warning)
 if analysis.incidence is not None:

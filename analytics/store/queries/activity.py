@@ -12,6 +12,7 @@ import datetime as dt
 import pandas as pd
 
 from analytics.store.connection import Store
+from analytics.store.queries.disclosure import cell_key_sql, key_columns, secret_params
 from analytics.store.queries.filters import ParticipantFilter, participant_where
 from analytics.store.queries.kpis import adherence_sql, period_params
 
@@ -88,16 +89,18 @@ def adherence_by_participant(store: Store, filters: ParticipantFilter, start: dt
 
 
 def adherence_bands(store: Store, filters: ParticipantFilter, start: dt.date, end: dt.date,
-                    full_weeks: list[dt.date], bands: tuple[str, ...]) -> pd.DataFrame:
+                    full_weeks: list[dt.date], bands: tuple[str, ...], keyed: bool = False) -> pd.DataFrame:
     """band, participants: how many active participants with an eligible week fall in each
-    of `bands` (in that order, 0 when none)."""
+    of `bands` (in that order, 0 when none). ``keyed``: also participants_key, the cell key of
+    each band's people (analytics.publish.cellkey), for the download."""
     sql, params = adherence_sql(filters, start, end, full_weeks)
+    keys = key_columns(keyed, participants_key=cell_key_sql("per.participant_id"))
     return store.df(f"""
         WITH bands AS (SELECT unnest($bands::VARCHAR[]) AS band, unnest(range(len($bands::VARCHAR[]))) AS i),
-        per AS (SELECT {_BAND} AS band FROM ({sql}) WHERE weeks > 0)
-        SELECT b.band, count(per.band)::INTEGER AS participants
+        per AS (SELECT participant_id, {_BAND} AS band FROM ({sql}) WHERE weeks > 0)
+        SELECT b.band, count(per.band)::INTEGER AS participants{keys}
         FROM bands b LEFT JOIN per USING (band) GROUP BY b.band, b.i ORDER BY b.i""",
-        {**params, "bands": list(bands)})
+        {**params, "bands": list(bands), **(secret_params(store) if keyed else {})})
 
 
 _CASELOAD = """
@@ -109,14 +112,18 @@ s AS (SELECT m.mentor_id, m.participant_id, any_value(p.program) AS program, any
       FROM mentoring m JOIN p USING (participant_id)
       WHERE m.met_on BETWEEN $period_start::DATE AND $period_end::DATE
       GROUP BY m.mentor_id, m.participant_id)
-SELECT mentor_id, count(*)::INTEGER AS active_mentees, sum(sessions)::INTEGER AS sessions,
+SELECT mentor_id, count(*)::INTEGER AS active_mentees{keys}, sum(sessions)::INTEGER AS sessions,
        string_agg(DISTINCT program, ', ' ORDER BY program) AS programs,
        string_agg(DISTINCT coalesce(site, '(not recorded)'), ', ' ORDER BY coalesce(site, '(not recorded)')) AS sites
 FROM s GROUP BY mentor_id ORDER BY active_mentees DESC, sessions DESC, mentor_id"""
 
 
-def mentor_caseloads(store: Store, filters: ParticipantFilter, start: dt.date, end: dt.date) -> pd.DataFrame:
+def mentor_caseloads(store: Store, filters: ParticipantFilter, start: dt.date, end: dt.date,
+                     keyed: bool = False) -> pd.DataFrame:
     """Per mentor with a session in the period: mentor_id, active_mentees, sessions,
-    programs, sites (of those mentees); largest caseload first."""
+    programs, sites (of those mentees); largest caseload first. ``keyed``: also
+    active_mentees_key, the cell key of the mentor's mentees (for the download)."""
     where, params = participant_where(filters, "p")
-    return store.df(_CASELOAD.format(where=where), {**params, **period_params(start, end)})
+    keys = key_columns(keyed, active_mentees_key=cell_key_sql("participant_id"))
+    return store.df(_CASELOAD.format(where=where, keys=keys),
+                    {**params, **period_params(start, end), **(secret_params(store) if keyed else {})})

@@ -102,18 +102,21 @@ def period_counts(store: Store, filters: ParticipantFilter, start: dt.date, end:
 _RETENTION_COUNTS = """
 WITH dur AS ({durations})
 SELECT {group} AS grp, stop - start AS ndays, event, $cutoff::DATE - enrolled_on AS potential,
-       count(*) AS n
+       count(*) AS n{keys}
 FROM dur WHERE left_out IS NULL GROUP BY ALL"""
 
 
 def retention_counts(store: Store, filters: ParticipantFilter, cutoff: dt.date, inactivity_days: int,
-                     group: str, extra_params: dict | None = None) -> pd.DataFrame:
+                     group: str, extra_params: dict | None = None, keyed: bool = False) -> pd.DataFrame:
     """Retention durations counted per (grp, ndays, event, potential): grp is the durations
     column `group` (a participants column or cohort_month / cohort_quarter / cohort_year),
-    ndays = stop - start, potential = days from enrollment to the cutoff, n = participants."""
+    ndays = stop - start, potential = days from enrollment to the cutoff, n = participants.
+    ``keyed``: also n_key, the cell key of the row's participants (keys add up over rows)."""
     check_columns([group], COHORT_COLUMNS)
     sql, params = durations_sql("retention", cutoff, inactivity_days, filters)
-    return store.df(_RETENTION_COUNTS.format(durations=sql, group=group), {**params, **(extra_params or {})})
+    keys = key_columns(keyed, n_key=cell_key_sql("participant_id"))
+    return store.df(_RETENTION_COUNTS.format(durations=sql, group=group, keys=keys),
+                    {**params, **(extra_params or {}), **(secret_params(store) if keyed else {})})
 
 
 _TRENDS = """
