@@ -17,25 +17,13 @@ from analytics.analyses import activity
 from analytics.analyses.cohorts import cohort_retention
 from analytics.analyses.survival import analyse
 from analytics.charts.director import THIN_GREY
-from analytics.ingest.bootstrap import ensure_store
 from analytics.outcomes.filters import Filters
 from analytics.outcomes.period import Period
 from analytics.store.connection import Store
+from tests.test_dashboard_pages import app, db  # noqa: F401  (fixtures: the sample store, AppTest of the app)
 
-APP = str(Path(__file__).resolve().parent.parent / "dashboard" / "app.py")
 MENTORING = Filters(programs=("Recovery Mentoring",))
 T = 11
-
-
-@pytest.fixture(scope="module")
-def db(tmp_path_factory) -> Path:
-    return ensure_store(tmp_path_factory.mktemp("staff") / "sample.duckdb")
-
-
-@pytest.fixture
-def app(db: Path, monkeypatch) -> AppTest:
-    monkeypatch.setenv("OUTCOMES_DB", str(db))
-    return AppTest.from_file(APP, default_timeout=120)
 
 
 def figure(at: AppTest, key: str) -> dict:
