@@ -43,6 +43,7 @@ from analytics.analyses.kpis import km_from_counts, retention_counts
 from analytics.outcomes.definitions import OutcomeSettings, resolve_cutoff
 from analytics.store.connection import Store
 from analytics.store.queries import cohorts as queries
+from analytics.store.queries.disclosure import MODULUS
 
 __all__ = ["COHORT_UNITS", "MONTH_DAYS", "CohortRetention", "cohort_retention", "cohort_trends", "month_day"]
 
@@ -169,7 +170,7 @@ def _with_keys(r: CohortRetention, counts: pd.DataFrame) -> CohortRetention:
     """``r`` with the cell keys of its n and at-risk counts: the sums (mod 2^64) of the keys of the
     same rows of ``counts`` that the counts sum, as exact Python integers."""
     def key(rows: pd.DataFrame) -> int:
-        return sum(int(k) for k in rows.n_key) % 2 ** 64  # as analytics.publish.cellkey.MODULUS
+        return sum(int(k) for k in rows.n_key) % MODULUS
 
     n_key = pd.Series({c: key(counts[counts.grp == c]) for c in r.n.index}, dtype=object, name="n")
     at_risk_key = pd.DataFrame(None, index=r.at_risk.index, columns=r.at_risk.columns, dtype=object)

@@ -29,9 +29,10 @@ from collections.abc import Hashable, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from analytics.store.queries.disclosure import MODULUS
+
 __all__ = ["MAX_NOISE", "MODULUS", "NOISE", "METHOD", "cell_key", "noisy", "perturb", "perturb_columns", "record_key", "record_keys"]
 
-MODULUS = 2 ** 64
 NOISE = (-2, -1, 0, 1, 2)
 MAX_NOISE = max(abs(n) for n in NOISE)  # a published count c is a true count in [c - 2, c + 2]
 METHOD = ("Counts of people are perturbed by the cell key method of the Australian Bureau of Statistics "

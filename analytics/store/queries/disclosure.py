@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from analytics.store.connection import Store, StoreError
 
-__all__ = ["cell_key_secret", "cell_key_sql", "key_columns", "record_key_sql", "secret_params"]
+__all__ = ["MODULUS", "cell_key_secret", "cell_key_sql", "key_columns", "record_key_sql", "secret_params"]
 
+MODULUS = 2 ** 64  # cell keys are sums of 64-bit record keys mod 2^64 (analytics.publish.cellkey)
 _GET = "SELECT value FROM disclosure_meta WHERE name = $name"
 
 
@@ -36,7 +37,7 @@ def cell_key_sql(column: str, distinct: bool = False, when: str | None = None) -
     ``column``; ``distinct`` where a participant can be on several rows of the cell, ``when`` (SQL
     from code) for a count with a FILTER."""
     key = record_key_sql(column) if when is None else f"CASE WHEN {when} THEN {record_key_sql(column)} END"
-    return f"(coalesce(sum({'DISTINCT ' if distinct else ''}{key}), 0) % {2 ** 64})::UBIGINT"
+    return f"(coalesce(sum({'DISTINCT ' if distinct else ''}{key}), 0) % {MODULUS})::UBIGINT"
 
 
 def key_columns(keyed: bool, **columns: str) -> str:
