@@ -41,7 +41,7 @@ def build_all(store: Store, period: Period) -> dict[str, ChartExport | Exception
     """Every builder on `store`, as its page calls it (the sample's Cox: a model with small levels)."""
     ov = kpis.overview(store, EVERYONE, period)
     r = cohorts.cohort_retention(store, EVERYONE, "quarter")
-    trends = cohorts.cohort_trends(store, EVERYONE, "quarter")
+    trends = cohorts.cohort_trends(store, EVERYONE, "quarter", keyed=True)  # as the Cohorts page's download
     eng = analyse_engagement(store, "retention")
     survival = analyse(store, "retention", by="program" if store.path.name == "hand.duckdb" else "primary_substance",
                        filters=EVERYONE if store.path.name == "hand.duckdb" else MENTORING)

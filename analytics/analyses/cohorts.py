@@ -192,19 +192,21 @@ def _last_known_month(followed_days: int, inactivity_days: int) -> int:
 
 @requires(ANALYTICS)
 def cohort_trends(store: Store, filters: Filters = Filters(), by: str = "month",
-                  settings: OutcomeSettings = OutcomeSettings()) -> pd.DataFrame:
+                  settings: OutcomeSettings = OutcomeSettings(), keyed: bool = False) -> pd.DataFrame:
     """Reported use, craving and mood by enrollment cohort and month since enrollment.
 
     One row per (cohort, month) with at least one check-in (on or before the cutoff):
     cohort, month (0 = first 30.44 days), cohort_n (cohort size), participants (checking
-    in that month), checkins, used_share (share of those participants reporting any use
-    that month), craving and mood (mean over participants of their monthly mean; NaN if
-    none recorded), craving_n / mood_n (participants with a value), complete (every
-    member of the cohort had been enrolled for the whole month by the cutoff; the last
-    months of recent cohorts are partial). See TRENDS_DEFINITION.
+    in that month), checkins, reported_use / no_use (of those participants, reporting any
+    use that month or none), used_share (reported_use / participants), craving and mood
+    (mean over participants of their monthly mean; NaN if none recorded), craving_n /
+    mood_n (participants with a value), complete (every member of the cohort had been
+    enrolled for the whole month by the cutoff; the last months of recent cohorts are
+    partial). See TRENDS_DEFINITION. ``keyed``: also the cell key ``<count>_key`` of each
+    count of people, so the download can perturb them (as cohort_retention's keyed).
     """
     _check_unit(by)
     cutoff = resolve_cutoff(store, settings)
-    frame = queries.checkin_trends(store, filters, by, cutoff, MONTH_DAYS)
+    frame = queries.checkin_trends(store, filters, by, cutoff, MONTH_DAYS, keyed=keyed)
     frame["complete"] = frame["complete"].astype(bool)
     return frame

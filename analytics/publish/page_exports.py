@@ -315,24 +315,33 @@ def cohort_heatmap_export(retention: CohortRetention, threshold: int = DEFAULT_T
     return ChartExport(f"cohort-retention-{retention.by}", meta, p, fig)
 
 
+MEAN_DECIMALS = 1  # a published mean's digits: at 1 decimal no denominator of 9 or more can be read from it
+
+
 def cohort_trends_export(trends: pd.DataFrame, measure: str, by: str, filters: Filters, cutoff: dt.date,
                          threshold: int = DEFAULT_THRESHOLD) -> ChartExport:
     """Reported use / craving / mood per cohort and month: participants (and those reporting use
-    or not, or those with a value) of 1-10 hidden, and the share or mean built on them."""
+    or not, or those with a value) of 1-10 hidden, and the share or mean built on them. Trends
+    read with ``keyed=True`` (as the Cohorts page does for the download) have every count of
+    people perturbed first (cell key method) and the share of reported use computed from the
+    published counts, so no true count can be worked back from it. Means are rounded to
+    MEAN_DECIMALS: their full digits could give away the number of people averaged."""
     if measure not in TREND_MEASURES:
         raise ValueError(f"measure must be one of {', '.join(TREND_MEASURES)}")
     t = trends.set_index(["cohort", "month"])
-    table = t[["cohort_n", "participants", "complete"]].copy()
+    counts = ["cohort_n", "participants", *(["reported_use", "no_use"] if measure == "used_share"
+                                             else [f"{measure}_n"])]
+    keyed = "participants_key" in t.columns
+    table = t[[*counts, *(f"{c}_key" for c in counts if keyed), "complete"]].copy()
+    if keyed:
+        table = cellkey.perturb_columns(table, counts)
     if measure == "used_share":
-        table["reported_use"] = (t.used_share * t.participants).round()
-        table["no_use"] = t.participants - table.reported_use
-        counts, sums = ["cohort_n", "participants", "reported_use", "no_use"], [(["reported_use", "no_use"],
-                                                                               "participants")]
+        table[measure] = table.reported_use / table.participants
     else:
-        table[f"{measure}_n"] = t[f"{measure}_n"]
-        counts, sums = ["cohort_n", "participants", f"{measure}_n"], []
-    table[measure] = t[measure]
-    p = privacy.protect(table, counts=counts, sums=sums, derived={measure: counts[1:]}, threshold=threshold)
+        table[measure] = t[measure].round(MEAN_DECIMALS)
+    sums = [(["reported_use", "no_use"], "participants")] if measure == "used_share" else []
+    p = privacy.protect(table, counts=counts, sums=sums, derived={measure: counts[1:]}, threshold=threshold,
+                        perturbed=tuple(counts) if keyed else ())
     fig = cohort_trend_figure(p.values.reset_index(), measure, by, filters, min_participants=threshold)
     sizes = p.values.cohort_n.groupby(level="cohort").first()
     shown = sizes.dropna()

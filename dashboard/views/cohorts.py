@@ -66,7 +66,8 @@ if trends.empty:
 else:
     st.plotly_chart(cohort_trend_figure(trends, measure, by, filters), theme=None, key="cohort_trends")
     downloads(f"{TREND_MEASURES[measure][0]} by cohort",
-              lambda: page_exports.cohort_trends_export(trends, measure, by, filters, retention.cutoff),
+              lambda: page_exports.cohort_trends_export(cached(cohort_trends, filters, by, keyed=True), measure,
+                                                        by, filters, retention.cutoff),
               key="cohort_trends", filters=filters)
     st.caption("Click a cohort in the legend to hide it, double-click to show it alone. With cohorts by month "
                "there are many lines: quarters are easier to compare.")
