@@ -25,8 +25,9 @@ from analytics.store.queries.audit import entry_hash
 __all__ = ["ACTIONS", "entries", "entry_hash", "first_broken", "record", "size"]
 
 # lock_out: in older entries only (throttled sign-ins, `throttle`, replaced the lock-out)
+# disclosure_key: the store's cell-key secret copied from another store (analytics.cli.disclosure_key)
 ACTIONS = ("export", "report", "import", "view", "sign_in", "sign_in_failed", "lock_out", "sign_out",
-           "user_change", "throttle")
+           "user_change", "throttle", "disclosure_key")
 
 
 def _jsonable(value: Any) -> Any:

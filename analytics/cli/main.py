@@ -11,10 +11,10 @@ from __future__ import annotations
 import argparse
 import sys
 
-from analytics.cli import analyses, assessments, audit, data, outreach, report, users
+from analytics.cli import analyses, assessments, audit, data, disclosure_key, outreach, report, users
 from analytics.cli.common import error
 
-COMMANDS = (data, analyses, outreach, assessments, report, users, audit)
+COMMANDS = (data, analyses, outreach, assessments, report, users, audit, disclosure_key)
 
 
 def build_parser() -> argparse.ArgumentParser:

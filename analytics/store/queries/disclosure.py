@@ -8,19 +8,26 @@ for every process, never the mirror's.
 
 from __future__ import annotations
 
-from analytics.store.connection import Store, StoreError
+import datetime as dt
 
-__all__ = ["MODULUS", "cell_key_secret", "cell_key_sql", "key_columns", "record_key_sql", "secret_params"]
+from analytics.store.connection import Session, Store, StoreError
+
+__all__ = ["KEY_EVENT", "MODULUS", "cell_key_secret", "cell_key_sql", "key_columns", "outputs_with_key",
+           "record_key_sql", "secret_params", "set_cell_key_secret"]
 
 MODULUS = 2 ** 64  # cell keys are sums of 64-bit record keys mod 2^64 (analytics.publish.cellkey)
 _GET = "SELECT value FROM disclosure_meta WHERE name = $name"
+KEY_EVENT = "disclosure_key"  # the audit action of a copied secret (analytics.cli.disclosure_key)
+# Exports and reports logged since the store's secret was last set (made with the store, or copied in).
+_OUTPUTS = """SELECT count(*), max(logged_at) FROM audit_log WHERE action IN ('export', 'report')
+              AND seq > (SELECT coalesce(max(seq), 0) FROM audit_log WHERE action = $key_event)"""
 
 
-def cell_key_secret(store: Store) -> bytes:
+def cell_key_secret(store: Store | Session) -> bytes:
     """The store's 32-byte secret for record keys (made by the schema step that made the table)."""
     value = store.scalar(_GET, {"name": "cell_key_secret"})
     if value is None:
-        raise StoreError(f"{store.path} has no cell-key secret (table disclosure_meta): it was altered by hand")
+        raise StoreError(f"{getattr(store, 'path', 'the store')} has no cell-key secret (table disclosure_meta): it was altered by hand")
     return bytes.fromhex(value)
 
 
@@ -49,3 +56,18 @@ def key_columns(keyed: bool, **columns: str) -> str:
 def secret_params(store: Store) -> dict:
     """The bound parameter the SQL of record_key_sql needs."""
     return {"cell_secret": cell_key_secret(store).hex()}
+
+
+def set_cell_key_secret(db: Session, secret: bytes) -> None:
+    """Replace the store's secret (inside the caller's transaction, beside its audit entry): a store
+    taking over another's outputs perturbs every count as the other did."""
+    cell_key_secret(db)  # refuses a store whose secret was removed by hand
+    db.execute("UPDATE disclosure_meta SET value = $value WHERE name = $name",
+               {"value": secret.hex(), "name": "cell_key_secret"})
+
+
+def outputs_with_key(store: Store | Session) -> tuple[int, dt.datetime | None]:
+    """(how many, the latest) exports and reports the audit log holds since the store's secret was last
+    set: files already published with it, which a new secret would let a reader difference."""
+    count, latest = store.rows(_OUTPUTS, {"key_event": KEY_EVENT})[0]
+    return int(count), latest
