@@ -27,6 +27,13 @@ def _name(target: object) -> str:
     return str(target)
 
 
+def _denied(exc: Exception) -> bool:
+    """PostgreSQL refused the write: the application's role may only read the secret."""
+    import psycopg  # here: only when the write failed
+
+    return isinstance(exc, psycopg.errors.InsufficientPrivilege)
+
+
 def _same(a: Path | str, b: Path | str) -> bool:
     return a.resolve() == b.resolve() if isinstance(a, Path) and isinstance(b, Path) else str(a) == str(b)
 
@@ -54,10 +61,16 @@ def cmd_copy(args: argparse.Namespace) -> int:
                   "made with its own cell-key secret; with another secret their counts could be differenced "
                   "against new files. Nothing changed. Use --force to copy the secret anyway.")
             return 1
-        with store.transaction() as db:
-            q.set_cell_key_secret(db, secret)
-            audit.record(db, q.KEY_EVENT, "cell-key secret copied", source=_name(source),
-                         forced=bool(published), outputs_with_old_key=published)
+        try:
+            with store.transaction() as db:
+                q.set_cell_key_secret(db, secret)
+                audit.record(db, q.KEY_EVENT, "cell-key secret copied", source=_name(source),
+                             forced=bool(published), outputs_with_old_key=published)
+        except Exception as exc:
+            if _denied(exc):
+                raise StoreError(f"{_name(dest)} refused to change its cell-key secret: run this command as the "
+                                 f"database's owner (as for upgrades). Nothing changed. {exc}".strip()) from exc
+            raise
     print(f"copied the cell-key secret of {_name(source)} to {_name(dest)}: every count is "
           "now perturbed as the source perturbs it" + (f" ({published:,} earlier outputs of the destination "
                                                        "were made with its old secret: --force)" if published else "")
