@@ -50,3 +50,22 @@ def add_table(aud: Auditor, p: Protected, prefix: str, *, total_row: str | None 
             value = p.values.loc[row, rate]
             if pd.notna(value):
                 aud.equal({f"{prefix}:{num}:{row}": 1, f"{prefix}:{den}:{row}": -float(value)})
+
+
+# --- survival as a reader recomputes it from published counts ------------------------------
+
+def actuarial_of(at_risk: list[int], events: list[int], censored: list[int]) -> list[float]:
+    """Cutler-Ederer survival written out here: S *= 1 - e / (r - c/2), each factor clamped to [0, 1]."""
+    s, out = 1.0, [1.0]
+    for r, e, c in zip(at_risk, events, censored):
+        s *= min(1.0, max(0.0, 1 - e / (r - c / 2))) if r - c / 2 > 0 else 1.0
+        out.append(s)
+    return out
+
+
+def median_of(days: list[int], surv: list[float]) -> float | None:
+    """The day the survival crosses 50%, linear within the interval (as the report states)."""
+    for k in range(1, len(surv)):
+        if surv[k] <= 0.5:
+            return days[k - 1] + (days[k] - days[k - 1]) * (surv[k - 1] - 0.5) / (surv[k - 1] - surv[k])
+    return None
