@@ -69,3 +69,20 @@ def median_of(days: list[int], surv: list[float]) -> float | None:
         if surv[k] <= 0.5:
             return days[k - 1] + (days[k] - days[k - 1]) * (surv[k - 1] - 0.5) / (surv[k - 1] - surv[k])
     return None
+
+
+def factor_noise(at_risk: int, events: int, censored: int) -> float:
+    """How far the actuarial factor of published counts can be from that of the true ones, each true
+    count within cellkey.MAX_NOISE of the published one (the worst case over that box; about
+    2 / at risk per interval when few leave)."""
+    moves = range(-cellkey.MAX_NOISE, cellkey.MAX_NOISE + 1)
+    base = actuarial_of([at_risk], [events], [censored])[1]
+    return max(abs(actuarial_of([at_risk + a], [max(0, events + b)], [max(0, censored + c)])[1] - base)
+               for a in moves for b in moves for c in moves)
+
+
+def survival_noise(lt, group: str, k: int) -> float:
+    """A bound on |published survival - survival of the true counts| at the group's k-th published
+    day: the factors each lie in [0, 1], so the product moves by at most the sum of their moves."""
+    return sum(factor_noise(r, e, c) for r, e, c in
+               list(zip(lt.at_risk[group], lt.events[group], lt.censored[group]))[:k])

@@ -47,13 +47,17 @@ METHOD = ("Survival is published as an actuarial life table (Cutler-Ederer): cou
           "participants, the participants of the groups that do not publish both days (and of the groups "
           "not shown) together hold 0 or at least {t} events, censorings and people at risk. Medians are "
           "interpolated within the interval where the survival crosses 50%. Against Kaplan-Meier this moves "
-          "survival at the published days by at most about half the censored share of an interval.")
+          "survival at the published days by at most about half the censored share of an interval. Where the "
+          "counts are perturbed (cell key method), the survival and the medians are computed from the "
+          "perturbed counts, each interval's factor kept within 0 and 1: about 2/(number at risk) further "
+          "per interval.")
 INCIDENCE_METHOD = (
     "Cumulative incidence of each kind of exit is published from a life table whose events are split by "
     "kind: intervals are merged until the events of each kind, the censorings and the numbers at risk are "
     "each 0 or at least {t} (with the same complementary protection between groups), and the incidence is "
     "computed at the published days only by the actuarial Aalen-Johansen estimator: the sum over intervals "
-    "of survival at the interval's start x exits of that kind / (at risk - censored / 2).")
+    "of survival at the interval's start x exits of that kind / (at risk - censored / 2). Where the counts are "
+    "perturbed (cell key method, every kind's exits too), the incidence is computed from the perturbed counts.")
 
 
 @dataclass(frozen=True)

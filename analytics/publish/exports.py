@@ -243,14 +243,14 @@ def _perturbed_cohorts(r: CohortRetention) -> CohortRetention:
             if pd.notna(at_risk.loc[c, m]):
                 at_risk.loc[c, m] = cellkey.noisy(at_risk.loc[c, m], r.at_risk_key.loc[c, m])
     shares = r.shares.copy()
-    cells = r.intervals.set_index(["cohort", "month"])
+    cells = {(cell.cohort, cell.month): cell for cell in r.intervals.itertuples()}  # keys stay uint64, never float
     for c in shares.index:
         s = 1.0
         for m in shares.columns:
             if pd.isna(shares.loc[c, m]):
                 continue
             if m > 0:
-                cell = cells.loc[(c, m)]
+                cell = cells[(c, m)]
                 s *= survival.actuarial_factor(at_risk.loc[c, m - 1], cellkey.noisy(cell.events, cell.events_key),
                                                cellkey.noisy(cell.censored, cell.censored_key))
             shares.loc[c, m] = s
