@@ -86,3 +86,10 @@ def survival_noise(lt, group: str, k: int) -> float:
     day: the factors each lie in [0, 1], so the product moves by at most the sum of their moves."""
     return sum(factor_noise(r, e, c) for r, e, c in
                list(zip(lt.at_risk[group], lt.events[group], lt.censored[group]))[:k])
+
+
+def candidates(survival: float, n_published: int) -> set[tuple[int, int]]:
+    """The attacker of the issue: every (n, e) with n within the noise of the published n and
+    1 - e/n equal to the published survival (an interval with no censoring)."""
+    return {(n, e) for n in range(n_published - cellkey.MAX_NOISE, n_published + cellkey.MAX_NOISE + 1)
+            for e in range(n + 1) if abs(1 - e / n - survival) < 1e-12}

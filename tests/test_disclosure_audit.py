@@ -18,7 +18,7 @@ from analytics.outcomes.period import Period
 from analytics.publish import cellkey, disclosure, privacy, report
 from analytics.publish.disclosure import ALL
 from analytics.store.queries.disclosure import cell_key_secret
-from disclosure_auditor import Auditor, actuarial_of, add_life_table, add_table, median_of
+from disclosure_auditor import Auditor, actuarial_of, add_life_table, add_table, candidates, median_of
 from disclosure_data import set_secret, small_store
 from tests import cellkey_truth as truth
 
@@ -321,13 +321,6 @@ def test_every_published_survival_is_a_function_of_the_published_counts(sample_r
         shown = by_program[col].dropna()
         assert (shown == tables[section].loc[shown.index, source]).all()
     assert checked >= 10
-
-
-def candidates(survival: float, n_published: int) -> set[tuple[int, int]]:
-    """The attacker of the issue: every (n, e) with n within the noise of the published n and
-    1 - e/n equal to the published survival (an interval with no censoring)."""
-    return {(n, e) for n in range(n_published - cellkey.MAX_NOISE, n_published + cellkey.MAX_NOISE + 1)
-            for e in range(n + 1) if abs(1 - e / n - survival) < 1e-12}
 
 
 def test_a_survival_of_the_published_counts_no_longer_pins_the_true_counts():

@@ -23,7 +23,8 @@ from analytics.publish.disclosure import ALL
 from analytics.publish.exports import ChartExport
 from analytics.publish.privacy import Protected
 from analytics.store.queries.disclosure import cell_key_secret
-from disclosure_auditor import Auditor, actuarial_of, add_life_table, add_table, factor_noise, median_of
+from disclosure_auditor import (Auditor, actuarial_of, add_life_table, add_table, candidates, factor_noise,
+                                median_of)
 from disclosure_data import small_store
 from test_page_exports import build_all
 
@@ -353,7 +354,8 @@ def survival_of_published_counts(export: ChartExport) -> int:
     actuarial value of the published at risk, events and censored (written out here), and each of
     those counts is the perturbation of the participants behind it. Returns the values checked."""
     lt, shown, checked = export.life_table, export.table.values, 0
-    curves = {t.meta["group"]: t for t in export.figure.data if isinstance(t.meta, dict) and t.meta.get("role") == "curve"}
+    curves = {t.meta["group"]: t for t in export.figure.data
+              if isinstance(t.meta, dict) and t.meta.get("role") == "curve"}
     for g in lt.groups:
         expected = actuarial_of(lt.at_risk[g], lt.events[g], lt.censored[g])
         np.testing.assert_allclose(np.asarray(curves[g].y, float), expected, rtol=0, atol=1e-15)
@@ -639,6 +641,7 @@ def test_cohort_heatmap_shares_are_computed_from_perturbed_counts(sample):  # no
     r = cohorts.cohort_retention(sample, Filters(), "quarter", keyed=True)
     shown = page_exports.cohort_heatmap_export(r).table.values
     checked = moved = 0
+    ids = lambda rows: rows.participant_id.astype(str)  # noqa: E731
     for cohort, members in _cohort_members(sample).groupby("cohort"):
         if cohort not in shown.index:
             continue
@@ -648,10 +651,10 @@ def test_cohort_heatmap_shares_are_computed_from_perturbed_counts(sample):  # no
                 break
             lo, hi = cohorts.month_day(m - 1), cohorts.month_day(m)
             inside = members[(members.days >= lo) & (members.days < hi)]
-            ids = lambda rows: rows.participant_id.astype(str)  # noqa: E731
             at_risk = shown.loc[cohort, f"at_risk_{m - 1}"]
             assert at_risk == cellkey.perturb(secret, ids(members[members.days >= lo]))
-            e, c = cellkey.perturb(secret, ids(inside[inside.event])), cellkey.perturb(secret, ids(inside[~inside.event]))
+            e = cellkey.perturb(secret, ids(inside[inside.event]))
+            c = cellkey.perturb(secret, ids(inside[~inside.event]))
             s *= min(1.0, max(0.0, 1 - e / (at_risk - c / 2)))
             assert shown.loc[cohort, f"month_{m}"] == pytest.approx(s, abs=1e-15), (cohort, m)
             bound += factor_noise(at_risk, e, c)
@@ -667,7 +670,6 @@ def test_cohort_shares_no_longer_pin_the_true_counts(sample):  # noqa: F811
     test_disclosure_audit); the published share, of perturbed counts, gives the true pair in few."""
     from analytics.analyses import cohorts
     from analytics.publish import page_exports
-    from test_disclosure_audit import candidates
 
     r = cohorts.cohort_retention(sample, Filters(), "quarter", keyed=True)
     shown = page_exports.cohort_heatmap_export(r).table.values
