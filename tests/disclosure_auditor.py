@@ -50,3 +50,46 @@ def add_table(aud: Auditor, p: Protected, prefix: str, *, total_row: str | None 
             value = p.values.loc[row, rate]
             if pd.notna(value):
                 aud.equal({f"{prefix}:{num}:{row}": 1, f"{prefix}:{den}:{row}": -float(value)})
+
+
+# --- survival as a reader recomputes it from published counts ------------------------------
+
+def actuarial_of(at_risk: list[int], events: list[int], censored: list[int]) -> list[float]:
+    """Cutler-Ederer survival written out here: S *= 1 - e / (r - c/2), each factor clamped to [0, 1]."""
+    s, out = 1.0, [1.0]
+    for r, e, c in zip(at_risk, events, censored):
+        s *= min(1.0, max(0.0, 1 - e / (r - c / 2))) if r - c / 2 > 0 else 1.0
+        out.append(s)
+    return out
+
+
+def median_of(days: list[int], surv: list[float]) -> float | None:
+    """The day the survival crosses 50%, linear within the interval (as the report states)."""
+    for k in range(1, len(surv)):
+        if surv[k] <= 0.5:
+            return days[k - 1] + (days[k] - days[k - 1]) * (surv[k - 1] - 0.5) / (surv[k - 1] - surv[k])
+    return None
+
+
+def factor_noise(at_risk: int, events: int, censored: int) -> float:
+    """How far the actuarial factor of published counts can be from that of the true ones, each true
+    count within cellkey.MAX_NOISE of the published one (the worst case over that box; about
+    2 / at risk per interval when few leave)."""
+    moves = range(-cellkey.MAX_NOISE, cellkey.MAX_NOISE + 1)
+    base = actuarial_of([at_risk], [events], [censored])[1]
+    return max(abs(actuarial_of([at_risk + a], [max(0, events + b)], [max(0, censored + c)])[1] - base)
+               for a in moves for b in moves for c in moves)
+
+
+def survival_noise(lt, group: str, k: int) -> float:
+    """A bound on |published survival - survival of the true counts| at the group's k-th published
+    day: the factors each lie in [0, 1], so the product moves by at most the sum of their moves."""
+    return sum(factor_noise(r, e, c) for r, e, c in
+               list(zip(lt.at_risk[group], lt.events[group], lt.censored[group]))[:k])
+
+
+def candidates(survival: float, n_published: int) -> set[tuple[int, int]]:
+    """The attacker of the issue: every (n, e) with n within the noise of the published n and
+    1 - e/n equal to the published survival (an interval with no censoring)."""
+    return {(n, e) for n in range(n_published - cellkey.MAX_NOISE, n_published + cellkey.MAX_NOISE + 1)
+            for e in range(n + 1) if abs(1 - e / n - survival) < 1e-12}

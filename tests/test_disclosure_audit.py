@@ -12,12 +12,13 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+from analytics.analyses.cohorts import month_day
 from analytics.outcomes.filters import Filters
 from analytics.outcomes.period import Period
 from analytics.publish import cellkey, disclosure, privacy, report
 from analytics.publish.disclosure import ALL
 from analytics.store.queries.disclosure import cell_key_secret
-from disclosure_auditor import Auditor, add_life_table, add_table
+from disclosure_auditor import Auditor, actuarial_of, add_life_table, add_table, candidates, median_of
 from disclosure_data import set_secret, small_store
 from tests import cellkey_truth as truth
 
@@ -284,3 +285,62 @@ def test_the_report_audit_fails_when_complementary_suppression_is_off(monkeypatc
         assert any(f.startswith(f"program:new_enrollments:{MENTORING}") for f in failures), failures
     finally:
         store.close()
+
+
+# --- issue 12: survival of the published (perturbed) counts only --------------------------------
+
+SECTIONS = {"retention": "Retention", "sobriety": "Sobriety", "cohorts": "Cohort comparison"}
+
+
+def test_every_published_survival_is_a_function_of_the_published_counts(sample_report):
+    """Each life table of the report (perturbed): every survival, curve point and median equals the
+    actuarial value of its published at risk, events and censored (written out here), and the
+    tables (Retention, Sobriety, Cohort comparison, Outcomes by program) print those values."""
+    tables = {s.title: s.exports[0].table.values for s in sample_report.sections if s.exports}
+    checked = 0
+    for name, lt in sample_report.life_tables.items():
+        assert lt.noise == cellkey.MAX_NOISE
+        table = tables[SECTIONS[name]]
+        for g in lt.groups:
+            expected = actuarial_of(lt.at_risk[g], lt.events[g], lt.censored[g])
+            rows = lt.rows()
+            assert rows[rows.group == g].survival.tolist() == pytest.approx(expected, abs=1e-15), (name, g)
+            for col in table.columns:
+                if not col.startswith(("survival_", "month_")) or pd.isna(table.loc[g, col]):
+                    continue
+                day = int(col.split("_")[1])
+                day = month_day(day) if col.startswith("month_") else day
+                assert table.loc[g, col] == pytest.approx(expected[lt.grids[g].index(day)], abs=1e-15)
+                checked += 1
+            if "median_days" in table.columns and pd.notna(table.loc[g, "median_days"]):
+                assert table.loc[g, "median_days"] == pytest.approx(median_of(list(lt.grids[g]), expected))
+                checked += 1
+    by_program = tables["Outcomes by program"]
+    for col, section, source in (("retained_90", "Retention", "survival_90"),
+                                 ("median_sober_days", "Sobriety", "median_days")):
+        shown = by_program[col].dropna()
+        assert (shown == tables[section].loc[shown.index, source]).all()
+    assert checked >= 10
+
+
+def test_a_survival_of_the_published_counts_no_longer_pins_the_true_counts():
+    """40 people, 14 leave before day 30, no one censored before: the survival of the true counts
+    (65.0%) beside the published n pins (40, 14) for every store's secret, undoing the noise; the
+    survival of the published counts gives the attacker the perturbed pair, which is the true one
+    only when both noises happen to be 0."""
+    days = np.array([5] * 14 + [400] * 26)
+    event = np.array([True] * 14 + [False] * 26)
+    assert candidates(1 - 14 / 40, 40) == {(40, 14)}  # what the true-count survival gave away
+    pinned = exact_pinned = 0
+    for seed in range(20):
+        keys = np.random.default_rng(seed).integers(0, 2**64, size=40, dtype=np.uint64)
+        lt = disclosure.life_table(days, event, np.full(40, ALL, dtype=object), (30, 90, 180), T, keys=keys)
+        assert lt.grid(ALL)[:2] == [0, 30] and lt.censored[ALL][0] == 0
+        n_pub, s30 = lt.at_risk[ALL][0], lt.survival(ALL)[1]
+        assert abs(n_pub - 40) <= 2 and abs(lt.events[ALL][0] - 14) <= 2
+        assert s30 == pytest.approx(1 - lt.events[ALL][0] / n_pub)
+        found = candidates(s30, n_pub)
+        assert (n_pub, lt.events[ALL][0]) in found
+        pinned += (40, 14) in found
+        exact_pinned += candidates(1 - 14 / 40, n_pub) == {(40, 14)}
+    assert exact_pinned == 20 and pinned <= 3

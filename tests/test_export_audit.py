@@ -23,7 +23,8 @@ from analytics.publish.disclosure import ALL
 from analytics.publish.exports import ChartExport
 from analytics.publish.privacy import Protected
 from analytics.store.queries.disclosure import cell_key_secret
-from disclosure_auditor import Auditor, add_life_table, add_table
+from disclosure_auditor import (Auditor, actuarial_of, add_life_table, add_table, candidates, factor_noise,
+                                median_of)
 from disclosure_data import small_store
 from test_page_exports import build_all
 
@@ -96,11 +97,14 @@ def audit_incidence(export: ChartExport) -> list[str]:
     as published, the kinds of exit adding up to the events, the groups to All), the table's n, and
     each incidence the figure draws: with the published at risk and censored, the rise of a kind's
     incidence over an interval gives its exits there, exits = rise x (at risk - censored / 2) /
-    survival at the start. The figure must draw the life table's published days only."""
+    survival at the start. The figure must draw the life table's published days only. With perturbed
+    counts (``lt.noise``) the rise gives the perturbed exits (true ones +/- 2), and the kind not drawn
+    (other exits), a perturbed count of 0 or at least the threshold like every count of the table, is
+    taken as published: events minus the drawn kinds would give it only within +/- 6 anyway."""
     lt = export.life_table
     aud = Auditor(lt.threshold)
     names = sorted([g for g in lt.groups if g != ALL] + list(lt.hidden))
-    add_life_table(aud, lt, names, "lt", kinds_published=False)
+    add_life_table(aud, lt, names, "lt", kinds_published=bool(lt.noise))
     groups = [*names, ALL] if ALL in lt.groups and names else (names or [ALL])
     for g in export.table.values.index:
         aud.same(f"table:n:{g}", f"lt:at_risk:{g if g in groups else ALL}:0")
@@ -114,8 +118,12 @@ def audit_incidence(export: ChartExport) -> list[str]:
         surv, grid = lt.survival(g), [lt.points.index(d) for d in days]
         for j, (k0, k1) in enumerate(zip(grid, grid[1:])):
             effective = lt.at_risk[g][j] - lt.censored[g][j] / 2
-            exits = (cif[j + 1] - cif[j]) * effective / surv[j]
-            aud.equal({f"lt:{kind}:{g}:{k}": 1 for k in range(k0, k1)}, round(exits))
+            if surv[j] <= 0:  # no one left (perturbed counts can say so): the rise tells nothing
+                continue
+            exits = round((cif[j + 1] - cif[j]) * effective / surv[j])  # as published: perturbed with noise
+            name = f"lt:{kind}:{g}:{k0}-{k1}:drawn"
+            aud.equal({**{f"lt:{kind}:{g}:{k}": 1 for k in range(k0, k1)}, name: -1})
+            aud.publish(name, exits, lt.noise)
             drawn += 1
     assert drawn or all(len(lt.grids[g]) == 1 for g in lt.groups)
     return aud.failures()
@@ -218,11 +226,15 @@ def test_small_programs_pass_the_export_audit(tmp_path_factory, sizes, seed, out
             except (NoData, exports.TooFew):
                 continue
             assert audit_km(export) == []
+            if secret is not None:
+                survival_of_published_counts(export)
         if outcome == "retention":
-            try:
-                assert audit_incidence(exports.incidence_export(analyse(store, outcome, by="program"))) == []
-            except (NoData, exports.TooFew):
-                pass
+            for secret in (None, cell_key_secret(store)):
+                try:
+                    export = exports.incidence_export(analyse(store, outcome, by="program"), secret=secret)
+                except (NoData, exports.TooFew):
+                    continue
+                assert audit_incidence(export) == []
         for name, export in build_all(store, default_period(store)).items():
             if isinstance(export, ChartExport):
                 assert audit_page_export(name, export) == [], name
@@ -334,6 +346,54 @@ def test_the_km_export_perturbs_every_count_from_its_members(sample, by):  # noq
                 assert abs(shown.loc[g, f"at_risk_{day}"] - len(later)) <= cellkey.MAX_NOISE
                 checked += 1
     assert checked >= 4
+    survival_of_published_counts(export)
+
+
+def survival_of_published_counts(export: ChartExport) -> int:
+    """Every survival the km export publishes (the table, the curve's points, the median) is the
+    actuarial value of the published at risk, events and censored (written out here), and each of
+    those counts is the perturbation of the participants behind it. Returns the values checked."""
+    lt, shown, checked = export.life_table, export.table.values, 0
+    curves = {t.meta["group"]: t for t in export.figure.data
+              if isinstance(t.meta, dict) and t.meta.get("role") == "curve"}
+    for g in lt.groups:
+        expected = actuarial_of(lt.at_risk[g], lt.events[g], lt.censored[g])
+        np.testing.assert_allclose(np.asarray(curves[g].y, float), expected, rtol=0, atol=1e-15)
+        for day in (30, 90, 180, 365):
+            if pd.notna(shown.loc[g, f"survival_{day}"]):
+                assert shown.loc[g, f"survival_{day}"] == pytest.approx(expected[lt.grids[g].index(day)], abs=1e-15)
+                checked += 1
+        if pd.notna(shown.loc[g, "median_days"]):
+            assert shown.loc[g, "median_days"] == pytest.approx(median_of(list(lt.grids[g]), expected))
+    return checked
+
+
+def members_of(a, lt) -> dict[str, pd.DataFrame]:
+    """Each group of the life table: its participants in the analysis (All: everyone)."""
+    frame = a.durations.frame.assign(group=a.durations.frame[a.by].astype(str) if a.by else ALL)
+    return {g: frame if g == ALL else frame[frame.group == g] for g in lt.groups}
+
+
+def test_every_count_behind_a_published_survival_is_perturbed_from_its_members(sample):  # noqa: F811
+    """The life table's events and censored counts too (the risk table under the curve): each is
+    cellkey.perturb of the participants in its interval, so the survival of them is noise-protected."""
+    from analytics.publish import cellkey
+
+    secret = cell_key_secret(sample)
+    a = analyse(sample, "sobriety", by="program")
+    export = exports.km_export(a, secret=secret)
+    lt, checked, moved = export.life_table, 0, 0
+    for g, members in members_of(a, lt).items():
+        grid = lt.grids[g]
+        for j, (lo, hi) in enumerate(zip(grid, grid[1:])):
+            inside = members[(members.days >= lo) & (members.days < hi)]
+            for published, who in ((lt.events[g][j], inside[inside.event]), (lt.censored[g][j], inside[~inside.event])):
+                assert published == cellkey.perturb(secret, who.participant_id.astype(str))
+                assert abs(published - len(who)) <= cellkey.MAX_NOISE
+                checked += 1
+                moved += published != len(who)
+    assert checked >= 10 and moved >= 3
+    assert survival_of_published_counts(export) >= 4
 
 
 def test_weekly_trends_download_perturbs_its_counts_of_people(sample):  # noqa: F811
@@ -512,3 +572,115 @@ def test_cox_download_perturbs_n_per_level_from_its_participants(sample):  # noq
     note = " ".join(a.text for a in export.figure.layout.annotations)
     events = cellkey.perturb(secret, everyone[frame.event.astype(bool)])
     assert f"n={cellkey.perturb(secret, everyone):,}, events={events:,};" in note  # not the true n and events
+
+
+@pytest.mark.parametrize("by", [None, "program"])
+def test_the_incidence_download_perturbs_every_count_from_its_members(sample, by):  # noqa: F811
+    """With the store's secret (as the Survival page passes it) every count of the life table split by
+    kind of exit (n, at risk, censored, each kind's exits) is cellkey.perturb of the participants behind
+    it, within 2 of the truth; each published incidence is the actuarial Aalen-Johansen of those
+    published counts; the audit passes with the noise; the file says the counts are perturbed."""
+    from analytics.publish import cellkey
+
+    secret = cell_key_secret(sample)
+    a = analyse(sample, "retention", by=by)
+    export = exports.incidence_export(a, secret=secret)
+    lt = export.life_table
+    assert lt.noise == cellkey.MAX_NOISE and audit_incidence(export) == []
+    assert privacy.method_statement(T, perturbed=True) in "\n".join(export.lines())
+    everyone = ALL if ALL in lt.groups else lt.groups[0]
+    assert export.meta.n == f"n = {lt.n[everyone]:,} participants"
+    checked = moved = 0
+    for g, members in members_of(a, lt).items():
+        kind = members.event_type.astype(str)
+        cells = [(export.table.values.loc[g, "n"], members)]
+        grid = lt.grids[g]
+        for j, (lo, hi) in enumerate(zip(grid, grid[1:])):
+            inside = (members.days >= lo) & (members.days < hi)
+            cells += [(lt.at_risk[g][j + 1], members[members.days >= hi]),
+                      (lt.censored[g][j], members[inside & ~kind.isin(exports.EXIT_KINDS)])]
+            cells += [(lt.kind_events[k][g][j], members[inside & (kind == k)]) for k in lt.kinds]
+        for published, who in cells:
+            assert published == cellkey.perturb(secret, who.participant_id.astype(str))
+            assert abs(published - len(who)) <= cellkey.MAX_NOISE
+            checked += 1
+            moved += published != len(who)
+        surv, cif = actuarial_of(lt.at_risk[g], lt.events[g], lt.censored[g]), {k: [0.0] for k in lt.kinds}
+        for j in range(len(grid) - 1):
+            effective = lt.at_risk[g][j] - lt.censored[g][j] / 2
+            for k in lt.kinds:
+                cif[k].append(cif[k][-1] + surv[j] * min(1.0, lt.kind_events[k][g][j] / effective))
+        for k in exports.INCIDENCE_KINDS:
+            assert lt.incidence(g)[k] == pytest.approx(cif[k], abs=1e-15)
+            for day in (30, 90, 180, 365):
+                value = export.table.values.loc[g, f"{k}_{day}"]
+                if pd.notna(value):
+                    assert value == pytest.approx(cif[k][grid.index(day)], abs=1e-15)
+                    checked += 1
+    assert checked >= 10 and moved >= 3
+
+
+def _cohort_members(sample) -> pd.DataFrame:  # noqa: F811
+    """Retention durations with each participant's quarter of enrollment, found here with pandas."""
+    from tests import cellkey_truth as truth
+
+    frame = analyse(sample, "retention").durations.frame[["participant_id", "days", "event"]]
+    enrolled = truth.participants(sample).set_index("participant_id").enrolled_on
+    return frame.assign(cohort=[f"{d.year}-Q{(d.month - 1) // 3 + 1}" for d in enrolled.loc[frame.participant_id]])
+
+
+def test_cohort_heatmap_shares_are_computed_from_perturbed_counts(sample):  # noqa: F811
+    """Each published share is the actuarial survival over the months of the published number at
+    risk at each month's start and the perturbed drop-outs and censorings within it (each
+    cellkey.perturb of the participants behind it, found here with pandas), no longer the
+    Kaplan-Meier value of the true counts; within the noise's reach of that value."""
+    from analytics.analyses import cohorts
+    from analytics.publish import cellkey, page_exports
+
+    secret = cell_key_secret(sample)
+    r = cohorts.cohort_retention(sample, Filters(), "quarter", keyed=True)
+    shown = page_exports.cohort_heatmap_export(r).table.values
+    checked = moved = 0
+    ids = lambda rows: rows.participant_id.astype(str)  # noqa: E731
+    for cohort, members in _cohort_members(sample).groupby("cohort"):
+        if cohort not in shown.index:
+            continue
+        s, bound = 1.0, 0.0
+        for m in r.months[1:]:
+            if pd.isna(shown.loc[cohort, f"month_{m}"]):
+                break
+            lo, hi = cohorts.month_day(m - 1), cohorts.month_day(m)
+            inside = members[(members.days >= lo) & (members.days < hi)]
+            at_risk = shown.loc[cohort, f"at_risk_{m - 1}"]
+            assert at_risk == cellkey.perturb(secret, ids(members[members.days >= lo]))
+            e = cellkey.perturb(secret, ids(inside[inside.event]))
+            c = cellkey.perturb(secret, ids(inside[~inside.event]))
+            s *= min(1.0, max(0.0, 1 - e / (at_risk - c / 2)))
+            assert shown.loc[cohort, f"month_{m}"] == pytest.approx(s, abs=1e-15), (cohort, m)
+            bound += factor_noise(at_risk, e, c)
+            assert abs(shown.loc[cohort, f"month_{m}"] - r.shares.loc[cohort, m]) <= bound + 0.03
+            checked += 1
+            moved += abs(shown.loc[cohort, f"month_{m}"] - r.shares.loc[cohort, m]) > 1e-9
+    assert checked >= 30 and moved >= 20
+
+
+def test_cohort_shares_no_longer_pin_the_true_counts(sample):  # noqa: F811
+    """Cohorts with no one censored in month 1: the Kaplan-Meier share of the true counts there is
+    1 - e/n, so beside the published n it gives the true (n, e) back (the attacker of
+    test_disclosure_audit); the published share, of perturbed counts, gives the true pair in few."""
+    from analytics.analyses import cohorts
+    from analytics.publish import page_exports
+
+    r = cohorts.cohort_retention(sample, Filters(), "quarter", keyed=True)
+    shown = page_exports.cohort_heatmap_export(r).table.values
+    true_pinned = pinned = cases = 0
+    for cohort, members in _cohort_members(sample).groupby("cohort"):
+        first = members[members.days < cohorts.month_day(1)]
+        if (cohort not in shown.index or pd.isna(shown.loc[cohort, "month_1"]) or (~first.event).any()
+                or not first.event.any() or (members.days == cohorts.month_day(1)).any()):
+            continue
+        n, e, n_pub = len(members), int(first.event.sum()), int(shown.loc[cohort, "n"])
+        cases += 1
+        true_pinned += candidates(r.shares.loc[cohort, 1], n_pub) == {(n, e)}
+        pinned += (n, e) in candidates(shown.loc[cohort, "month_1"], n_pub)
+    assert cases >= 3 and true_pinned == cases and pinned <= cases // 3

@@ -96,6 +96,10 @@ class CohortRetention:
     complete_to: pd.Series
     n_key: pd.Series | None = None  # with keyed=True: the cell keys of n and at_risk (for the download)
     at_risk_key: pd.DataFrame | None = None
+    intervals: pd.DataFrame | None = None
+    # with keyed=True: per cohort and month m >= 1 (known), the events and censorings in
+    # [day(m - 1), day(m)) and their cell keys (columns cohort, month, events, events_key, censored,
+    # censored_key): the download's shares are computed from them, perturbed
 
     @property
     def months(self) -> list[int]:
@@ -174,12 +178,20 @@ def _with_keys(r: CohortRetention, counts: pd.DataFrame) -> CohortRetention:
 
     n_key = pd.Series({c: key(counts[counts.grp == c]) for c in r.n.index}, dtype=object, name="n")
     at_risk_key = pd.DataFrame(None, index=r.at_risk.index, columns=r.at_risk.columns, dtype=object)
+    intervals = []
     for c in r.at_risk.index:
         sub = counts[counts.grp == c]
         for m in r.months:
             if pd.notna(r.at_risk.loc[c, m]):
                 at_risk_key.loc[c, m] = key(sub[sub.ndays >= month_day(m)])
-    return dataclasses.replace(r, n_key=n_key, at_risk_key=at_risk_key)
+                if m > 0:
+                    inside = sub[(sub.ndays >= month_day(m - 1)) & (sub.ndays < month_day(m))]
+                    left, censored = inside[inside.event], inside[~inside.event]
+                    intervals.append({"cohort": c, "month": m, "events": int(left.n.sum()), "events_key": key(left),
+                                      "censored": int(censored.n.sum()), "censored_key": key(censored)})
+    columns = ["cohort", "month", "events", "events_key", "censored", "censored_key"]
+    return dataclasses.replace(r, n_key=n_key, at_risk_key=at_risk_key,
+                               intervals=pd.DataFrame(intervals, columns=columns))
 
 
 def _last_known_month(followed_days: int, inactivity_days: int) -> int:

@@ -18,7 +18,10 @@ difference plus the difference of two noises (-4 to +4 here), not the hidden cou
   noise are shown as "<11").
 
 Effect on accuracy: each count is off by at most 2 (mean 0, standard deviation 1.4); a rate
-over n people moves by at most 2/n (0.5 percentage points at n = 400, 5 at n = 40).
+over n people moves by at most 2/n (0.5 percentage points at n = 400, 5 at n = 40). Survival
+values, incidences, medians and shares are computed from the perturbed counts (never from the
+true ones beside them, which would give those back): each interval's factor moves by about
+2/(number at risk).
 """
 
 from __future__ import annotations
@@ -43,12 +46,17 @@ METHOD = ("Counts of people are perturbed by the cell key method of the Australi
           "with other filters (a program minus one of its sites) is the true difference plus a noise of -4 to "
           "+4, not a hidden count. Counts are perturbed first and then suppressed below {t}. Perturbed: new "
           "enrollments, active, mentored and checked-in participants (per program, the total and per week) and "
-          "every n and number at risk, drop-out or event and censoring count of the life tables. Not "
-          "perturbed: counts of meetings, check-ins and sessions (not of people); the survival values, computed "
-          "from the true counts of protected life-table cells. Effect on accuracy: each count is off by at "
-          "most 2 (mean 0, standard deviation 1.4), a total is perturbed on its own (parts may not add up to it "
-          "exactly), and a rate published beside a perturbed count (meetings per active participant) is "
-          "computed from the published count: off by at most 2/n of its value (0.5% at n = 400, 5% at n = 40).")
+          "every n and number at risk, drop-out or event (of each kind of exit) and censoring count of the life "
+          "tables. Survival, cumulative incidence, medians and cohort retention shares are computed from the "
+          "perturbed counts (each interval's factor kept within 0 and 1), as statistical agencies compute "
+          "proportions from perturbed counts: a value computed from the true counts would give them back (a "
+          "survival of 92.6% beside a published n of 28 is 25 of 27). Not perturbed: counts of meetings, "
+          "check-ins and sessions (not of people). Effect on accuracy: each count is off by at most 2 (mean 0, "
+          "standard deviation 1.4), a total is perturbed on its own (parts may not add up to it exactly), a "
+          "rate published beside a perturbed count (meetings per active participant) is computed from the "
+          "published count: off by at most 2/n of its value (0.5% at n = 400, 5% at n = 40); a survival moves "
+          "by at most about 2/(number at risk) per interval (up to 5/(number at risk) in an interval where "
+          "most of those at risk leave), these moves adding up over the intervals before it.")
 
 
 def record_key(secret: bytes, participant_id: str) -> int:

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from analytics.publish import cellkey, lp_audit, privacy
+from analytics.stats import survival
 
 __all__ = ["ALL", "INCIDENCE_METHOD", "LifeTable", "METHOD", "incidence_table", "life_table", "protected_table"]
 
@@ -46,13 +47,17 @@ METHOD = ("Survival is published as an actuarial life table (Cutler-Ederer): cou
           "participants, the participants of the groups that do not publish both days (and of the groups "
           "not shown) together hold 0 or at least {t} events, censorings and people at risk. Medians are "
           "interpolated within the interval where the survival crosses 50%. Against Kaplan-Meier this moves "
-          "survival at the published days by at most about half the censored share of an interval.")
+          "survival at the published days by at most about half the censored share of an interval. Where the "
+          "counts are perturbed (cell key method), the survival and the medians are computed from the "
+          "perturbed counts, each interval's factor kept within 0 and 1: about 2/(number at risk) further "
+          "per interval.")
 INCIDENCE_METHOD = (
     "Cumulative incidence of each kind of exit is published from a life table whose events are split by "
     "kind: intervals are merged until the events of each kind, the censorings and the numbers at risk are "
     "each 0 or at least {t} (with the same complementary protection between groups), and the incidence is "
     "computed at the published days only by the actuarial Aalen-Johansen estimator: the sum over intervals "
-    "of survival at the interval's start x exits of that kind / (at risk - censored / 2).")
+    "of survival at the interval's start x exits of that kind / (at risk - censored / 2). Where the counts are "
+    "perturbed (cell key method, every kind's exits too), the incidence is computed from the perturbed counts.")
 
 
 @dataclass(frozen=True)
@@ -72,8 +77,6 @@ class LifeTable:
     censored: dict[str, list[int]]
     threshold: int
     noise: int = 0                     # counts perturbed by up to this (cell key method); 0: exact
-    exact: tuple[dict[str, list[int]], dict[str, list[int]], dict[str, list[int]]] | None = None
-    # with noise: the true (at risk, events, censored), of which the survival is computed (never published)
     kinds: tuple[str, ...] = ()        # events split by kind of exit (cumulative incidence); () : not split
     kind_events: dict[str, dict[str, list[int]]] = dataclasses.field(default_factory=dict)
     # kind -> group -> events of that kind in each of the group's intervals (each 0 or at least threshold)
@@ -83,26 +86,22 @@ class LifeTable:
         return list(self.grids[group])
 
     def survival(self, group: str) -> list[float]:
-        """Actuarial survival at each published day of ``group`` (1.0 at day 0)."""
-        at_risk, events, censored = self.exact or (self.at_risk, self.events, self.censored)
-        s, out = 1.0, [1.0]
-        for r, e, c in zip(at_risk[group], events[group], censored[group]):
-            effective = r - c / 2
-            s *= 1 - e / effective if effective > 0 else 1
-            out.append(s)
-        return out
+        """Actuarial survival at each published day of ``group`` (1.0 at day 0), of the published
+        counts only (perturbed ones too, each factor clamped to [0, 1]): a survival of the true
+        counts beside perturbed ones would give the true counts back (25/27 beside n = 28)."""
+        return survival.actuarial(self.at_risk[group], self.events[group], self.censored[group])
 
     def incidence(self, group: str) -> dict[str, list[float]]:
         """Per kind, the actuarial Aalen-Johansen cumulative incidence at each published day of
-        ``group`` (0 at day 0): the sum of S(start) x exits of the kind / (at risk - censored / 2)."""
+        ``group`` (0 at day 0): the sum of S(start) x exits of the kind / (at risk - censored / 2),
+        of the published counts (each share clamped to [0, 1])."""
         surv = self.survival(group)
         out = {}
         for kind in self.kinds:
             cif, values = 0.0, [0.0]
             for k, (r, c, d) in enumerate(zip(self.at_risk[group], self.censored[group],
                                               self.kind_events[kind][group])):
-                effective = r - c / 2
-                cif += surv[k] * d / effective if effective > 0 else 0.0
+                cif += surv[k] * (1 - survival.actuarial_factor(r, d, c))
                 values.append(cif)
             out[kind] = values
         return out
@@ -215,10 +214,6 @@ def life_table(days: np.ndarray, event: np.ndarray, group: Sequence[str] | np.nd
 def _assemble(m: _Members, sets: dict[str, np.ndarray], names: list[str], shown: list[str], sizes: dict[str, int],
               grids: dict[str, list[int]], points: list[int], t: int) -> LifeTable:
     groups = tuple([*sorted(shown), ALL] if len(names) != 1 else names)
-    exact = None
-    if m.keys is not None:  # survival from the true counts (as without noise); the counts published perturbed
-        true = _assemble(dataclasses.replace(m, keys=None), sets, names, shown, sizes, grids, points, t)
-        exact = (true.at_risk, true.events, true.censored)
     counts = {g: [_cell(m, sets[g], a, b) for a, b in zip(grids[g], grids[g][1:])] for g in groups}
     kind_events = {kind: {g: [m.count(sets[g] & m.event & (m.kind == kind) & (m.days >= a) & (m.days < b))
                               for a, b in zip(grids[g], grids[g][1:])] for g in groups} for kind in m.kinds}
@@ -226,7 +221,7 @@ def _assemble(m: _Members, sets: dict[str, np.ndarray], names: list[str], shown:
                      {**sizes, ALL: m.count(sets[ALL])}, {g: tuple(grids[g]) for g in groups},
                      {g: [m.count(sets[g]), *(c[3] for c in counts[g])] for g in groups},
                      {g: [c[1] for c in counts[g]] for g in groups}, {g: [c[2] for c in counts[g]] for g in groups}, t,
-                     cellkey.MAX_NOISE if m.keys is not None else 0, exact, m.kinds, kind_events)
+                     cellkey.MAX_NOISE if m.keys is not None else 0, m.kinds, kind_events)
 
 
 def _leaks(lt: LifeTable, names: list[str]) -> bool:
@@ -342,4 +337,5 @@ def incidence_table(lt: LifeTable, times: Sequence[int], kinds: Sequence[str]) -
     primary.loc[hidden & small, "n"] = True
     complementary.loc[hidden & ~small, "n"] = True
     return privacy.Protected(values=values.mask(primary | complementary), primary=primary,
-                             complementary=complementary, derived=primary.copy(), threshold=t, counts=("n",))
+                             complementary=complementary, derived=primary.copy(), threshold=t, counts=("n",),
+                             perturbed=("n",) if lt.noise else ())

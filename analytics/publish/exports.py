@@ -217,7 +217,8 @@ def protect_cohorts(r: CohortRetention,
                         perturbed=counts if r.n_key is not None else ())
     # Like a curve, a cohort's row stops where fewer than `threshold` remain followed: a later
     # 0% after hidden cells would tell that the last few all left.
-    few = (table[at_risk.columns] < threshold).to_numpy() & table[months].notna().to_numpy()
+    few = np.logical_or.accumulate((table[at_risk.columns] < threshold).to_numpy(), axis=1) \
+        & table[months].notna().to_numpy()  # a perturbed count may rise again after one under the threshold
     derived = p.derived.copy()
     derived[months] = derived[months].to_numpy() | few
     p = dataclasses.replace(p, derived=derived, values=p.values.mask(derived))
@@ -231,14 +232,29 @@ def protect_cohorts(r: CohortRetention,
 
 def _perturbed_cohorts(r: CohortRetention) -> CohortRetention:
     """``r`` with n and every number at risk replaced by its published count (cellkey.noisy of the
-    count and its cell key); the shares stay the Kaplan-Meier values of the true counts."""
+    count and its cell key), and each known share recomputed from perturbed counts only: the
+    actuarial survival (Cutler-Ederer, as the report's cohort life table) over the months, of the
+    published number at risk at each month's start and the perturbed drop-outs and censorings
+    within it. A Kaplan-Meier share of the true counts beside perturbed ones would give them back."""
     n = pd.Series([cellkey.noisy(c, k) for c, k in zip(r.n, r.n_key)], index=r.n.index, dtype="int64", name="n")
     at_risk = r.at_risk.copy()
     for c in at_risk.index:
         for m in at_risk.columns:
             if pd.notna(at_risk.loc[c, m]):
                 at_risk.loc[c, m] = cellkey.noisy(at_risk.loc[c, m], r.at_risk_key.loc[c, m])
-    return dataclasses.replace(r, n=n, at_risk=at_risk)
+    shares = r.shares.copy()
+    cells = {(cell.cohort, cell.month): cell for cell in r.intervals.itertuples()}  # keys stay uint64, never float
+    for c in shares.index:
+        s = 1.0
+        for m in shares.columns:
+            if pd.isna(shares.loc[c, m]):
+                continue
+            if m > 0:
+                cell = cells[(c, m)]
+                s *= survival.actuarial_factor(at_risk.loc[c, m - 1], cellkey.noisy(cell.events, cell.events_key),
+                                               cellkey.noisy(cell.censored, cell.censored_key))
+            shares.loc[c, m] = s
+    return dataclasses.replace(r, n=n, at_risk=at_risk, shares=shares)
 
 
 def survival_meta(a: SurvivalAnalysis, title: str, definition: str = "") -> ChartMeta:
@@ -294,28 +310,35 @@ INCIDENCE_KINDS = ("dropped_out", "completed")  # published; other exits are pro
 EXIT_KINDS = ("dropped_out", "completed", "other_exit")
 
 
-def incidence_life_table(a: SurvivalAnalysis, threshold: int = privacy.DEFAULT_THRESHOLD) -> LifeTable:
+def incidence_life_table(a: SurvivalAnalysis, threshold: int = privacy.DEFAULT_THRESHOLD,
+                         secret: bytes | None = None) -> LifeTable:
     """Exits (of any kind) as a protected life table whose events are split by kind of exit: every
-    count of each kind, like the censorings and numbers at risk, 0 or at least the threshold."""
+    count of each kind, like the censorings and numbers at risk, 0 or at least the threshold. With
+    the store's cell-key ``secret``, every count (each kind's exits too) perturbed from the
+    participants behind it, as km_life_table does."""
     privacy.check_threshold(threshold)
     frame = a.durations.frame
     if len(frame) < threshold:
         raise TooFew(f"fewer than {threshold} participants in this selection: nothing can be exported")
     kind = frame.event_type.astype(str).to_numpy(dtype=object)
     groups = frame[a.by].astype(str).to_numpy() if a.by else np.full(len(frame), disclosure.ALL, dtype=object)
+    keys = None if secret is None else cellkey.record_keys(secret, frame.participant_id.astype(str))
     return disclosure.life_table(frame.days.to_numpy(), np.isin(kind, EXIT_KINDS), groups, (*KM_DAYS, *TIMES),
-                                 threshold, kind=kind, kinds=EXIT_KINDS)
+                                 threshold, keys=keys, kind=kind, kinds=EXIT_KINDS)
 
 
-def incidence_export(a: SurvivalAnalysis, threshold: int = privacy.DEFAULT_THRESHOLD) -> ChartExport:
+def incidence_export(a: SurvivalAnalysis, threshold: int = privacy.DEFAULT_THRESHOLD,
+                     secret: bytes | None = None) -> ChartExport:
     """Cumulative incidence of dropping out vs completing from the life table split by kind of exit
     (incidence_life_table), published at its days only: a step of the Aalen-Johansen curve can be
-    one person's exit. The table: n and the incidence of each kind at 30/90/180/365 days."""
+    one person's exit. The table: n and the incidence of each kind at 30/90/180/365 days. With
+    ``secret`` (as the Survival page passes it) every count is perturbed first and the incidences
+    are computed from the perturbed counts."""
     from analytics.charts.survival import incidence_table_figure
 
     if a.incidence is None:
         raise ValueError("cumulative incidence of competing exits exists for the retention outcome only")
-    lt = incidence_life_table(a, threshold)
+    lt = incidence_life_table(a, threshold, secret)
     table = disclosure.incidence_table(lt, TIMES, INCIDENCE_KINDS)
     meta = survival_meta(a, "Dropping out vs completing", "Cumulative incidence of each kind of exit, per "
                          "group. " + lt.method() + " A blank: not published (past the group's follow-up, or "

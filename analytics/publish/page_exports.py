@@ -310,7 +310,11 @@ def cohort_heatmap_export(retention: CohortRetention, threshold: int = DEFAULT_T
     left_out = len(retention.n) - len(safe.n)
     n = f"n = {int(safe.n.sum()):,} participants in {len(safe.n)} cohorts shown" + (
         f" ({left_out} cohorts of fewer than {threshold} left out)" if left_out else "")
-    meta = ChartMeta(figure_title(fig), retention.definition(), n, f"Cohorts by {retention.by}; "
+    definition = retention.definition() + (
+        " In this file the shares are actuarial (Cutler-Ederer) over the months, computed from the perturbed "
+        "numbers followed, drop-outs and censorings (cell key method); month 0 is 100%."
+        if retention.n_key is not None else "")
+    meta = ChartMeta(figure_title(fig), definition, n, f"Cohorts by {retention.by}; "
                      f"{retention.filters.describe()}", retention.cutoff)
     return ChartExport(f"cohort-retention-{retention.by}", meta, p, fig)
 

@@ -88,7 +88,8 @@ def check_threshold(threshold: int) -> int:
 PERTURBATION = ("Counts of people are first perturbed by the cell key method (Australian Bureau of "
                 "Statistics): each is off by at most 2, and the same people always get the same change, so "
                 "comparing outputs made with other filters reveals only noise; a total is perturbed on its "
-                "own, so parts may not add up to it exactly. ")
+                "own, so parts may not add up to it exactly; shares, rates, survival and medians are computed "
+                "from the perturbed counts. ")
 
 
 def method_statement(threshold: int = DEFAULT_THRESHOLD, perturbed: bool = False) -> str:

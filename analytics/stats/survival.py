@@ -75,6 +75,24 @@ class KaplanMeier:
         return value, float(np.sqrt(var))
 
 
+def actuarial_factor(at_risk: float, events: float, censored: float) -> float:
+    """One interval's actuarial (Cutler-Ederer) survival factor 1 - events / (at risk - censored / 2),
+    clamped to [0, 1]: counts perturbed independently (analytics.publish.cellkey) need not obey
+    events + censored <= at risk, and a survival must stay a share. 1 when no one is at risk."""
+    effective = at_risk - censored / 2
+    return 1.0 if effective <= 0 else min(1.0, max(0.0, 1 - events / effective))
+
+
+def actuarial(at_risk: Sequence[float], events: Sequence[float], censored: Sequence[float]) -> list[float]:
+    """Actuarial survival at the start of each interval and at the end of the last (1.0 first): the
+    running product of actuarial_factor over intervals given by their counts."""
+    s, out = 1.0, [1.0]
+    for r, e, c in zip(at_risk, events, censored):
+        s *= actuarial_factor(r, e, c)
+        out.append(s)
+    return out
+
+
 def _first_time_at_or_below(time: pd.Series, curve: pd.Series, level: float) -> float | None:
     """R's rule: first time the curve is <= level; midpoint if it sits exactly at level."""
     t = time.to_numpy(float)

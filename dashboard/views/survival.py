@@ -68,6 +68,7 @@ for warning in analysis.warnings:
 if analysis.incidence is not None:
     st.subheader("Dropping out vs completing")
     st.plotly_chart(survival_charts.incidence_figure(analysis), theme=None, key="incidence")
-    downloads("Dropping out vs completing", lambda: exports.incidence_export(analysis), key="incidence",
+    downloads("Dropping out vs completing",
+              lambda: exports.incidence_export(analysis, secret=cell_key_secret(get_store())), key="incidence",
               filters=filters)
 st.caption("Associations are not proof of cause.")
