@@ -95,6 +95,9 @@ class Landmark:
     odds: list[Estimate]  # logistic: odds of still being in at 6 months
     odds_n: int
     curves: dict[str, survival.KaplanMeier] = field(default_factory=dict)
+    # one row per participant in it (participant_id, days_after, event, tier: a TIERS label), so the
+    # published counts (per tier, the life table) can be perturbed from their members; not in to_json
+    people: pd.DataFrame = field(default_factory=lambda: _landmark_people([], [], [], []), repr=False)
 
     def to_json(self) -> dict:
         return {"day": self.day, "n": self.n, "events": self.events, "terms": [t.to_json() for t in self.terms],
@@ -119,6 +122,15 @@ class EngagementAnalysis:
     # the standard deviation of each exposure: {"naive": {term: SD of the totals over participants},
     # "time_varying": {term: SD of the previous week's count over person-weeks}}
     exposure_sd: dict[str, dict[str, float]] = field(default_factory=dict)
+    # the model's participants (n of them) and whether each had the event (events of them), so the
+    # published n and events can be perturbed from their members (analytics.publish.cellkey); not in to_json
+    participant_ids: np.ndarray = field(default_factory=lambda: np.array([], dtype=object), repr=False)
+    had_event: np.ndarray = field(default_factory=lambda: np.array([], dtype=bool), repr=False)
+
+    @property
+    def event_ids(self) -> np.ndarray:
+        """The participants of the model who had the event."""
+        return self.participant_ids[self.had_event]
 
     def per_sd(self, which: str) -> list[Estimate]:
         """The naive or time-varying HRs per one standard deviation of their exposure: the two
@@ -255,6 +267,17 @@ def _tier_codes(meetings: np.ndarray) -> np.ndarray:
     return np.searchsorted([low for low, _, _ in TIERS[1:]], np.asarray(meetings), side="right")
 
 
+TIER_LABELS = [label for _, _, label in TIERS]
+
+
+def _landmark_people(ids, days_after, event, tiers) -> pd.DataFrame:
+    """A landmark's people, small: ids (the person-week table's own strings), int32 days, tier codes."""
+    return pd.DataFrame({"participant_id": np.asarray(ids, dtype=object),
+                         "days_after": np.asarray(days_after, dtype=np.int32),
+                         "event": np.asarray(event, dtype=bool),
+                         "tier": pd.Categorical.from_codes(np.asarray(tiers, dtype=np.int8), TIER_LABELS)})
+
+
 def tier(meetings: pd.Series) -> pd.Series:
     """0, 1-3, 4-7, 8+ meetings."""
     return pd.Series(np.array([label for _, _, label in TIERS], dtype=object)[_tier_codes(meetings)],
@@ -303,7 +326,8 @@ def fit_landmark(pw: PersonWeeks, day: int, adjust: Sequence[str]) -> Landmark |
                                 f"meetings before day {day}")
     curves = {TIERS[k][2]: survival.kaplan_meier(days_after[tiers == k], event[tiers == k]) for k in present}
     odds, odds_n = _odds_in_at(frame, counts, adjusters, SIX_MONTHS)
-    return Landmark(day, len(frame), int(frame.event.sum()), terms, tier_terms, odds, odds_n, curves)
+    people = _landmark_people(frame.participant_id, days_after, event, tiers)
+    return Landmark(day, len(frame), int(frame.event.sum()), terms, tier_terms, odds, odds_n, curves, people)
 
 
 def landmark(store: Store, outcome: str, day: int, adjust: Sequence[str], settings: OutcomeSettings,
@@ -529,7 +553,8 @@ def analyse_engagement(store: Store, outcome: str, *, adjust: Sequence[str] = ("
         outcome=outcome, n=pw.participants, events=pw.events, person_weeks=pw.rows, adjusted_for=list(adjust),
         time_varying=main, adjustment_terms=others, landmarks=landmark_results,
         gee=use.result() + craving.result(), naive=biased.result(), left_out=pw.left_out, warnings=notes,
-        exposure_sd=exposure_sds(pw))
+        exposure_sd=exposure_sds(pw), participant_ids=followed.participant_id.to_numpy(object),
+        had_event=followed.event.to_numpy(bool))
 
 
 def exposure_sds(pw: PersonWeeks) -> dict[str, dict[str, float]]:
