@@ -28,7 +28,8 @@ PAGES = {
     "engagement_retention": ["hr", "naive", "landmark_km", "dose"],
 }
 # the downloads whose counts of people are perturbed (cell key method) before suppression
-PERTURBED_CSV = ("km_csv", "weekly_trends_csv", "adherence_csv", "cohort_heatmap_csv", "caseloads_csv", "cox_csv")
+PERTURBED_CSV = ("km_csv", "weekly_trends_csv", "adherence_csv", "cohort_heatmap_csv", "caseloads_csv", "cox_csv",
+                 "hr_csv", "naive_csv", "landmark_km_csv", "dose_csv")
 
 
 @pytest.fixture(scope="module")
