@@ -93,8 +93,14 @@ def test_the_analysis_carries_its_members_but_not_in_its_json(sample, keyed):  #
     assert sorted(analysis.participant_ids) == sorted(d.participant_id) and analysis.n == len(d) == 800
     assert sorted(analysis.event_ids) == sorted(d.participant_id[d.event]) and analysis.events == 322
     for lm in analysis.landmarks:
-        assert len(lm.people) == lm.n and lm.people.event.sum() == lm.events
-        assert {t: int((lm.people.tier == t).sum()) for t in lm.curves} == {t: km.n for t, km in lm.curves.items()}
+        people = analysis.landmark_people(lm)
+        members = landmark_members(sample, lm.day)
+        assert len(people) == lm.n and people.event.sum() == lm.events and lm.tier_codes.dtype == np.int8
+        assert {t: int((people.tier == t).sum()) for t in lm.curves} == {t: km.n for t, km in lm.curves.items()}
+        mine = people.set_index("participant_id").sort_index()
+        theirs = members.set_index("participant_id").sort_index()
+        assert mine.index.equals(theirs.index) and (mine.days_after == theirs.days_after).all()
+        assert (mine.event == theirs.event).all() and (mine.tier.astype(str) == theirs.tier).all()
     text = str(analysis.to_json())
     assert "participant_ids" not in text and "people" not in analysis.landmarks[0].to_json()
     assert str(analysis.participant_ids[0]) not in text

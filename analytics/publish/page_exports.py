@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import html
 import io
 from collections.abc import Hashable, Mapping
 from typing import TYPE_CHECKING
@@ -419,18 +418,35 @@ def _engagement_meta(analysis: EngagementAnalysis, fig: go.Figure, definition: s
     return ChartMeta(figure_title(fig), definition, n, filters.describe().capitalize(), cutoff)
 
 
-def _published(analysis: EngagementAnalysis, secret: bytes | None) -> EngagementAnalysis:
-    """The analysis with its model's and landmarks' n and events as published: with ``secret``,
-    cellkey.perturb of the participants behind each (so the figures' notes and the file's meta
-    print no true count); without, unchanged."""
+class _Counter:
+    """Counts of subsets of some participants as published: the true count, or with ``secret``
+    cellkey.perturb of the members, each member's record key computed once (a download of a
+    100,000-person model hashes each id once, not once per cell)."""
+
+    def __init__(self, ids: np.ndarray | pd.Series, secret: bytes | None):
+        self.size = len(ids)
+        self.keys = None if secret is None else cellkey.record_keys(secret, ids)
+
+    def __call__(self, members: np.ndarray | pd.Series | None = None) -> int:
+        """The published count of the participants where ``members`` (a boolean mask) is true; None: all."""
+        mask = np.ones(self.size, dtype=bool) if members is None else np.asarray(members, dtype=bool)
+        if self.keys is None:
+            return int(mask.sum())
+        return cellkey.noisy(int(mask.sum()), sum(self.keys[mask].tolist()) % cellkey.MODULUS)
+
+
+def _published_model(analysis: EngagementAnalysis, secret: bytes | None) -> EngagementAnalysis:
+    """The analysis with its model's n and events as published (with ``secret``: perturbed from
+    the participants behind them), so the figures' notes and the file's meta print no true count."""
     if secret is None:
         return analysis
-    return dataclasses.replace(
-        analysis, n=cellkey.perturb(secret, analysis.participant_ids),
-        events=cellkey.perturb(secret, analysis.event_ids),
-        landmarks=[dataclasses.replace(lm, n=cellkey.perturb(secret, lm.people.participant_id),
-                                       events=cellkey.perturb(secret, lm.people.participant_id[lm.people.event]))
-                   for lm in analysis.landmarks])
+    count = _Counter(analysis.participant_ids, secret)
+    return dataclasses.replace(analysis, n=count(), events=count(analysis.had_event))
+
+
+def _published_landmark(lm: Landmark, people: pd.DataFrame, count: _Counter) -> Landmark:
+    """The landmark with its n and events as published (``count``: a _Counter of its ``people``)."""
+    return dataclasses.replace(lm, n=count(), events=count(people.event))
 
 
 def _engagement_notes(secret: bytes | None, threshold: int, *notes: str) -> list[str]:
@@ -463,7 +479,7 @@ def hazard_ratio_export(analysis: EngagementAnalysis, filters: Filters, cutoff: 
     when its participants, events or person-weeks are fewer than the threshold. With the store's
     ``secret`` (as the page passes it) n and events are perturbed first (cell key method)."""
     from analytics.charts import engagement as engagement_charts  # see the module docstring
-    analysis = _published(analysis, secret)
+    analysis = _published_model(analysis, secret)
     table = pd.DataFrame(_term_rows(analysis.time_varying, _model_counts(analysis)),
                          columns=["engagement", "n", "events", "person_weeks", *ESTIMATE, "per"])
     p = _protect_estimates(table.set_index("engagement"), ["n", "events", "person_weeks"], threshold,
@@ -486,7 +502,7 @@ def naive_vs_correct_export(analysis: EngagementAnalysis, filters: Filters, cuto
     """The naive (biased) and corrected hazard ratios side by side, hidden (and, with ``secret``,
     n and events perturbed) as in hazard_ratio_export."""
     from analytics.charts import engagement as engagement_charts  # see the module docstring
-    analysis = _published(analysis, secret)
+    analysis = _published_model(analysis, secret)
     counts = _model_counts(analysis)
     rows = [{"estimate": "naive (biased)", **r} for r in _term_rows(analysis.naive, {**counts, "person_weeks": np.nan})]
     rows += [{"estimate": "corrected", **r} for r in _term_rows(analysis.time_varying, counts)]
@@ -520,23 +536,20 @@ def _reference_tier(lm: Landmark) -> str:
     return f"{lm.tiers[0].term.split(' vs ', 1)[1] if lm.tiers else next(iter(lm.curves), '')} meetings"
 
 
-def _tier_counts(lm: Landmark, secret: bytes | None) -> dict[str, tuple[int, int]]:
+def _tier_counts(lm: Landmark, people: pd.DataFrame, count: _Counter) -> dict[str, tuple[int, int]]:
     """Each tier's (participants, events), and the total's ('All tiers': everyone in the landmark),
-    from its members: counted, or with ``secret`` perturbed (cellkey.perturb of the members)."""
-    people = lm.people
-    groups = {str(t): people[people.tier == t] for t in lm.curves} | {"All tiers": people}
-
-    def count(ids: pd.Series) -> int:
-        return len(ids) if secret is None else cellkey.perturb(secret, ids)
-
-    return {t: (count(g.participant_id), count(g.participant_id[g.event])) for t, g in groups.items()}
+    as published (``count``: a _Counter of the landmark's ``people``)."""
+    tiers = {str(t): (people.tier == t).to_numpy() for t in lm.curves} | {"All tiers": np.ones(len(people), bool)}
+    event = people.event.to_numpy()
+    return {t: (count(mask), count(mask & event)) for t, mask in tiers.items()}
 
 
-def _tier_table(lm: Landmark, secret: bytes | None = None) -> pd.DataFrame:
-    """One landmark's tiers: participants, events, HR against the reference tier; and a total row."""
+def _tier_table(lm: Landmark, people: pd.DataFrame, count: _Counter) -> pd.DataFrame:
+    """One landmark's tiers: participants, events (as ``count`` publishes them), HR against the
+    reference tier; and a total row."""
     ref = _reference_tier(lm).removesuffix(" meetings")
     by_tier = {t.term.split(" meetings vs ", 1)[0]: t for t in lm.tiers}
-    counts = _tier_counts(lm, secret)
+    counts = _tier_counts(lm, people, count)
     rows = []
     for tier in lm.curves:
         t = by_tier.get(tier)
@@ -557,23 +570,29 @@ def dose_response_export(analysis: EngagementAnalysis, filters: Filters, cutoff:
     ``secret`` every n and events (the total's from everyone in the landmark) is perturbed first;
     the figure's note gives each day's total as the table publishes it."""
     from analytics.charts import engagement as engagement_charts  # see the module docstring
-    parts = {f"day {lm.day}": _protect_block(_tier_table(lm, secret), ["n", "events"], _reference_tier(lm),
-                                             "All tiers", threshold, _perturbed(secret))
+    people = {lm.day: analysis.landmark_people(lm) for lm in analysis.landmarks}
+    counters = {day: _Counter(p.participant_id, secret) for day, p in people.items()}
+    parts = {f"day {lm.day}": _protect_block(_tier_table(lm, people[lm.day], counters[lm.day]), ["n", "events"],
+                                             _reference_tier(lm), "All tiers", threshold, _perturbed(secret))
              for lm in analysis.landmarks}
     p = _stack(parts, "landmark", _empty_estimates(["n", "events"], threshold))
-    published = _published(analysis, secret)
-    safe = dataclasses.replace(published, landmarks=[dataclasses.replace(lm, tiers=[
-        t for t in lm.tiers if not p.suppressed["hr"].get((f"day {lm.day}", t.term.split(" vs ", 1)[0]), True)])
-        for lm in published.landmarks])
+
+    def published(lm: Landmark) -> Landmark:  # its counts as published, its hidden tiers left out
+        hidden = p.suppressed["hr"]
+        return dataclasses.replace(_published_landmark(lm, people[lm.day], counters[lm.day]), tiers=[
+            t for t in lm.tiers if not hidden.get((f"day {lm.day}", t.term.split(" vs ", 1)[0]), True)])
+
+    safe = dataclasses.replace(_published_model(analysis, secret),
+                               landmarks=[published(lm) for lm in analysis.landmarks])
     fig = engagement_charts.dose_response_figure(safe)
     for lm in analysis.landmarks:  # a day's total as the table shows it ('<11', '*' where hidden)
         row = (f"day {lm.day}", "All tiers")
-        fig = renote(fig, rf"Day {lm.day}: n=[\d,]+, events=[\d,]+\.", html.escape(
-            f"Day {lm.day}: n={_cell(p, row, 'n')}, events={_cell(p, row, 'events')}."))
+        fig = renote(fig, rf"Day {lm.day}: n=[\d,]+, events=[\d,]+\.",
+                     f"Day {lm.day}: n={_cell(p, row, 'n')}, events={_cell(p, row, 'events')}.")
     fig = hide_small_in_text(fig, threshold)
     if any(lm.tiers for lm in analysis.landmarks) and not any(lm.tiers for lm in safe.landmarks):
         fig = replace_message(fig, _all_hidden(threshold))
-    meta = _engagement_meta(published, fig, "Landmark Cox models: among those still in on the landmark day, hazard "
+    meta = _engagement_meta(safe, fig, "Landmark Cox models: among those still in on the landmark day, hazard "
                             "ratio of each meetings tier (meetings before the day) against the lowest tier, with "
                             "95% CI.", filters, cutoff, threshold)
     note = (f"Tiers with fewer than {threshold} participants or events (or whose numbers would reveal such a tier's),"
@@ -593,15 +612,15 @@ def landmark_km_export(analysis: EngagementAnalysis, day: int, filters: Filters,
     lm = next((m for m in analysis.landmarks if m.day == day), None)
     if lm is None:
         raise TooFew(f"no landmark analysis at day {day} for this selection: nothing can be exported")
-    people = lm.people
-    keys = None if secret is None else cellkey.record_keys(secret, people.participant_id)
+    people = analysis.landmark_people(lm)
+    count = _Counter(people.participant_id, secret)
     groups = (people.tier.astype(str) + " meetings").to_numpy(object)
-    lt = life_table(people.days_after.to_numpy(), people.event.to_numpy(), groups, threshold, keys)
+    lt = life_table(people.days_after.to_numpy(), people.event.to_numpy(), groups, threshold, count.keys)
     p = disclosure.protected_table(lt, TIMES)
     fig = life_table_figure(lt, engagement_charts.landmark_title(analysis.outcome, day), analysis.outcome,
                             max(TIMES), "")
     fig.update_xaxes(title_text=f"Days after day {day} (the landmark)", selector=dict(anchor="y"))
-    shown = next(m for m in _published(analysis, secret).landmarks if m.day == day)
+    shown = _published_landmark(lm, people, count)
     meta = ChartMeta(figure_title(fig), f"Landmark at day {day}: participants still in on day {day}, grouped by the "
                      f"meetings they attended before it, followed from day {day}; not adjusted. {lt.method()}",
                      f"n = {_shown(shown.n, threshold)} participants, {_shown(shown.events, threshold)} events after "
