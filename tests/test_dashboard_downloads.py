@@ -29,7 +29,7 @@ PAGES = {
 }
 # the downloads whose counts of people are perturbed (cell key method) before suppression
 PERTURBED_CSV = ("km_csv", "weekly_trends_csv", "adherence_csv", "cohort_heatmap_csv", "caseloads_csv", "cox_csv",
-                 "cohort_trends_csv", "incidence_csv")
+                 "cohort_trends_csv", "incidence_csv", "hr_csv", "naive_csv", "landmark_km_csv", "dose_csv")
 
 
 @pytest.fixture(scope="module")

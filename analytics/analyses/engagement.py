@@ -70,6 +70,7 @@ SPLIT_TERMS = {"in_person_prev": "in_person_groups", "online_prev": "online_comm
                "checkins_prev": "checkins", "mentoring_prev": "mentoring"}
 LANDMARKS = (30, 60, 90)
 TIERS = ((0, 0, "0"), (1, 3, "1-3"), (4, 7, "4-7"), (8, None, "8+"))
+TIER_LABELS = [label for _, _, label in TIERS]
 SIX_MONTHS = 182
 _WORKERS = 2  # threads for the models (the machine this was tuned on has two cores)
 Z95 = stats.norm.ppf(0.975)
@@ -95,6 +96,11 @@ class Landmark:
     odds: list[Estimate]  # logistic: odds of still being in at 6 months
     odds_n: int
     curves: dict[str, survival.KaplanMeier] = field(default_factory=dict)
+    # each participant's meetings tier (index into TIERS; -1: not in this landmark), in the order of
+    # EngagementAnalysis.participant_ids (of the person-week table's people when fitted alone), so the
+    # published counts can be perturbed from their members (EngagementAnalysis.landmark_people); one
+    # byte a participant, as the analysis is cached (pickled); not in to_json
+    tier_codes: np.ndarray = field(default_factory=lambda: np.array([], dtype=np.int8), repr=False)
 
     def to_json(self) -> dict:
         return {"day": self.day, "n": self.n, "events": self.events, "terms": [t.to_json() for t in self.terms],
@@ -119,6 +125,25 @@ class EngagementAnalysis:
     # the standard deviation of each exposure: {"naive": {term: SD of the totals over participants},
     # "time_varying": {term: SD of the previous week's count over person-weeks}}
     exposure_sd: dict[str, dict[str, float]] = field(default_factory=dict)
+    # the model's participants (n of them), their days in follow-up and whether each had the event
+    # (events of them), so the published counts can be perturbed from their members
+    # (analytics.publish.cellkey); not in to_json
+    participant_ids: np.ndarray = field(default_factory=lambda: np.array([], dtype=object), repr=False)
+    days: np.ndarray = field(default_factory=lambda: np.array([], dtype=np.int32), repr=False)
+    had_event: np.ndarray = field(default_factory=lambda: np.array([], dtype=bool), repr=False)
+
+    @property
+    def event_ids(self) -> np.ndarray:
+        """The participants of the model who had the event."""
+        return self.participant_ids[self.had_event]
+
+    def landmark_people(self, lm: Landmark) -> pd.DataFrame:
+        """One row per participant in the landmark: participant_id, days_after (the landmark day),
+        event, tier (a TIERS label)."""
+        rows = np.flatnonzero(lm.tier_codes >= 0)
+        return pd.DataFrame({"participant_id": self.participant_ids[rows],
+                             "days_after": self.days[rows] - lm.day, "event": self.had_event[rows],
+                             "tier": pd.Categorical.from_codes(lm.tier_codes[rows], TIER_LABELS)})
 
     def per_sd(self, which: str) -> list[Estimate]:
         """The naive or time-varying HRs per one standard deviation of their exposure: the two
@@ -277,6 +302,7 @@ def landmark_frame(pw: PersonWeeks, day: int) -> pd.DataFrame:
     for j, name in enumerate(ENGAGEMENT):
         frame[name] = counts[:, j]
     frame["days"] = days[keep]
+    frame["row"] = keep  # its row in pw.people
     return frame
 
 
@@ -303,7 +329,9 @@ def fit_landmark(pw: PersonWeeks, day: int, adjust: Sequence[str]) -> Landmark |
                                 f"meetings before day {day}")
     curves = {TIERS[k][2]: survival.kaplan_meier(days_after[tiers == k], event[tiers == k]) for k in present}
     odds, odds_n = _odds_in_at(frame, counts, adjusters, SIX_MONTHS)
-    return Landmark(day, len(frame), int(frame.event.sum()), terms, tier_terms, odds, odds_n, curves)
+    codes = np.full(len(pw.people), -1, dtype=np.int8)
+    codes[frame.row.to_numpy()] = tiers
+    return Landmark(day, len(frame), int(frame.event.sum()), terms, tier_terms, odds, odds_n, curves, codes)
 
 
 def landmark(store: Store, outcome: str, day: int, adjust: Sequence[str], settings: OutcomeSettings,
@@ -505,7 +533,8 @@ def analyse_engagement(store: Store, outcome: str, *, adjust: Sequence[str] = ("
     if pw.rows == 0 or not pw.event.any():
         from analytics.analyses.survival import NoData
         raise NoData(f"no {outcome} events to analyse for {filters.describe()}")
-    followed = pw.people[pw.weeks_per_person > 0]
+    model = pw.weeks_per_person > 0
+    followed = pw.people[model]
     adjust = [c for c in adjust if followed[c].nunique() > 1]
     with threadpool_limits(limits=1, user_api="blas"), ThreadPoolExecutor(max_workers=_WORKERS) as pool:
         use, craving = pool.submit(gee_use, pw, adjust), pool.submit(gee_craving, pw, adjust)
@@ -522,14 +551,15 @@ def analyse_engagement(store: Store, outcome: str, *, adjust: Sequence[str] = ("
             continue
         if lm is None:
             notes.append(f"landmark {day}: nobody left to analyse, or no events after it")
-        else:
-            landmark_results.append(lm)
+        else:  # its tiers in the order of the model's participants (those in it are all in the model)
+            landmark_results.append(replace(lm, tier_codes=lm.tier_codes[model]))
     main, others = tv.result()
     return EngagementAnalysis(
         outcome=outcome, n=pw.participants, events=pw.events, person_weeks=pw.rows, adjusted_for=list(adjust),
         time_varying=main, adjustment_terms=others, landmarks=landmark_results,
         gee=use.result() + craving.result(), naive=biased.result(), left_out=pw.left_out, warnings=notes,
-        exposure_sd=exposure_sds(pw))
+        exposure_sd=exposure_sds(pw), participant_ids=followed.participant_id.to_numpy(object),
+        days=followed.days.to_numpy(np.int32), had_event=followed.event.to_numpy(bool))
 
 
 def exposure_sds(pw: PersonWeeks) -> dict[str, dict[str, float]]:

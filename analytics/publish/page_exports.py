@@ -420,6 +420,10 @@ def cox_export(analysis: SurvivalAnalysis, threshold: int = DEFAULT_THRESHOLD,
 
 # --- Engagement and retention ----------------------------------------------------------------
 
+PERSON_WEEKS_NOTE = ("Person-weeks count weeks of follow-up, not people: they are not perturbed (only hidden "
+                     "when fewer than {t}).")
+
+
 def _engagement_meta(analysis: EngagementAnalysis, fig: go.Figure, definition: str, filters: Filters,
                      cutoff: dt.date, threshold: int) -> ChartMeta:
     n = (f"n = {_shown(analysis.n, threshold)} participants, {_shown(analysis.events, threshold)} events, "
@@ -427,13 +431,55 @@ def _engagement_meta(analysis: EngagementAnalysis, fig: go.Figure, definition: s
     return ChartMeta(figure_title(fig), definition, n, filters.describe().capitalize(), cutoff)
 
 
+class _Counter:
+    """Counts of subsets of some participants as published: the true count, or with ``secret``
+    cellkey.perturb of the members, each member's record key computed once (a download of a
+    100,000-person model hashes each id once, not once per cell)."""
+
+    def __init__(self, ids: np.ndarray | pd.Series, secret: bytes | None):
+        self.size = len(ids)
+        self.keys = None if secret is None else cellkey.record_keys(secret, ids)
+
+    def __call__(self, members: np.ndarray | pd.Series | None = None) -> int:
+        """The published count of the participants where ``members`` (a boolean mask) is true; None: all."""
+        mask = np.ones(self.size, dtype=bool) if members is None else np.asarray(members, dtype=bool)
+        if self.keys is None:
+            return int(mask.sum())
+        return cellkey.noisy(int(mask.sum()), sum(self.keys[mask].tolist()) % cellkey.MODULUS)
+
+
+def _published_model(analysis: EngagementAnalysis, secret: bytes | None) -> EngagementAnalysis:
+    """The analysis with its model's n and events as published (with ``secret``: perturbed from
+    the participants behind them), so the figures' notes and the file's meta print no true count."""
+    if secret is None:
+        return analysis
+    count = _Counter(analysis.participant_ids, secret)
+    return dataclasses.replace(analysis, n=count(), events=count(analysis.had_event))
+
+
+def _published_landmark(lm: Landmark, people: pd.DataFrame, count: _Counter) -> Landmark:
+    """The landmark with its n and events as published (``count``: a _Counter of its ``people``)."""
+    return dataclasses.replace(lm, n=count(), events=count(people.event))
+
+
+def _engagement_notes(secret: bytes | None, threshold: int, *notes: str) -> list[str]:
+    """The file's notes, and with ``secret`` that person-weeks (not people) are not perturbed."""
+    return [*notes, *([PERSON_WEEKS_NOTE.format(t=threshold)] if secret is not None else [])]
+
+
+def _perturbed(secret: bytes | None) -> tuple[str, ...]:
+    return ("n", "events") if secret is not None else ()
+
+
 def _term_rows(terms: list[Estimate], counts: dict[str, float]) -> list[dict]:
     return [{"engagement": t.term, **counts, "hr": t.estimate, "ci_lower": t.ci[0], "ci_upper": t.ci[1],
              "p": t.p, "per": t.unit} for t in terms]
 
 
-def _protect_estimates(table: pd.DataFrame, counts: list[str], threshold: int) -> Protected:
-    return privacy.protect(table, counts=counts, derived={c: counts for c in ESTIMATE}, threshold=threshold)
+def _protect_estimates(table: pd.DataFrame, counts: list[str], threshold: int,
+                       perturbed: tuple[str, ...] = ()) -> Protected:
+    return privacy.protect(table, counts=counts, derived={c: counts for c in ESTIMATE}, threshold=threshold,
+                           perturbed=perturbed)
 
 
 def _model_counts(analysis: EngagementAnalysis) -> dict[str, float]:
@@ -441,13 +487,16 @@ def _model_counts(analysis: EngagementAnalysis) -> dict[str, float]:
 
 
 def hazard_ratio_export(analysis: EngagementAnalysis, filters: Filters, cutoff: dt.date,
-                        threshold: int = DEFAULT_THRESHOLD) -> ChartExport:
+                        threshold: int = DEFAULT_THRESHOLD, secret: bytes | None = None) -> ChartExport:
     """The time-varying Cox hazard ratios: a row (all rows: one model) is hidden and not drawn
-    when its participants, events or person-weeks are fewer than the threshold."""
+    when its participants, events or person-weeks are fewer than the threshold. With the store's
+    ``secret`` (as the page passes it) n and events are perturbed first (cell key method)."""
     from analytics.charts import engagement as engagement_charts  # see the module docstring
+    analysis = _published_model(analysis, secret)
     table = pd.DataFrame(_term_rows(analysis.time_varying, _model_counts(analysis)),
                          columns=["engagement", "n", "events", "person_weeks", *ESTIMATE, "per"])
-    p = _protect_estimates(table.set_index("engagement"), ["n", "events", "person_weeks"], threshold)
+    p = _protect_estimates(table.set_index("engagement"), ["n", "events", "person_weeks"], threshold,
+                           _perturbed(secret))
     kept = [t for t, hidden in zip(analysis.time_varying, p.suppressed["hr"]) if not hidden]
     fig = engagement_charts.hazard_ratio_figure(dataclasses.replace(analysis, time_varying=kept))
     fig = hide_small_in_text(fig, threshold)
@@ -457,13 +506,16 @@ def hazard_ratio_export(analysis: EngagementAnalysis, filters: Filters, cutoff: 
                             "ratio per one more in-person group meeting, online community meeting (type "
                             "online_community or modality online), check-in or mentoring session in the previous "
                             "week, with 95% CI.", filters, cutoff, threshold)
-    return ChartExport(f"{analysis.outcome}-engagement-hazard-ratios", meta, p, fig)
+    return ChartExport(f"{analysis.outcome}-engagement-hazard-ratios", meta, p, fig,
+                       notes=_engagement_notes(secret, threshold))
 
 
 def naive_vs_correct_export(analysis: EngagementAnalysis, filters: Filters, cutoff: dt.date,
-                            threshold: int = DEFAULT_THRESHOLD) -> ChartExport:
-    """The naive (biased) and corrected hazard ratios side by side, hidden as in hazard_ratio_export."""
+                            threshold: int = DEFAULT_THRESHOLD, secret: bytes | None = None) -> ChartExport:
+    """The naive (biased) and corrected hazard ratios side by side, hidden (and, with ``secret``,
+    n and events perturbed) as in hazard_ratio_export."""
     from analytics.charts import engagement as engagement_charts  # see the module docstring
+    analysis = _published_model(analysis, secret)
     counts = _model_counts(analysis)
     rows = [{"estimate": "naive (biased)", **r} for r in _term_rows(analysis.naive, {**counts, "person_weeks": np.nan})]
     rows += [{"estimate": "corrected", **r} for r in _term_rows(analysis.time_varying, counts)]
@@ -476,7 +528,7 @@ def naive_vs_correct_export(analysis: EngagementAnalysis, filters: Filters, cuto
     model_counts = ["n", "events", "person_weeks"]
     p = privacy.protect(table.set_index(["estimate", "engagement"]), counts=model_counts, threshold=threshold,
                         derived={c: model_counts for c in [*ESTIMATE, "sd", "hr_per_sd", "ci_lower_per_sd",
-                                                           "ci_upper_per_sd"]})
+                                                           "ci_upper_per_sd"]}, perturbed=_perturbed(secret))
     hidden = list(p.suppressed["hr"])
     k = len(analysis.naive)
     safe = dataclasses.replace(analysis, naive=[t for t, h in zip(analysis.naive, hidden[:k]) if not h],
@@ -488,7 +540,8 @@ def naive_vs_correct_export(analysis: EngagementAnalysis, filters: Filters, cuto
                             "follow-up, BIASED by immortal time, beside the corrected one for the previous week's "
                             "engagement, both per one standard deviation of their exposure (sd), with 95% CI; the "
                             "table also gives them per one meeting (check-in, session).", filters, cutoff, threshold)
-    return ChartExport(f"{analysis.outcome}-naive-vs-corrected", meta, p, fig)
+    return ChartExport(f"{analysis.outcome}-naive-vs-corrected", meta, p, fig,
+                       notes=_engagement_notes(secret, threshold))
 
 
 def _reference_tier(lm: Landmark) -> str:
@@ -496,74 +549,93 @@ def _reference_tier(lm: Landmark) -> str:
     return f"{lm.tiers[0].term.split(' vs ', 1)[1] if lm.tiers else next(iter(lm.curves), '')} meetings"
 
 
-def _tier_table(lm: Landmark) -> pd.DataFrame:
-    """One landmark's tiers: participants, events, HR against the reference tier; and a total row."""
+def _tier_counts(lm: Landmark, people: pd.DataFrame, count: _Counter) -> dict[str, tuple[int, int]]:
+    """Each tier's (participants, events), and the total's ('All tiers': everyone in the landmark),
+    as published (``count``: a _Counter of the landmark's ``people``)."""
+    tiers = {str(t): (people.tier == t).to_numpy() for t in lm.curves} | {"All tiers": np.ones(len(people), bool)}
+    event = people.event.to_numpy()
+    return {t: (count(mask), count(mask & event)) for t, mask in tiers.items()}
+
+
+def _tier_table(lm: Landmark, people: pd.DataFrame, count: _Counter) -> pd.DataFrame:
+    """One landmark's tiers: participants, events (as ``count`` publishes them), HR against the
+    reference tier; and a total row."""
     ref = _reference_tier(lm).removesuffix(" meetings")
     by_tier = {t.term.split(" meetings vs ", 1)[0]: t for t in lm.tiers}
+    counts = _tier_counts(lm, people, count)
     rows = []
-    for tier, km in lm.curves.items():
+    for tier in lm.curves:
         t = by_tier.get(tier)
         est = (1.0 if lm.tiers else np.nan, np.nan, np.nan, np.nan) if tier == ref else (
             (t.estimate, *t.ci, t.p) if t is not None else (np.nan,) * 4)
-        rows.append({"tier": f"{tier} meetings", "vs": f"{ref} meetings", "n": km.n, "events": km.events,
-                     **dict(zip(ESTIMATE, est))})
-    rows.append({"tier": "All tiers", "vs": "", "n": lm.n, "events": lm.events, **dict.fromkeys(ESTIMATE, np.nan)})
+        rows.append({"tier": f"{tier} meetings", "vs": f"{ref} meetings", "n": counts[tier][0],
+                     "events": counts[tier][1], **dict(zip(ESTIMATE, est))})
+    rows.append({"tier": "All tiers", "vs": "", "n": counts["All tiers"][0], "events": counts["All tiers"][1],
+                 **dict.fromkeys(ESTIMATE, np.nan)})
     return pd.DataFrame(rows).set_index("tier")
 
 
 def dose_response_export(analysis: EngagementAnalysis, filters: Filters, cutoff: dt.date,
-                         threshold: int = DEFAULT_THRESHOLD) -> ChartExport:
+                         threshold: int = DEFAULT_THRESHOLD, secret: bytes | None = None) -> ChartExport:
     """Landmark dose-response: per landmark day, each meetings tier's participants and events
     (with the day's total, so complements are hidden too); a tier's HR is hidden and not drawn
-    when its counts are hidden, and a whole day's when its reference tier's are."""
+    when its counts are hidden, and a whole day's when its reference tier's are. With the store's
+    ``secret`` every n and events (the total's from everyone in the landmark) is perturbed first;
+    the figure's note gives each day's total as the table publishes it."""
     from analytics.charts import engagement as engagement_charts  # see the module docstring
-    parts = {f"day {lm.day}": _protect_block(_tier_table(lm), ["n", "events"], _reference_tier(lm), "All tiers",
-                                             threshold) for lm in analysis.landmarks}
+    people = {lm.day: analysis.landmark_people(lm) for lm in analysis.landmarks}
+    counters = {day: _Counter(p.participant_id, secret) for day, p in people.items()}
+    parts = {f"day {lm.day}": _protect_block(_tier_table(lm, people[lm.day], counters[lm.day]), ["n", "events"],
+                                             _reference_tier(lm), "All tiers", threshold, _perturbed(secret))
+             for lm in analysis.landmarks}
     p = _stack(parts, "landmark", _empty_estimates(["n", "events"], threshold))
-    safe = dataclasses.replace(analysis, landmarks=[dataclasses.replace(lm, tiers=[
-        t for t in lm.tiers if not p.suppressed["hr"].get((f"day {lm.day}", t.term.split(" vs ", 1)[0]), True)])
-        for lm in analysis.landmarks])
-    fig = hide_small_in_text(engagement_charts.dose_response_figure(safe), threshold)
+
+    def published(lm: Landmark) -> Landmark:  # its counts as published, its hidden tiers left out
+        hidden = p.suppressed["hr"]
+        return dataclasses.replace(_published_landmark(lm, people[lm.day], counters[lm.day]), tiers=[
+            t for t in lm.tiers if not hidden.get((f"day {lm.day}", t.term.split(" vs ", 1)[0]), True)])
+
+    safe = dataclasses.replace(_published_model(analysis, secret),
+                               landmarks=[published(lm) for lm in analysis.landmarks])
+    fig = engagement_charts.dose_response_figure(safe)
+    for lm in analysis.landmarks:  # a day's total as the table shows it ('<11', '*' where hidden)
+        row = (f"day {lm.day}", "All tiers")
+        fig = renote(fig, rf"Day {lm.day}: n=[\d,]+, events=[\d,]+\.",
+                     f"Day {lm.day}: n={_cell(p, row, 'n')}, events={_cell(p, row, 'events')}.")
+    fig = hide_small_in_text(fig, threshold)
     if any(lm.tiers for lm in analysis.landmarks) and not any(lm.tiers for lm in safe.landmarks):
         fig = replace_message(fig, _all_hidden(threshold))
-    meta = _engagement_meta(analysis, fig, "Landmark Cox models: among those still in on the landmark day, hazard "
+    meta = _engagement_meta(safe, fig, "Landmark Cox models: among those still in on the landmark day, hazard "
                             "ratio of each meetings tier (meetings before the day) against the lowest tier, with "
                             "95% CI.", filters, cutoff, threshold)
     note = (f"Tiers with fewer than {threshold} participants or events (or whose numbers would reveal such a tier's),"
             f" and every tier of a day whose reference tier is so hidden, are not drawn.")
-    return ChartExport(f"{analysis.outcome}-dose-response", meta, p, fig, notes=[note])
-
-
-def _durations(sa: SurvivalAnalysis) -> pd.DataFrame:
-    """Days, event and group (tier) per participant, from the KM tables (which hold every exit time)."""
-    parts = []
-    for group, km in sa.curves.items():
-        tab = km.table
-        parts.append(pd.DataFrame({
-            "days": np.repeat(tab.time.to_numpy(float), (tab.n_event + tab.n_censor).to_numpy(int)),
-            "event": np.repeat(np.tile([True, False], len(tab)),
-                               np.column_stack([tab.n_event, tab.n_censor]).astype(int).ravel()),
-            "group": group}))
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame({"days": [], "event": [], "group": []})
+    return ChartExport(f"{analysis.outcome}-dose-response", meta, p, fig,
+                       notes=_engagement_notes(secret, threshold, note))
 
 
 def landmark_km_export(analysis: EngagementAnalysis, day: int, filters: Filters, cutoff: dt.date,
-                       threshold: int = DEFAULT_THRESHOLD) -> ChartExport:
+                       threshold: int = DEFAULT_THRESHOLD, secret: bytes | None = None) -> ChartExport:
     """Survival after a landmark day by meetings tier, protected like km_export: a life table
-    (analytics.publish.disclosure) whose every curve point, number at risk and table cell rests on
-    counts of 0 or at least the threshold, tiers hidden with their complements."""
+    (analytics.publish.disclosure) of the landmark's people whose every curve point, number at
+    risk and table cell rests on counts of 0 or at least the threshold, tiers hidden with their
+    complements. With the store's ``secret`` every count is perturbed first (as km_export's), and
+    the note's n and events are the published ones."""
     from analytics.charts import engagement as engagement_charts  # see the module docstring
     lm = next((m for m in analysis.landmarks if m.day == day), None)
     if lm is None:
         raise TooFew(f"no landmark analysis at day {day} for this selection: nothing can be exported")
-    frame = _durations(engagement_charts.landmark_survival_analysis(analysis, lm))
-    lt = life_table(frame.days.to_numpy(), frame.event.to_numpy(), frame.group.to_numpy(), threshold)
+    people = analysis.landmark_people(lm)
+    count = _Counter(people.participant_id, secret)
+    groups = (people.tier.astype(str) + " meetings").to_numpy(object)
+    lt = life_table(people.days_after.to_numpy(), people.event.to_numpy(), groups, threshold, count.keys)
     p = disclosure.protected_table(lt, TIMES)
     fig = life_table_figure(lt, engagement_charts.landmark_title(analysis.outcome, day), analysis.outcome,
                             max(TIMES), "")
     fig.update_xaxes(title_text=f"Days after day {day} (the landmark)", selector=dict(anchor="y"))
+    shown = _published_landmark(lm, people, count)
     meta = ChartMeta(figure_title(fig), f"Landmark at day {day}: participants still in on day {day}, grouped by the "
                      f"meetings they attended before it, followed from day {day}; not adjusted. {lt.method()}",
-                     f"n = {_shown(lm.n, threshold)} participants, {_shown(lm.events, threshold)} events after day {day}",
-                     filters.describe().capitalize(), cutoff)
+                     f"n = {_shown(shown.n, threshold)} participants, {_shown(shown.events, threshold)} events after "
+                     f"day {day}", filters.describe().capitalize(), cutoff)
     return ChartExport(f"{analysis.outcome}-landmark-{day}", meta, p, fig, life_table=lt)

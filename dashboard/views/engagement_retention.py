@@ -9,7 +9,8 @@ from analytics.analyses.engagement import EXPLANATION, analyse_engagement
 from analytics.outcomes.definitions import OutcomeSettings, resolve_cutoff
 from analytics.analyses.survival import NoData
 from dashboard.auth import guard
-from dashboard.common import cached, downloads, sidebar_filters
+from analytics.store.queries.disclosure import cell_key_secret
+from dashboard.common import cached, downloads, get_store, sidebar_filters
 
 user = guard(access.ANALYTICS)
 filters = sidebar_filters()
@@ -30,6 +31,7 @@ except NoData as exc:
     st.stop()
 
 cutoff = cached(resolve_cutoff, OutcomeSettings())  # the data cutoff the analysis ran to, for the files
+secret = cell_key_secret(get_store())  # the downloads' counts of people are perturbed (cell key method)
 a, b, c = st.columns(3)
 a.metric("Participants", f"{analysis.n:,}")
 b.metric("Events", f"{analysis.events:,}")
@@ -37,23 +39,25 @@ c.metric("Person-weeks", f"{analysis.person_weeks:,}")
 
 st.subheader("Week by week: last week's engagement and this week's risk")
 st.plotly_chart(engagement_charts.hazard_ratio_figure(analysis), theme=None, key="hr")
-downloads("Engagement hazard ratios", lambda: page_exports.hazard_ratio_export(analysis, filters, cutoff), key="hr",
-          filters=filters)
+downloads("Engagement hazard ratios",
+          lambda: page_exports.hazard_ratio_export(analysis, filters, cutoff, secret=secret), key="hr", filters=filters)
 st.subheader("The naive answer, and why it misleads")
 st.info(EXPLANATION, icon=":material/lightbulb:")
 st.plotly_chart(engagement_charts.naive_vs_correct_figure(analysis), theme=None, key="naive")
-downloads("Naive and corrected hazard ratios", lambda: page_exports.naive_vs_correct_export(analysis, filters, cutoff),
-          key="naive", filters=filters)
+downloads("Naive and corrected hazard ratios",
+          lambda: page_exports.naive_vs_correct_export(analysis, filters, cutoff, secret=secret), key="naive",
+          filters=filters)
 st.subheader(f"Landmark at day {day}: engagement before it, staying after it")
 if any(lm.day == day for lm in analysis.landmarks):
     st.plotly_chart(engagement_charts.landmark_km_figure(analysis, day), theme=None, key="landmark_km")
-    downloads(f"Landmark at day {day}", lambda: page_exports.landmark_km_export(analysis, day, filters, cutoff),
+    downloads(f"Landmark at day {day}",
+              lambda: page_exports.landmark_km_export(analysis, day, filters, cutoff, secret=secret),
               key="landmark_km", filters=filters)
 else:
     st.info(f"Nobody left to analyse at day {day} with these filters.")
 st.plotly_chart(engagement_charts.dose_response_figure(analysis), theme=None, key="dose")
-downloads("Dose-response", lambda: page_exports.dose_response_export(analysis, filters, cutoff), key="dose",
-          filters=filters)
+downloads("Dose-response", lambda: page_exports.dose_response_export(analysis, filters, cutoff, secret=secret),
+          key="dose", filters=filters)
 if analysis.gee:
     st.subheader("Repeated measures: reported use and craving")
     st.dataframe(analysis.gee_table(), hide_index=True, width="stretch",
