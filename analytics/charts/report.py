@@ -36,14 +36,18 @@ def use_figure(values: pd.DataFrame, title: str) -> go.Figure:
     return fig
 
 
-def cohort_bars(values: pd.DataFrame, columns: list[str], title: str) -> go.Figure:
-    """Retention per enrollment quarter at each month column (the All row left out)."""
+def cohort_bars(values: pd.DataFrame, columns: list[str], title: str, axis: str = "Enrollment quarter") -> go.Figure:
+    """Retention per enrollment cohort at each month column (the All row left out, and cohorts with
+    no published value: an empty slot on the axis reads like a 0)."""
+    drawn = values.drop(index=["All"], errors="ignore")
+    drawn = drawn[drawn[columns].notna().any(axis=1)]
     fig = new_figure(title, height=440)
     for i, col in enumerate(columns):
-        fig.add_trace(_bars(values.drop(index=["All"], errors="ignore"), col,
-                            col.replace("month_", "") + " months", color(i), "{:.0%}"))
-    fig.update_layout(barmode="group", yaxis=dict(tickformat=".0%", range=[0, 1.1], title="Still in the program"),
-                      xaxis_title="Enrollment quarter", legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0))
+        months = col.replace("month_", "")
+        fig.add_trace(_bars(drawn, col, f"{months} month" + ("" if months == "1" else "s"), color(i), "{:.0%}"))
+    single = f" at {columns[0].replace('month_', '')} months" if len(columns) == 1 else ""  # no legend then
+    fig.update_layout(barmode="group", yaxis=dict(tickformat=".0%", range=[0, 1.1],
+                                                  title=f"Still in the program{single}"), xaxis_title=axis, legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0))
     return fig
 
 
