@@ -42,13 +42,19 @@ def cohort_bars(values: pd.DataFrame, columns: list[str], title: str, axis: str 
     drawn = values.drop(index=["All"], errors="ignore")
     drawn = drawn[drawn[columns].notna().any(axis=1)]
     fig = new_figure(title, height=440)
-    for i, col in enumerate(columns):
-        months = col.replace("month_", "")
-        fig.add_trace(_bars(drawn, col, f"{months} month" + ("" if months == "1" else "s"), color(i), "{:.0%}"))
-    single = f" at {columns[0].replace('month_', '')} months" if len(columns) == 1 else ""  # no legend then
-    fig.update_layout(barmode="group", yaxis=dict(tickformat=".0%", range=[0, 1.1],
-                                                  title=f"Still in the program{single}"), xaxis_title=axis, legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0))
+    names = [_months(c) for c in columns]
+    for i, (col, name) in enumerate(zip(columns, names)):
+        fig.add_trace(_bars(drawn, col, name, color(i), "{:.0%}"))
+    single = f" at {names[0]}" if len(columns) == 1 else ""  # one trace: plotly draws no legend
+    fig.update_layout(barmode="group", yaxis=dict(tickformat=".0%", range=[0, 1.1], title=f"Still in the program{single}"),
+                      xaxis_title=axis, legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0))
     return fig
+
+
+def _months(column: str) -> str:
+    """"month_1" -> "1 month", "month_12" -> "12 months"."""
+    m = column.removeprefix("month_")
+    return f"{m} month" + ("" if m == "1" else "s")
 
 
 def _bars(values: pd.DataFrame, column: str, name: str, hue: str, fmt: str) -> go.Bar:
