@@ -233,6 +233,19 @@ def test_pdf_has_every_section_and_the_method(pdf: Path):
     assert "statsmodels" in text and "reportlab" in text  # software versions in the appendix
 
 
+def test_long_method_texts_appear_once(pdf: Path):
+    """The life-table, cell-key and suppression methods are stated once, in the appendix; the captions
+    of the Retention, Sobriety and Cohort sections refer to it."""
+    from analytics.publish import cellkey, disclosure, privacy
+
+    text = " ".join(subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True,
+                                   check=True).stdout.split())
+    for method in (disclosure.METHOD.format(t=11), cellkey.METHOD.format(t=11), privacy.method_statement(11)):
+        opening = " ".join(method.split()[:12])
+        assert text.count(opening) == 1, opening
+    assert text.count(report.SHORT_METHOD) >= 3
+
+
 def test_pdf_pages_render_in_colour(pdf: Path, tmp_path: Path):
     subprocess.run(["pdftoppm", "-png", "-r", "40", "-f", "2", "-l", "2", str(pdf), str(tmp_path / "p")],
                    check=True)

@@ -173,6 +173,7 @@ def _enrolled(report: Report) -> Filters:
     return dataclasses.replace(f, enrolled_from=lo, enrolled_to=hi)
 
 
+SHORT_METHOD = "Protected life table; see Methods."  # the method in full: once, in the appendix (and in files)
 EMPTY_CHART = ("Nothing to draw: every value of this chart would rest on fewer than {t} people, or on people "
                "not followed that long yet, so none is published. The table below shows what can be.")
 CANDIDATE_DAYS = (30, 90, 180, 270, 365, 545, 730)  # the life tables' intervals start here (merged if needed)
@@ -195,7 +196,7 @@ def survival_section(report: Report, store: Store, outcome: str, times: tuple[in
     lt = disclosure.life_table(frame.days.to_numpy(), frame.event.to_numpy(), frame.program.to_numpy(),
                                (*CANDIDATE_DAYS, *times), report.threshold, hide=hide, keys=keys)
     p = disclosure.protected_table(lt, times)
-    note = (d.describe().split(";")[0] + ". " + lt.method() + " Blank: not published (not followed that long, "
+    note = (d.describe().split(";")[0] + ". " + SHORT_METHOD + " Blank: not published (not followed that long, "
             f"or a step would show fewer than {report.threshold} people).")
     meta = _meta(report, f"{title}: share {what} at {', '.join(map(str, times))} days", note,
                  _n_text(p, "n", p.values.index[-1], "participants"), f"Enrolled {report.period.start} to "
@@ -206,7 +207,7 @@ def survival_section(report: Report, store: Store, outcome: str, times: tuple[in
             "the median (days until half have had the event). A blank cell is not published: not followed that "
             f"long yet, or a value that would rest on fewer than {report.threshold} people. Never read a blank "
             "as 0%.")
-    return Section(title, text, [ChartExport(f"{outcome}-survival", meta, p, fig)]), lt
+    return Section(title, text, [ChartExport(f"{outcome}-survival", meta, p, fig, notes=[lt.method()])]), lt
 
 
 def _published_n(keys: np.ndarray) -> int:
@@ -271,14 +272,14 @@ def cohort_section(report: Report, store: Store, settings: OutcomeSettings) -> S
                             counts=tuple(names.get(c, c) for c in p.counts),
                             perturbed=tuple(names.get(c, c) for c in p.perturbed))
     p = _columns(p, [c for c in p.values.columns if c != "median_days"])
-    meta = _meta(report, "Retention by enrollment cohort", r_definition(settings) + " " + lt.method(),
+    meta = _meta(report, "Retention by enrollment cohort", r_definition(settings) + " " + SHORT_METHOD,
                  _n_text(p, "n", p.values.index[-1], "participants"), f"Enrolled up to {hi}; {f.describe()}")
     text = (f"Share still in the program {_and(choice.months)} months after enrolling, per enrollment cohort. "
             f"{_choice_text(choice)} Blank: not every member followed that long yet, or not publishable (fewer "
             f"than the threshold behind it). Cohorts with fewer than {report.threshold} participants show n as "
             f"\"{privacy.small_marker(report.threshold)}\" (or \"*\") and nothing else.")
     fig = cohort_bars(p.values, [f"month_{m}" for m in choice.months], meta.title, "Enrollment cohort")
-    return Section("Cohort comparison", text, [ChartExport("cohorts", meta, p, fig)])
+    return Section("Cohort comparison", text, [ChartExport("cohorts", meta, p, fig, notes=[lt.method()])])
 
 
 def choose_cohorts(frame: pd.DataFrame, keys: np.ndarray, cutoff: dt.date, inactivity_days: int,

@@ -41,6 +41,8 @@ GRID = colors.HexColor("#BBBBBB")
 MAX_COLUMNS = 9  # tables with more columns than this get a smaller font (never split)
 MAX_CHART_HEIGHT = 5.0 * inch  # a chart, its table and caption share a page
 
+PRIVACY = ("Privacy: counts of people are perturbed slightly (cell key method), and counts below {t} people "
+           "are not shown, nor anything that would reveal them; see Methods.")  # in full: once, in Methods
 _styles = getSampleStyleSheet()
 BODY = ParagraphStyle("body", parent=_styles["BodyText"], fontSize=9.5, leading=12.5)
 SMALL = ParagraphStyle("small", parent=BODY, fontSize=7.5, leading=9.5, textColor=colors.HexColor("#444444"))
@@ -99,6 +101,15 @@ def _footer(report: Report) -> Callable:
     return draw
 
 
+def _contents(report: Report) -> list:
+    """The sections with the first sentence of each: what a reader finds, and on which page order."""
+    rows = [[_p(s.title, CELL), _p(s.text.split(". ")[0].rstrip(".") + ".", CELL)] for s in report.sections]
+    rows.append([_p("Methods", CELL), _p("Definitions, statistics, privacy protection and software.", CELL)])
+    table = Table(rows, colWidths=[WIDTH * 0.22, WIDTH * 0.78])
+    table.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("LINEBELOW", (0, 0), (-1, -1), 0.3, GRID)]))
+    return [_p("Contents", H2), table]
+
+
 def render(report: Report, say: Callable[[str], None]) -> bytes:
     out = io.BytesIO()
     doc = SimpleDocTemplate(out, pagesize=LETTER, leftMargin=0.75 * inch, rightMargin=0.75 * inch,
@@ -108,8 +119,7 @@ def render(report: Report, say: Callable[[str], None]) -> bytes:
     numbers = [_p(f"{value}  {label}", H2) for value, label in report.headlines()]
     story: list = [*cover, _p("Outcome report", H1), _p(report.scope), *numbers, _p(f"Data cutoff {report.cutoff}. "
                    f"Generated {report.generated:%Y-%m-%d %H:%M}."), Spacer(1, 8),
-                   _p(f"Privacy: {report.sections[0].exports[0].table.method()}", SMALL), Spacer(1, 6),
-                   _p("Contents: " + "; ".join(s.title for s in report.sections) + "; Methods.", SMALL)]
+                   _p(PRIVACY.format(t=report.threshold), SMALL), Spacer(1, 6), *_contents(report)]
     for section in report.sections:
         say(f"drawing {section.title.lower()}")
         story += [PageBreakIfNotEmpty(), _p(section.title, H2), _p(section.text), Spacer(1, 6)]
