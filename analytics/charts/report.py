@@ -1,7 +1,7 @@
 """Figures of the outcome report (analytics.publish.report) that no page draws: engagement dose
 and check-in outcomes by program, as grouped bars drawn from protected values.
 
-A hidden or unknown value (NaN) has no bar and no label.
+A hidden or unknown value (NaN) has no bar and no label; a series with none has no legend entry.
 """
 
 from __future__ import annotations
@@ -62,5 +62,5 @@ def _bars(values: pd.DataFrame, column: str, name: str, hue: str, fmt: str) -> g
     (a bar label template would print a missing value as 0)."""
     known = values[column].notna()
     return go.Bar(x=[str(v) for v in values.index], y=values[column].astype(object).where(known, None),
-                  name=name, marker_color=hue, textposition="outside",
+                  name=name, marker_color=hue, textposition="outside", showlegend=bool(known.any()),  # no empty key
                   text=[fmt.format(v) if ok else "" for v, ok in zip(values[column], known)])

@@ -422,8 +422,9 @@ def life_table_figure(table: Any, title: str, outcome: str, horizon: int, note: 
     for i, g in enumerate(groups):
         sub = rows[rows.group == g]
         label = "All participants" if g == ALL else _esc(g)
+        alone = ": not published past day 0" if len(sub) == 1 else ""  # a lone point hides under the others
         fig.add_trace(go.Scatter(
-            x=sub.time, y=sub.survival, name=f"{label} (n={table.n[g]:,})", mode="lines+markers",
+            x=sub.time, y=sub.survival, name=f"{label} (n={table.n[g]:,}){alone}", mode="lines+markers",
             line=dict(color=hues[g], width=2.5, dash=dash(i)), marker=dict(size=7), legendgroup=g,
             customdata=sub.at_risk, meta={"role": "curve", "group": g},
             hovertemplate="Day %{x:.0f}: %{y:.1%} (at risk %{customdata:,})<extra>" + label + "</extra>"))

@@ -196,7 +196,8 @@ def survival_section(report: Report, store: Store, outcome: str, times: tuple[in
     lt = disclosure.life_table(frame.days.to_numpy(), frame.event.to_numpy(), frame.program.to_numpy(),
                                (*CANDIDATE_DAYS, *times), report.threshold, hide=hide, keys=keys)
     p = disclosure.protected_table(lt, times)
-    note = (d.describe().split(";")[0] + ". " + SHORT_METHOD + " Blank: not published (not followed that long, "
+    definition = d.describe().split(";")[0]
+    note = (definition[:1].upper() + definition[1:] + ". " + SHORT_METHOD + " Blank: not published (not followed that long, "
             f"or a step would show fewer than {report.threshold} people).")
     meta = _meta(report, f"{title}: share {what} at {', '.join(map(str, times))} days", note,
                  _n_text(p, "n", p.values.index[-1], "participants"), f"Enrolled {report.period.start} to "

@@ -29,6 +29,8 @@ from reportlab.platypus import (
 from reportlab.platypus.flowables import PageBreakIfNotEmpty  # a spacer spilled onto a page leaves it empty
 from svglib.svglib import svg2rlg
 
+from analytics.charts import render as chart_export
+from analytics.charts.render import ChartMeta
 from analytics.publish.exports import ChartExport
 from analytics.publish.formatting import caption, formatted
 
@@ -39,7 +41,7 @@ WIDTH = LETTER[0] - 1.5 * inch
 HEADER = colors.HexColor("#E8EEF4")
 GRID = colors.HexColor("#BBBBBB")
 MAX_COLUMNS = 9  # tables with more columns than this get a smaller font (never split)
-MAX_CHART_HEIGHT = 5.0 * inch  # a chart, its table and caption share a page
+MAX_CHART_HEIGHT = 6.0 * inch  # a chart, its table and caption share a page (charts carry no caption here)
 
 PRIVACY = ("Privacy: counts of people are perturbed slightly (cell key method), and counts below {t} people "
            "are not shown, nor anything that would reveal them; see Methods.")  # in full: once, in Methods
@@ -73,15 +75,21 @@ def _tables(frame: pd.DataFrame) -> list[Table]:
     return [table]
 
 
+def _image(export: ChartExport, fmt: str) -> bytes:
+    """The chart titled but without the caption of a chart file: in the PDF the same caption follows
+    under its table, and twice the text made the chart shrink to fit the page."""
+    return chart_export.export(export.figure, fmt, ChartMeta(export.meta.title, "", "", "", "", source=""))
+
+
 def _chart(export: ChartExport) -> object:
     """The chart as a vector drawing scaled to the text width; as a PNG when plotly drew part of
     it as an embedded image (heatmaps), whose transparency svglib would paint black."""
-    svg = export.data("svg")
+    svg = _image(export, "svg")
     if b"<image" in svg:
-        png = ImageReader(io.BytesIO(export.data("png")))
-        w, h = png.getSize()
+        data = _image(export, "png")
+        w, h = ImageReader(io.BytesIO(data)).getSize()
         scale = min(WIDTH / w, MAX_CHART_HEIGHT / h)
-        return Image(io.BytesIO(export.data("png")), width=w * scale, height=h * scale, mask="auto")
+        return Image(io.BytesIO(data), width=w * scale, height=h * scale, mask="auto")
     drawing = svg2rlg(io.BytesIO(svg))
     scale = min(WIDTH / drawing.width, MAX_CHART_HEIGHT / drawing.height)
     drawing.width, drawing.height = drawing.width * scale, drawing.height * scale
@@ -131,9 +139,9 @@ def render(report: Report, say: Callable[[str], None]) -> bytes:
             story += [KeepTogether([_p(export.meta.title + ": table", SMALL), *_tables(export.table.display()),
                                     _p(caption(export), SMALL)])]
     story += [PageBreakIfNotEmpty(), _p("Methods", H2)]
-    for title, text in report.methods:
-        story += [_p(title, ParagraphStyle("m", parent=METHOD, fontName="Helvetica-Bold")), _p(text, METHOD),
-                  Spacer(1, 3)]
+    for title, text in report.methods:  # a heading never left at a page's foot without its text
+        story += [KeepTogether([_p(title, ParagraphStyle("m", parent=METHOD, fontName="Helvetica-Bold")),
+                                _p(text, METHOD)]), Spacer(1, 3)]
     doc.build(story, onFirstPage=_footer(report), onLaterPages=_footer(report))
     return out.getvalue()
 
