@@ -299,6 +299,8 @@ def choose_cohorts(frame: pd.DataFrame, keys: np.ndarray, cutoff: dt.date, inact
         labels = _merged_quarters(frame, keys, days, cutoff, inactivity_days, threshold)
         choices.append(_cohort_choice(frame.assign(cohort=labels), months, keys, cutoff, inactivity_days,
                                       threshold))
+        if choices[0].quarters_only and choices[0].published == choices[0].cells > 0:
+            return choices[0]  # every quarter, every month, all published: nothing can do better
     enough = [c for c in choices if c.enough]
     if enough:
         return max(enough, key=lambda c: (c.cohorts_shown, c.published, len(c.months)))
