@@ -108,3 +108,39 @@ def test_survival_charts_have_readable_time_ticks(case):
         assert len(steps) == 1 and steps.pop() in (30, 90, 180), (name, s.title, ticks)  # days, evenly
         drawn += 1
     assert drawn == {"sample": 2, "two-programs": 1, "one-program": 0}[name]
+
+
+def flat_text(pdf: Path) -> list[str]:
+    """Each page's text with every run of whitespace made one space."""
+    return [" ".join(p.split()) for p in page_texts(pdf)]
+
+
+def test_each_caption_once_and_each_method_with_its_heading(case):
+    """A chart in the PDF carries no copy of the caption printed under its table, and a heading of
+    the methods appendix is never left at a page's foot with its text on the next page."""
+    _, built, pdf = case
+    pages = flat_text(pdf)
+    methods = next(i for i, page in enumerate(pages) if page.startswith("Methods"))
+    sections = " ".join(pages[:methods])  # the appendix repeats some definitions on purpose
+    for s in built.sections:
+        for e in s.exports:
+            definition = " ".join(e.meta.definition.split())
+            assert sections.count(definition) == 1, (s.title, definition)
+    for title, text in built.methods:
+        opening = " ".join(text.split()[:6])
+        assert any(title in page and opening in page for page in pages), title
+
+
+def test_no_legend_entry_without_data(case):
+    """A legend key for a series that draws nothing (every value hidden) reads as a finding; a group
+    whose curve stops at day 0 says so in its key."""
+    name, built, _ = case
+    for s in built.sections:
+        for e in s.exports:
+            for trace in e.figure.data if e.figure is not None else ():
+                if trace.showlegend is False or trace.y is None:
+                    continue
+                drawn = [v for v in trace.y if v is not None and v == v]
+                assert drawn, (name, s.title, trace.name)
+                if s.title in ("Retention", "Sobriety") and len(drawn) == 1:
+                    assert "not published past day 0" in trace.name, (name, s.title, trace.name)

@@ -282,3 +282,41 @@ def test_groups_differ_by_line_style_not_colour_alone(sobriety, retention, km):
     incidence = [t for t in incidence_figure(retention).data if (t.meta or {}).get("role") == "incidence"]
     kinds = {t.meta["exit_type"]: t.line.dash for t in incidence}
     assert len(kinds) >= 2 and len(set(kinds.values())) == len(kinds), kinds
+
+
+LONG_NAMES = ("Peer Support Groups of the Central Valley Region", "Recovery Mentoring Program North",
+              "Recovery Mentoring Program South")
+
+
+def _title_extents(fig: go.Figure) -> list[tuple[float, float, float]]:
+    """(left, right, y) in pixels of each subplot title, measured with DejaVu Sans (the widest of the
+    fonts the template names, and the one Chromium uses here) at the title's size, line by line."""
+    from PIL import ImageFont
+
+    font = ImageFont.truetype("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", 16)
+    margin = fig.layout.margin
+    plot_px = fig.layout.width or 1000
+    plot_px -= (margin.l if margin.l is not None else 70) + (margin.r if margin.r is not None else 30)
+    out = []
+    for a in fig.layout.annotations:
+        if a.yanchor != "bottom" or a.xref != "paper" or a.name:  # subplot titles only
+            continue
+        width = max(font.getlength(line) for line in a.text.split("<br>"))
+        out.append((a.x * plot_px - width / 2, a.x * plot_px + width / 2, a.y))
+    return out
+
+
+def test_incidence_panel_titles_do_not_overlap(retention):
+    """Long program names side by side: each title is wrapped to its panel, so no two titles of a
+    row meet (before: "...Region (n=90)" ran into "Recovery Mentoring Program North")."""
+    names = dict(zip(sorted(retention.curves), LONG_NAMES))
+    long = dataclasses.replace(retention, curves={names.get(g, g): km for g, km in retention.curves.items()},
+                               incidence=retention.incidence.assign(group=retention.incidence.group.map(
+                                   lambda g: names.get(g, g))))
+    fig = incidence_figure(long)
+    fig.update_layout(width=1000)
+    titles = _title_extents(fig)
+    assert len(titles) == len(long.curves) and any("<br>" in a.text for a in fig.layout.annotations)
+    for y in {t[2] for t in titles}:
+        row = sorted((left, right) for left, right, ty in titles if ty == y)
+        assert all(a[1] < b[0] for a, b in zip(row, row[1:])), row

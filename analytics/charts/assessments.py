@@ -78,9 +78,13 @@ def mean_change_figure(table: pd.DataFrame, title: str = "Change in recovery cap
     known = table.mean_change.notna()
     fig.add_trace(go.Bar(
         x=[str(v) for v in table.index], y=table.mean_change.astype(object).where(known, None),
-        marker_color=color(2), name="mean change", textposition="outside",
+        marker_color=color(2), name="mean change", textposition="none",
         text=[f"{v:+.1f}" if ok else "" for v, ok in zip(table.mean_change, known)],
         error_y=dict(type="data", symmetric=False, array=(table.ci_high - table.mean_change).where(known, None),
                      arrayminus=(table.mean_change - table.ci_low).where(known, None))))
+    for group, row in table[known].iterrows():  # the value above its CI: on the bar's top the CI line crossed it
+        top = max(v for v in (row.mean_change, row.get("ci_high"), 0.0) if pd.notna(v))
+        fig.add_annotation(x=str(group), y=top, text=f"{row.mean_change:+.1f}", yanchor="bottom", showarrow=False,
+                           name="value", font=dict(size=13))
     fig.update_layout(yaxis_title="Mean change in BARC-10 total (points)")
     return fig

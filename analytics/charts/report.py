@@ -1,7 +1,7 @@
 """Figures of the outcome report (analytics.publish.report) that no page draws: engagement dose
 and check-in outcomes by program, as grouped bars drawn from protected values.
 
-A hidden or unknown value (NaN) has no bar and no label.
+A hidden or unknown value (NaN) has no bar and no label; a series with none has no legend entry.
 """
 
 from __future__ import annotations
@@ -36,15 +36,25 @@ def use_figure(values: pd.DataFrame, title: str) -> go.Figure:
     return fig
 
 
-def cohort_bars(values: pd.DataFrame, columns: list[str], title: str) -> go.Figure:
-    """Retention per enrollment quarter at each month column (the All row left out)."""
+def cohort_bars(values: pd.DataFrame, columns: list[str], title: str, axis: str = "Enrollment quarter") -> go.Figure:
+    """Retention per enrollment cohort at each month column (the All row left out, and cohorts with
+    no published value: an empty slot on the axis reads like a 0)."""
+    drawn = values.drop(index=["All"], errors="ignore")
+    drawn = drawn[drawn[columns].notna().any(axis=1)]
     fig = new_figure(title, height=440)
-    for i, col in enumerate(columns):
-        fig.add_trace(_bars(values.drop(index=["All"], errors="ignore"), col,
-                            col.replace("month_", "") + " months", color(i), "{:.0%}"))
-    fig.update_layout(barmode="group", yaxis=dict(tickformat=".0%", range=[0, 1.1], title="Still in the program"),
-                      xaxis_title="Enrollment quarter", legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0))
+    names = [_months(c) for c in columns]
+    for i, (col, name) in enumerate(zip(columns, names)):
+        fig.add_trace(_bars(drawn, col, name, color(i), "{:.0%}"))
+    single = f" at {names[0]}" if len(columns) == 1 else ""  # one trace: plotly draws no legend
+    fig.update_layout(barmode="group", yaxis=dict(tickformat=".0%", range=[0, 1.1], title=f"Still in the program{single}"),
+                      xaxis_title=axis, legend=dict(orientation="h", y=1.02, yanchor="bottom", x=0))
     return fig
+
+
+def _months(column: str) -> str:
+    """"month_1" -> "1 month", "month_12" -> "12 months"."""
+    m = column.removeprefix("month_")
+    return f"{m} month" + ("" if m == "1" else "s")
 
 
 def _bars(values: pd.DataFrame, column: str, name: str, hue: str, fmt: str) -> go.Bar:
@@ -52,5 +62,5 @@ def _bars(values: pd.DataFrame, column: str, name: str, hue: str, fmt: str) -> g
     (a bar label template would print a missing value as 0)."""
     known = values[column].notna()
     return go.Bar(x=[str(v) for v in values.index], y=values[column].astype(object).where(known, None),
-                  name=name, marker_color=hue, textposition="outside",
+                  name=name, marker_color=hue, textposition="outside", showlegend=bool(known.any()),  # no empty key
                   text=[fmt.format(v) if ok else "" for v, ok in zip(values[column], known)])

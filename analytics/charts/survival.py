@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import math
+import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -321,18 +322,13 @@ def incidence_figure(analysis: SurvivalAnalysis) -> go.Figure:
     if inc is None:
         raise ValueError("cumulative incidence of competing exits exists for the retention outcome only")
     groups = list(analysis.curves)
-    cols = min(3, len(groups))
-    nrows = math.ceil(len(groups) / cols)
-    fig = make_subplots(rows=nrows, cols=cols, shared_yaxes=True, shared_xaxes=True,
-                        subplot_titles=[_esc(g) for g in groups] if len(groups) > 1 else None,
-                        horizontal_spacing=0.04, vertical_spacing=0.12)
+    fig, nrows, cols, title_px = _panels([str(g) for g in groups])
     title = "Leaving the program: dropping out vs completing" + (
         f", by {analysis.by.replace('_', ' ')}" if analysis.by else "")
     note = (f"{analysis.durations.describe()}. Cumulative incidence (Aalen-Johansen) with 95% CI. "
             "Completing the program is not failing: it is shown beside dropping out, and someone "
             "who completed can no longer drop out. " + _left_out_text(analysis))
-    height = 150 + 330 * nrows
-    new_figure(title, note, fig=fig, height=height)
+    new_figure(title, note, fig=fig, height=fig.layout.height)
     if inc.empty:
         return add_message(fig, "No exits recorded yet.")
     shown: set[str] = set()
@@ -346,9 +342,48 @@ def incidence_figure(analysis: SurvivalAnalysis) -> go.Figure:
     fig.update_yaxes(range=[0, min(1.0, top * 1.08 + 0.02)], tickformat=".0%")
     fig.update_yaxes(title="Cumulative incidence", col=1)
     fig.update_xaxes(title="Days since enrollment", row=nrows)
-    fig.update_layout(margin=dict(t=115), legend=dict(orientation="h", x=0, xanchor="left", yref="container",
-                                                      y=1 - 50 / fig.layout.height, yanchor="top"))
+    _panel_legend(fig, title_px)
     return fig
+
+
+PANEL_GAP, PANEL_TITLE_PX, PANEL_TITLE_LINES = 0.04, 16, 3  # subplot titles: font size (plotly: ours + 2)
+
+
+def _panel_titles(titles: list[str], cols: int, width: int = WIDTH) -> list[str]:
+    """Subplot titles wrapped to their panel's width (at most three lines, the rest cut with "..."):
+    long program names side by side would otherwise run into each other."""
+    panel_px = (width - 100) * (1 - PANEL_GAP * (cols - 1)) / cols
+    chars = max(12, int(panel_px / (PANEL_TITLE_PX * 0.6)))
+    out = []
+    for t in titles:
+        lines = textwrap.wrap(t, chars) or [""]
+        if len(lines) > PANEL_TITLE_LINES:
+            lines = [*lines[:PANEL_TITLE_LINES - 1], textwrap.shorten(" ".join(lines[PANEL_TITLE_LINES - 1:]),
+                                                                      chars, placeholder="...")]
+        out.append("<br>".join(_esc(line) for line in lines))
+    return out
+
+
+def _panels(titles: list[str]) -> tuple[go.Figure, int, int, int]:
+    """(figure, rows, columns, pixels of extra title lines): one panel per group, three to a row, with
+    wrapped titles; the figure grows by the extra title lines (above the first row and between rows)
+    so no title meets a panel or the legend."""
+    cols = min(3, len(titles))
+    nrows = math.ceil(len(titles) / cols)
+    wrapped = _panel_titles(titles, cols) if len(titles) > 1 else None
+    extra = (max(t.count("<br>") for t in wrapped) if wrapped else 0) * int(PANEL_TITLE_PX * 1.25)
+    plot_px = 330 * nrows
+    spacing = (0.12 * plot_px + extra) / (plot_px + extra * nrows) if nrows > 1 else 0.12
+    fig = make_subplots(rows=nrows, cols=cols, shared_yaxes=True, shared_xaxes=True, subplot_titles=wrapped,
+                        horizontal_spacing=PANEL_GAP, vertical_spacing=spacing)
+    fig.update_layout(height=150 + plot_px + extra * nrows)
+    return fig, nrows, cols, extra
+
+
+def _panel_legend(fig: go.Figure, title_px: int) -> None:
+    """The legend in a row of its own under the title, above the (possibly wrapped) panel titles."""
+    fig.update_layout(margin=dict(t=115 + title_px), legend=dict(
+        orientation="h", x=0, xanchor="left", yref="container", y=1 - 50 / fig.layout.height, yanchor="top"))
 
 
 def _add_incidence_curve(fig: go.Figure, group: str, kind: str, sub: pd.DataFrame, axes: dict,
@@ -387,8 +422,9 @@ def life_table_figure(table: Any, title: str, outcome: str, horizon: int, note: 
     for i, g in enumerate(groups):
         sub = rows[rows.group == g]
         label = "All participants" if g == ALL else _esc(g)
+        alone = ": not published past day 0" if len(sub) == 1 else ""  # a lone point hides under the others
         fig.add_trace(go.Scatter(
-            x=sub.time, y=sub.survival, name=f"{label} (n={table.n[g]:,})", mode="lines+markers",
+            x=sub.time, y=sub.survival, name=f"{label} (n={table.n[g]:,}){alone}", mode="lines+markers",
             line=dict(color=hues[g], width=2.5, dash=dash(i)), marker=dict(size=7), legendgroup=g,
             customdata=sub.at_risk, meta={"role": "curve", "group": g},
             hovertemplate="Day %{x:.0f}: %{y:.1%} (at risk %{customdata:,})<extra>" + label + "</extra>"))
@@ -419,12 +455,8 @@ def incidence_table_figure(table: Any, kinds: Sequence[str], title: str, note: s
     (analytics.publish.disclosure.LifeTable): a point per published day joined by straight lines,
     one panel per group. Takes the table's published days and incidences only."""
     groups = list(table.groups)
-    cols = min(3, len(groups))
-    nrows = math.ceil(len(groups) / cols)
-    fig = make_subplots(rows=nrows, cols=cols, shared_yaxes=True, shared_xaxes=True,
-                        subplot_titles=[_esc(f"{g} (n={table.n[g]:,})") for g in groups] if len(groups) > 1
-                        else None, horizontal_spacing=0.04, vertical_spacing=0.12)
-    new_figure(title, fig=fig, height=150 + 330 * nrows)
+    fig, nrows, cols, title_px = _panels([f"{g} (n={table.n[g]:,})" for g in groups])
+    new_figure(title, fig=fig, height=fig.layout.height)
     shown: set[str] = set()
     top = 0.0
     for i, g in enumerate(groups):
@@ -444,11 +476,10 @@ def incidence_table_figure(table: Any, kinds: Sequence[str], title: str, note: s
                 row=i // cols + 1, col=i % cols + 1)
             shown.add(kind)
     last = max(max(table.grids[g]) for g in groups)
-    fig.update_xaxes(matches="x", **time_ticks(max(last, 1)))
-    fig.update_yaxes(range=[0, min(1.0, top * 1.08 + 0.02)], tickformat=".0%")
+    fig.update_xaxes(matches="x", **time_ticks(last or 365))  # nothing published: a year, not a lone "0"
+    fig.update_yaxes(range=[0, min(1.0, max(top * 1.08 + 0.02, 0.1))], tickformat=".0%")  # no "1%, 1%" ticks
     fig.update_yaxes(title="Cumulative incidence", col=1)
     fig.update_xaxes(title="Days since enrollment", row=nrows)
-    fig.update_layout(margin=dict(t=115), legend=dict(orientation="h", x=0, xanchor="left", yref="container",
-                                                      y=1 - 50 / fig.layout.height, yanchor="top"))
+    _panel_legend(fig, title_px)
     add_note(fig, note, below_px=15)
     return fig

@@ -65,7 +65,8 @@ def caption(export: ChartExport) -> str:
     """The caption under a published table (Published charts page and PDF alike): definition, n,
     period, cutoff and source, then what its markers mean."""
     table = formatted(export.table.display())
-    return " ".join([*export.meta.caption_lines(), markers_note(table, export.table.threshold)]).strip()
+    lines = [line if line.endswith((".", ":")) else line + "." for line in export.meta.caption_lines()]
+    return " ".join([*lines, markers_note(table, export.table.threshold)]).strip()  # "...dashboard. "<11": ..."
 
 
 PAIRS = (("checkins_reporting_use", "share_reporting_use"), ("at_or_above_47_baseline", "share_47_baseline"),

@@ -19,7 +19,7 @@ import dataclasses
 import datetime as dt
 import io
 import platform
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 
@@ -53,7 +53,6 @@ __all__ = ["Report", "Section", "build", "render_pdf", "write_report"]
 Progress = Callable[[str], None]
 RETENTION_TIMES = (30, 90, 180)
 SOBRIETY_TIMES = (90, 180, 365)
-COHORT_MONTHS = (1, 3, 6, 12)
 SOFTWARE = ("duckdb", "pandas", "numpy", "scipy", "statsmodels", "plotly", "kaleido",
             "reportlab", "svglib")
 
@@ -174,6 +173,7 @@ def _enrolled(report: Report) -> Filters:
     return dataclasses.replace(f, enrolled_from=lo, enrolled_to=hi)
 
 
+SHORT_METHOD = "Protected life table; see Methods."  # the method in full: once, in the appendix (and in files)
 EMPTY_CHART = ("Nothing to draw: every value of this chart would rest on fewer than {t} people, or on people "
                "not followed that long yet, so none is published. The table below shows what can be.")
 CANDIDATE_DAYS = (30, 90, 180, 270, 365, 545, 730)  # the life tables' intervals start here (merged if needed)
@@ -196,7 +196,8 @@ def survival_section(report: Report, store: Store, outcome: str, times: tuple[in
     lt = disclosure.life_table(frame.days.to_numpy(), frame.event.to_numpy(), frame.program.to_numpy(),
                                (*CANDIDATE_DAYS, *times), report.threshold, hide=hide, keys=keys)
     p = disclosure.protected_table(lt, times)
-    note = (d.describe().split(";")[0] + ". " + lt.method() + " Blank: not published (not followed that long, "
+    definition = d.describe().split(";")[0]
+    note = (definition[:1].upper() + definition[1:] + ". " + SHORT_METHOD + " Blank: not published (not followed that long, "
             f"or a step would show fewer than {report.threshold} people).")
     meta = _meta(report, f"{title}: share {what} at {', '.join(map(str, times))} days", note,
                  _n_text(p, "n", p.values.index[-1], "participants"), f"Enrolled {report.period.start} to "
@@ -207,7 +208,7 @@ def survival_section(report: Report, store: Store, outcome: str, times: tuple[in
             "the median (days until half have had the event). A blank cell is not published: not followed that "
             f"long yet, or a value that would rest on fewer than {report.threshold} people. Never read a blank "
             "as 0%.")
-    return Section(title, text, [ChartExport(f"{outcome}-survival", meta, p, fig)]), lt
+    return Section(title, text, [ChartExport(f"{outcome}-survival", meta, p, fig, notes=[lt.method()])]), lt
 
 
 def _published_n(keys: np.ndarray) -> int:
@@ -216,9 +217,45 @@ def _published_n(keys: np.ndarray) -> int:
     return cellkey.noisy(len(keys), int(keys.sum()))
 
 
+COHORT_MONTH_SETS = ((1, 3, 6, 12), (3, 6, 12), (1, 6, 12), (1, 3, 12), (1, 3, 6), (6, 12), (3, 12), (3, 6),
+                     (1, 12), (1, 6), (1, 3), (12,), (6,), (3,))  # most months first
+MOST_PUBLISHED = 0.5  # a choice is taken when at least this share of its cohort values can be published
+
+
+@dataclass(frozen=True)
+class CohortChoice:
+    """Enrollment cohorts (runs of adjacent quarters) at ``months``, as a protected life table;
+    ``cells``: the cohort values that could be shown (cohort shown, every member followed that
+    long), ``published``: those the life table publishes."""
+
+    months: tuple[int, ...]
+    table: LifeTable
+    known: dict[str, set[int]]
+    published: int
+    cells: int
+
+    @property
+    def days(self) -> dict[int, int]:
+        return {m: cohorts.month_day(m) for m in self.months}
+
+    @property
+    def enough(self) -> bool:
+        return self.cells > 0 and self.published >= MOST_PUBLISHED * self.cells
+
+    @property
+    def cohorts_shown(self) -> int:
+        """Cohorts with at least one value published."""
+        return sum(1 for g in self.table.groups if g != disclosure.ALL and self.known[g] & set(self.table.grid(g)))
+
+    @property
+    def quarters_only(self) -> bool:
+        return all(" to " not in g for g in self.table.groups)
+
+
 def cohort_section(report: Report, store: Store, settings: OutcomeSettings) -> Section:
-    """Retention by enrollment quarter, from the same kind of protected life table (month days as
-    the grid); a month is blank until every member of the cohort has been followed that long."""
+    """Retention by enrollment cohort, from the same kind of protected life table (month days as
+    the grid); a month is blank until every member of the cohort has been followed that long.
+    The cohorts (enrollment quarters, merged where needed) and months: `choose_cohorts`."""
     f = report.filters
     hi = min(f.enrolled_to, report.period.end) if f.enrolled_to else report.period.end
     d = durations(store, "retention", settings, dataclasses.replace(f, enrolled_to=hi))
@@ -226,31 +263,122 @@ def cohort_section(report: Report, store: Store, settings: OutcomeSettings) -> S
     if _published_n(keys) < report.threshold:
         return Section("Cohort comparison", "Not reported: fewer than the threshold enrolled up to the "
                        "period's end.")
-    frame = d.frame
-    days = {m: cohorts.month_day(m) for m in COHORT_MONTHS}
-    lt = disclosure.life_table(frame.days.to_numpy(), frame.event.to_numpy(), frame.cohort_quarter.to_numpy(),
-                               days.values(), report.threshold, keys=keys)
-    followed = {g: (report.cutoff - pd.to_datetime(sub.start).max().date()).days
-                for g, sub in frame.groupby("cohort_quarter")}
-    followed[disclosure.ALL] = min(followed.values())
-    known = {g: {d for d in days.values() if d + settings.inactivity_days <= followed[g]} for g in followed}
+    choice = choose_cohorts(d.frame, keys, report.cutoff, settings.inactivity_days, report.threshold)
+    lt, days, names = choice.table, choice.days, _month_names(choice.days)
     report.life_tables["cohorts"] = lt
-    p = disclosure.protected_table(lt, tuple(days.values()), prefix="retained", known=known)
-    p = dataclasses.replace(p, values=p.values.rename(columns=_month_names(days)),
-                            primary=p.primary.rename(columns=_month_names(days)),
-                            complementary=p.complementary.rename(columns=_month_names(days)),
-                            derived=p.derived.rename(columns=_month_names(days)),
-                            counts=tuple(_month_names(days).get(c, c) for c in p.counts),
-                            perturbed=tuple(_month_names(days).get(c, c) for c in p.perturbed))
+    p = disclosure.protected_table(lt, tuple(days.values()), prefix="retained", known=choice.known)
+    p = dataclasses.replace(p, values=p.values.rename(columns=names), primary=p.primary.rename(columns=names),
+                            complementary=p.complementary.rename(columns=names),
+                            derived=p.derived.rename(columns=names),
+                            counts=tuple(names.get(c, c) for c in p.counts),
+                            perturbed=tuple(names.get(c, c) for c in p.perturbed))
     p = _columns(p, [c for c in p.values.columns if c != "median_days"])
-    meta = _meta(report, "Retention by enrollment quarter", r_definition(settings) + " " + lt.method(),
+    meta = _meta(report, "Retention by enrollment cohort", r_definition(settings) + " " + SHORT_METHOD,
                  _n_text(p, "n", p.values.index[-1], "participants"), f"Enrolled up to {hi}; {f.describe()}")
-    text = ("Share still in the program 1, 3, 6 and 12 months after enrolling, per enrollment quarter. "
-            "Blank: not every member followed that long yet, or not publishable (fewer than the threshold "
-            f"behind it). Quarters with fewer than {report.threshold} participants show n as "
+    text = (f"Share still in the program {_and(choice.months)} months after enrolling, per enrollment cohort. "
+            f"{_choice_text(choice)} Blank: not every member followed that long yet, or not publishable (fewer "
+            f"than the threshold behind it). Cohorts with fewer than {report.threshold} participants show n as "
             f"\"{privacy.small_marker(report.threshold)}\" (or \"*\") and nothing else.")
-    fig = cohort_bars(p.values, [f"month_{m}" for m in COHORT_MONTHS], meta.title)
-    return Section("Cohort comparison", text, [ChartExport("cohorts", meta, p, fig)])
+    fig = cohort_bars(p.values, [f"month_{m}" for m in choice.months], meta.title, "Enrollment cohort")
+    return Section("Cohort comparison", text, [ChartExport("cohorts", meta, p, fig, notes=[lt.method()])])
+
+
+def choose_cohorts(frame: pd.DataFrame, keys: np.ndarray, cutoff: dt.date, inactivity_days: int,
+                   threshold: int) -> CohortChoice:
+    """Enrollment quarters, each merged with the next until the cohort's own counts can publish every
+    month it has been followed for (global recoding, as statistical agencies coarsen a category rather
+    than suppress its cells): quarters of ~100 people rarely hold 11 censorings in a month, so kept
+    apart most of their cells merge away and a funder would see a near-empty chart. The protection
+    is the life table's either way; only the grouping changes. Tried for each set of months: of the
+    choices whose life table publishes at least half of the values that could be shown, the one with
+    the most cohorts carrying a value, then the most values, then the most months (else the one
+    publishing the most values)."""
+    choices = []
+    for months in COHORT_MONTH_SETS:
+        days = [cohorts.month_day(m) for m in months]
+        labels = _merged_quarters(frame, keys, days, cutoff, inactivity_days, threshold)
+        choices.append(_cohort_choice(frame.assign(cohort=labels), months, keys, cutoff, inactivity_days,
+                                      threshold))
+        if choices[0].quarters_only and choices[0].published == choices[0].cells > 0:
+            return choices[0]  # every quarter, every month, all published: nothing can do better
+    enough = [c for c in choices if c.enough]
+    if enough:
+        return max(enough, key=lambda c: (c.cohorts_shown, c.published, len(c.months)))
+    most = max(choices, key=lambda c: (c.published, len(c.months)))
+    if most.published:
+        return most
+    return _cohort_choice(frame.assign(cohort=frame.cohort_quarter), COHORT_MONTH_SETS[0], keys, cutoff,
+                          inactivity_days, threshold)  # nothing publishable: plain quarters, their n
+
+
+def _followed(starts: pd.Series, cutoff: dt.date) -> int:
+    """Days the cohort's last enrolled member has been followed by the cutoff."""
+    return (cutoff - pd.to_datetime(starts).max().date()).days
+
+
+def _merged_quarters(frame: pd.DataFrame, keys: np.ndarray, days: list[int], cutoff: dt.date,
+                     inactivity_days: int, threshold: int) -> pd.Series:
+    """Per participant the cohort label: runs of adjacent enrollment quarters ("2024-Q2 to 2024-Q4"),
+    a run closed once its own life table publishes every day its members have all been followed
+    for; the quarters not yet followed for any of ``days`` form the last run."""
+    runs: list[list[str]] = [[]]
+    for q in sorted(frame.cohort_quarter.unique()):
+        runs[-1].append(q)
+        members = frame.cohort_quarter.isin(runs[-1]).to_numpy()
+        known = {d for d in days if d + inactivity_days <= _followed(frame.start[members], cutoff)}
+        if known and len(runs) > 0 and _publishes(frame[members], keys[members], days, known, threshold):
+            runs.append([])
+    if not runs[-1]:
+        runs.pop()
+    elif len(runs) > 1 and _no_known(frame, runs[-1], days, cutoff, inactivity_days) is False:
+        runs[-2] += runs.pop()  # an unfinished run that could show values joins the one before
+    label = {q: (run[0] if len(run) == 1 else f"{run[0]} to {run[-1]}") for run in runs for q in run}
+    return frame.cohort_quarter.map(label)
+
+
+def _no_known(frame: pd.DataFrame, run: list[str], days: list[int], cutoff: dt.date, inactivity_days: int) -> bool:
+    members = frame.cohort_quarter.isin(run)
+    return all(d + inactivity_days > _followed(frame.start[members], cutoff) for d in days)
+
+
+def _publishes(sub: pd.DataFrame, keys: np.ndarray, days: list[int], known: set[int], threshold: int) -> bool:
+    """Whether the members' own life table (alone, no complements) publishes every ``known`` day."""
+    if len(sub) < threshold:
+        return False
+    own = disclosure.life_table(sub.days.to_numpy(), sub.event.to_numpy(), ["c"] * len(sub), days, threshold,
+                                keys=keys)
+    return known <= set(own.grid("c"))
+
+
+def _cohort_choice(frame: pd.DataFrame, months: tuple[int, ...], keys: np.ndarray, cutoff: dt.date,
+                   inactivity_days: int, threshold: int) -> CohortChoice:
+    days = [cohorts.month_day(m) for m in months]
+    followed = {g: _followed(sub.start, cutoff) for g, sub in frame.groupby("cohort")}
+    followed[disclosure.ALL] = min(followed.values())
+    known = {g: {d for d in days if d + inactivity_days <= followed[g]} for g in followed}
+    lt = disclosure.life_table(frame.days.to_numpy(), frame.event.to_numpy(), frame.cohort.to_numpy(), days,
+                               threshold, keys=keys)
+    shown = [g for g in lt.groups if g != disclosure.ALL or len(lt.groups) == 1]
+    cells = sum(len(known[g]) for g in shown)
+    published = sum(len(known[g] & set(lt.grid(g))) for g in shown)
+    return CohortChoice(months, lt, known, published, cells)
+
+
+def _choice_text(c: CohortChoice) -> str:
+    """The caption's statement of the grouping chosen, and why."""
+    if not c.published:
+        return ("No cohort value can be published yet: no cohort followed long enough, or too few people "
+                "behind each value.")
+    merged = "" if c.quarters_only else ", adjacent ones merged until each cohort's counts can be published"
+    why = ("the months and cohorts that compare the most cohorts with at least half of their values "
+           "published" if c.enough else "no choice publishes half of the values; this one publishes the most")
+    return (f"Cohorts are enrollment quarters{merged}, shown at {_and(c.months)} months: {why} ({c.published} "
+            f"of {c.cells} values of cohorts followed that long).")
+
+
+def _and(items: Sequence[object]) -> str:
+    words = [str(i) for i in items]
+    return ", ".join(words[:-1]) + " and " + words[-1] if len(words) > 1 else "".join(words)
 
 
 def r_definition(settings: OutcomeSettings) -> str:

@@ -29,6 +29,8 @@ from reportlab.platypus import (
 from reportlab.platypus.flowables import PageBreakIfNotEmpty  # a spacer spilled onto a page leaves it empty
 from svglib.svglib import svg2rlg
 
+from analytics.charts import render as chart_export
+from analytics.charts.render import ChartMeta
 from analytics.publish.exports import ChartExport
 from analytics.publish.formatting import caption, formatted
 
@@ -39,8 +41,10 @@ WIDTH = LETTER[0] - 1.5 * inch
 HEADER = colors.HexColor("#E8EEF4")
 GRID = colors.HexColor("#BBBBBB")
 MAX_COLUMNS = 9  # tables with more columns than this get a smaller font (never split)
-MAX_CHART_HEIGHT = 5.0 * inch  # a chart, its table and caption share a page
+MAX_CHART_HEIGHT = 6.0 * inch  # a chart, its table and caption share a page (charts carry no caption here)
 
+PRIVACY = ("Privacy: counts of people are perturbed slightly (cell key method), and counts below {t} people "
+           "are not shown, nor anything that would reveal them; see Methods.")  # in full: once, in Methods
 _styles = getSampleStyleSheet()
 BODY = ParagraphStyle("body", parent=_styles["BodyText"], fontSize=9.5, leading=12.5)
 SMALL = ParagraphStyle("small", parent=BODY, fontSize=7.5, leading=9.5, textColor=colors.HexColor("#444444"))
@@ -71,15 +75,21 @@ def _tables(frame: pd.DataFrame) -> list[Table]:
     return [table]
 
 
+def _image(export: ChartExport, fmt: str) -> bytes:
+    """The chart titled but without the caption of a chart file: in the PDF the same caption follows
+    under its table, and twice the text made the chart shrink to fit the page."""
+    return chart_export.export(export.figure, fmt, ChartMeta(export.meta.title, "", "", "", "", source=""))
+
+
 def _chart(export: ChartExport) -> object:
     """The chart as a vector drawing scaled to the text width; as a PNG when plotly drew part of
     it as an embedded image (heatmaps), whose transparency svglib would paint black."""
-    svg = export.data("svg")
+    svg = _image(export, "svg")
     if b"<image" in svg:
-        png = ImageReader(io.BytesIO(export.data("png")))
-        w, h = png.getSize()
+        data = _image(export, "png")
+        w, h = ImageReader(io.BytesIO(data)).getSize()
         scale = min(WIDTH / w, MAX_CHART_HEIGHT / h)
-        return Image(io.BytesIO(export.data("png")), width=w * scale, height=h * scale, mask="auto")
+        return Image(io.BytesIO(data), width=w * scale, height=h * scale, mask="auto")
     drawing = svg2rlg(io.BytesIO(svg))
     scale = min(WIDTH / drawing.width, MAX_CHART_HEIGHT / drawing.height)
     drawing.width, drawing.height = drawing.width * scale, drawing.height * scale
@@ -99,6 +109,15 @@ def _footer(report: Report) -> Callable:
     return draw
 
 
+def _contents(report: Report) -> list:
+    """The sections with the first sentence of each: what a reader finds, and on which page order."""
+    rows = [[_p(s.title, CELL), _p(s.text.split(". ")[0].rstrip(".") + ".", CELL)] for s in report.sections]
+    rows.append([_p("Methods", CELL), _p("Definitions, statistics, privacy protection and software.", CELL)])
+    table = Table(rows, colWidths=[WIDTH * 0.22, WIDTH * 0.78])
+    table.setStyle(TableStyle([("VALIGN", (0, 0), (-1, -1), "TOP"), ("LINEBELOW", (0, 0), (-1, -1), 0.3, GRID)]))
+    return [_p("Contents", H2), table]
+
+
 def render(report: Report, say: Callable[[str], None]) -> bytes:
     out = io.BytesIO()
     doc = SimpleDocTemplate(out, pagesize=LETTER, leftMargin=0.75 * inch, rightMargin=0.75 * inch,
@@ -108,8 +127,7 @@ def render(report: Report, say: Callable[[str], None]) -> bytes:
     numbers = [_p(f"{value}  {label}", H2) for value, label in report.headlines()]
     story: list = [*cover, _p("Outcome report", H1), _p(report.scope), *numbers, _p(f"Data cutoff {report.cutoff}. "
                    f"Generated {report.generated:%Y-%m-%d %H:%M}."), Spacer(1, 8),
-                   _p(f"Privacy: {report.sections[0].exports[0].table.method()}", SMALL), Spacer(1, 6),
-                   _p("Contents: " + "; ".join(s.title for s in report.sections) + "; Methods.", SMALL)]
+                   _p(PRIVACY.format(t=report.threshold), SMALL), Spacer(1, 6), *_contents(report)]
     for section in report.sections:
         say(f"drawing {section.title.lower()}")
         story += [PageBreakIfNotEmpty(), _p(section.title, H2), _p(section.text), Spacer(1, 6)]
@@ -121,9 +139,9 @@ def render(report: Report, say: Callable[[str], None]) -> bytes:
             story += [KeepTogether([_p(export.meta.title + ": table", SMALL), *_tables(export.table.display()),
                                     _p(caption(export), SMALL)])]
     story += [PageBreakIfNotEmpty(), _p("Methods", H2)]
-    for title, text in report.methods:
-        story += [_p(title, ParagraphStyle("m", parent=METHOD, fontName="Helvetica-Bold")), _p(text, METHOD),
-                  Spacer(1, 3)]
+    for title, text in report.methods:  # a heading never left at a page's foot without its text
+        story += [KeepTogether([_p(title, ParagraphStyle("m", parent=METHOD, fontName="Helvetica-Bold")),
+                                _p(text, METHOD)]), Spacer(1, 3)]
     doc.build(story, onFirstPage=_footer(report), onLaterPages=_footer(report))
     return out.getvalue()
 
