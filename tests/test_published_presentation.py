@@ -146,6 +146,12 @@ def test_every_marker_on_the_published_page_is_explained_in_its_caption(case: st
         seen |= {m for m in ("<11", "*") if any(m in str(v) for v in table.to_numpy().ravel())}
         assert not [v for v in table.to_numpy().ravel() if str(v) in ("None", "nan", "0.0%")]
     assert seen == {"<11", "*"}  # both markers occur, so both explanations were checked
+    if case == "three":  # the captions say "see Methods": the page has them, as the PDF's appendix
+        assert any("see Methods" in c for c in captions)
+        headers = [h.value for h in at.main.header]
+        assert headers[-1] == "Methods"
+        assert "Protected life tables" in [h.value for h in at.subheader]
+        assert any("Cutler-Ederer" in m.value for m in at.markdown)
 
 
 def test_the_check_finds_an_unexplained_marker():

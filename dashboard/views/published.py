@@ -46,3 +46,8 @@ for s, section in enumerate(report.sections):
         st.dataframe(formatted(export.table.display()), width="stretch", key=f"{key}_table")  # as in the PDF
         st.caption(caption(export).replace("*", r"\*"))  # "*" is the marker, not markdown
         downloads(export.meta.title, lambda export=export: export, key=key, filters=filters)
+
+st.header("Methods")  # the captions above say "see Methods": the report's appendix, as in the PDF
+for title, text in report.methods:
+    st.subheader(title)
+    st.write(text.replace("*", r"\*"))
