@@ -241,3 +241,20 @@ def test_cohort_trends_hide_shares_on_small_counts(built):
 def test_one_chart_as_png(built):
     png = built["sample"]["weekday"].data("png")
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_image_caption_names_curves_only_for_survival_and_noise_only_when_perturbed(built, monkeypatch):
+    """The one-line method under an exported image: a bar chart has no curves to stop, and only
+    files whose counts of people were perturbed say so."""
+    from analytics.publish import exports as exports_module
+    seen = {}
+    monkeypatch.setattr(exports_module.chart_export, "export", lambda fig, fmt, meta: seen.setdefault(
+        "definition", meta.definition).encode())
+    captions = {}
+    for name in ("attendance_type", "adherence", "landmark_km"):
+        seen.clear()
+        built["sample"][name].data("png")
+        captions[name] = seen["definition"]
+    assert "curves stop" not in captions["attendance_type"] and "perturbed" not in captions["attendance_type"]
+    assert "curves stop" not in captions["adherence"] and "perturbed by up to 2" in captions["adherence"]
+    assert "curves stop where fewer than 11 remain at risk" in captions["landmark_km"]

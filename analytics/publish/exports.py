@@ -76,8 +76,9 @@ class ChartExport:
             raise ValueError(f"unknown export format {fmt!r}; use one of {', '.join(FORMATS)}")
         if self.figure is None:
             raise ValueError(f"{self.name} has a table only")
+        method = _short_method(self.table.threshold, self.life_table is not None, bool(self.table.perturbed))
         return chart_export.export(self.figure, fmt, dataclasses.replace(
-            self.meta, definition=f"{self.meta.definition.rstrip('. ')}. {_short_method(self.table.threshold)}"))
+            self.meta, definition=f"{self.meta.definition.rstrip('. ')}. {method}"))
 
     def filename(self, fmt: str) -> str:
         if fmt not in FORMATS:
@@ -95,9 +96,15 @@ class ChartExport:
         return data
 
 
-def _short_method(threshold: int) -> str:
-    return (f"Counts of 1-{threshold - 1} shown as {privacy.small_marker(threshold)}; curves stop where "
-            f"fewer than {threshold} remain at risk.")
+def _short_method(threshold: int, curves: bool = False, perturbed: bool = False) -> str:
+    """The method in one line under an image: what the reader of a chart needs (curves only for
+    survival charts; the noise only when counts of people were perturbed)."""
+    out = f"Counts of 1-{threshold - 1} shown as {privacy.small_marker(threshold)}"
+    if curves:
+        out += f"; curves stop where fewer than {threshold} remain at risk"
+    if perturbed:
+        out += "; counts of people perturbed by up to 2 (cell key method)"
+    return out + "."
 
 
 # --- survival -------------------------------------------------------------------------

@@ -44,7 +44,7 @@ LABELS = {"p_t": "p (t-test)", "p_wilcoxon": "p (Wilcoxon)", "rate": "rate (done
 
 
 def _label(column: str) -> str:
-    return LABELS.get(column, column.replace("_", " "))
+    return LABELS.get(column, column.replace("_", " ").replace("checkins", "check-ins"))
 
 
 def markers_note(table: pd.DataFrame, threshold: int) -> str:
