@@ -129,6 +129,7 @@ def test_the_members_are_the_analysis_counts(sample):
     assert len(truth[ALL_ROW]["due"]) == r.due == 879 and len(truth[ALL_ROW]["done"]) == r.done == 455
     assert len(truth[ALL_ROW]["baseline_n"]) == r.baseline_n and len(truth[ALL_ROW]["n"]) == r.change.n
     for g in r.by_group:
+        assert len(truth[g["group"]]["baseline_n"]) == g["baseline_n"]
         assert len(truth[g["group"]]["due"]) == g["followup"]["due"]
         assert len(truth[g["group"]]["done"]) == g["followup"]["done"]
         assert len(truth[g["group"]]["n"]) == g["change"]["n"]
