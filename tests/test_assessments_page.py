@@ -64,13 +64,16 @@ def test_report_sections_equal_the_cli(db: Path, tmp_path: Path):
     run = subprocess.run([sys.executable, "-m", "analytics", "assessments", "--db", str(copy), "--json",
                           "--enrolled-to", "2026-09-30"], capture_output=True, text=True, timeout=300)
     cli = json.loads(run.stdout)
-    assert (rate.loc["All", "due"], rate.loc["All", "done"]) == (cli["followup"]["due"], cli["followup"]["done"])
-    assert rate.loc["All", "rate"] == pytest.approx(cli["followup"]["rate"], rel=1e-12)
-    assert change.loc["All", "n"] == cli["change"]["n"]
-    assert change.loc["All", "mean_change"] == pytest.approx(cli["change"]["mean"], rel=1e-12)
+    # the report's counts are perturbed (cell key method, tests/test_recovery_capital_keyed.py): within 2
+    assert abs(rate.loc["All", "due"] - cli["followup"]["due"]) <= 2
+    assert abs(rate.loc["All", "done"] - cli["followup"]["done"]) <= 2
+    assert rate.loc["All", "rate"] == rate.loc["All", "done"] / rate.loc["All", "due"]
+    assert rate.loc["All", "rate"] == pytest.approx(cli["followup"]["rate"], abs=0.01)
+    assert abs(change.loc["All", "n"] - cli["change"]["n"]) <= 2
+    assert change.loc["All", "mean_change"] == round(cli["change"]["mean"], 1)  # as the report prints it
     for g in cli["by_group"]:
-        assert rate.loc[g["group"], "done"] == g["followup"]["done"]
-        assert change.loc[g["group"], "n"] == g["change"]["n"]
+        assert abs(rate.loc[g["group"], "done"] - g["followup"]["done"]) <= 2
+        assert abs(change.loc[g["group"], "n"] - g["change"]["n"]) <= 2
 
 
 def test_small_groups_are_hidden_in_the_published_sections(db: Path):

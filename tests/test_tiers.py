@@ -19,7 +19,8 @@ MODULE_TIERS = {
     "test_server_store.py": "postgres", "test_server_mirror_load.py": "postgres",
     "test_server_dashboard.py": "postgres", "test_server_sessions.py": "postgres",
     "test_server_scoping.py": "postgres",
-    "test_cohort_trends_keyed.py": "unit", "test_server_disclosure_key.py": "postgres",
+    "test_cohort_trends_keyed.py": "unit", "test_recovery_capital_keyed.py": "unit",
+    "test_server_disclosure_key.py": "postgres",
 }
 
 

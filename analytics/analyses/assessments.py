@@ -38,6 +38,7 @@ __all__ = ["AssessmentResult", "Change", "NoAssessments", "analyse_assessments",
 
 SIGNIFICANCE = 0.05  # lost-to-follow-up differs at baseline when Welch p is below this
 ENGAGEMENT_TERMS = ("meetings", "checkins", "mentoring", "months")
+SCHEDULE_COLUMNS = ["participant_id", "program", "due", "done"]
 TERM_LABELS = {"meetings": "meeting", "checkins": "check-in", "mentoring": "mentoring session",
                "months": "month between the two"}
 
@@ -84,6 +85,9 @@ class AssessmentResult:
     growth: Growth | None
     engagement: pd.DataFrame  # term, coef, ci_low, ci_high, p
     trajectories: pd.DataFrame
+    # participant_id, program, due, done: one row per participant x follow-up (a person with no
+    # follow-up yet: one row, not due), so the report can key each count by its members (not in to_json)
+    schedule: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=SCHEDULE_COLUMNS))
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -219,7 +223,7 @@ def analyse_assessments(store: Store, filters: Filters = Filters(),
         settings, filters, cutoff, len(people), len(with_base), due, done, change,
         _by_group(frame, pairs, settings), compliance_table(frame, ["program", "site", "cohort_quarter"],
                                                            settings.target_rate),
-        pairs, baselines, lost, growth, engagement, traj)
+        pairs, baselines, lost, growth, engagement, traj, frame[SCHEDULE_COLUMNS].reset_index(drop=True))
     result.warnings = _warnings(result)
     return result
 

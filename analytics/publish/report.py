@@ -449,7 +449,7 @@ def recovery_capital_sections(report: Report, store: Store) -> list[Section]:
                         "recovery capital assessment.")]
     scope = f"Enrolled up to {hi}; {f.describe()}"
     return [Section(title, text, [export]) for title, text, export in
-            published.sections(r, report.threshold, scope)]
+            published.sections(r, report.threshold, scope, cell_key_secret(store))]
 
 
 
