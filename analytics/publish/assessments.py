@@ -38,7 +38,9 @@ from analytics.publish import cellkey, privacy
 from analytics.publish.exports import ALL_ROW, ChartExport
 
 RATE_COUNTS = ("baseline_n", "due", "done", "missed")
-CHANGE_COUNTS = ("n", "at_or_above_47_baseline", "at_or_above_47_followup")
+CHANGE_COUNTS = ("n", "at_or_above_47_baseline", "below_47_baseline", "at_or_above_47_followup",
+                 "below_47_followup")
+CHANGE_SUMS = [([f"at_or_above_47_{when}", f"below_47_{when}"], "n") for when in ("baseline", "followup")]
 DECIMALS = {"mean_change": 1, "ci_low": 2, "ci_high": 2, "p_t": 3, "p_wilcoxon": 3}  # as the report prints them
 
 
@@ -90,7 +92,9 @@ def change_table(r: AssessmentResult, secret: bytes | None = None) -> pd.DataFra
     pairs = r.pairs[["participant_id", "program"]]
     b47 = (r.pairs.baseline_total >= r.settings.threshold_total).to_numpy()
     f47 = (r.pairs.followup_total >= r.settings.threshold_total).to_numpy()
-    members = {"at_or_above_47_baseline": pairs[b47], "at_or_above_47_followup": pairs[f47]}
+    # below 47 is published too (n minus at or above would tell it): a small one is hidden with a complement
+    members = {"at_or_above_47_baseline": pairs[b47], "below_47_baseline": pairs[~b47],
+               "at_or_above_47_followup": pairs[f47], "below_47_followup": pairs[~f47]}
     for col, rows in members.items():
         t[col] = _true_counts(rows, t.index)
     if secret is not None:
@@ -99,7 +103,8 @@ def change_table(r: AssessmentResult, secret: bytes | None = None) -> pd.DataFra
     for when in ("baseline", "followup"):
         t[f"share_47_{when}"] = _ratio(t[f"at_or_above_47_{when}"], t.n)
     return t[["n", "mean_change", "ci_low", "ci_high", "p_t", "p_wilcoxon", "at_or_above_47_baseline",
-              "at_or_above_47_followup", "share_47_baseline", "share_47_followup"]]
+              "below_47_baseline", "at_or_above_47_followup", "below_47_followup", "share_47_baseline",
+              "share_47_followup"]]
 
 
 def _true_counts(rows: pd.DataFrame, index: pd.Index) -> pd.Series:
@@ -126,7 +131,8 @@ def sections(r: AssessmentResult, threshold: int, scope: str,
     rate_text = (f"Share of follow-up assessments done among those due, per program, against the "
                  f"{s.target_rate:.0%} target (SAMHSA SUPRT schedule).")
     change = change_table(r, secret)
-    ch = privacy.protect(change, counts=CHANGE_COUNTS, total_row=ALL_ROW if ALL_ROW in change.index else None,
+    ch = privacy.protect(change, counts=CHANGE_COUNTS, sums=CHANGE_SUMS,
+                         total_row=ALL_ROW if ALL_ROW in change.index else None,
                          derived={"mean_change": ["n"], "ci_low": ["n"], "ci_high": ["n"], "p_t": ["n"],
                                   "p_wilcoxon": ["n"],
                                   "share_47_baseline": ["at_or_above_47_baseline", "n"],
