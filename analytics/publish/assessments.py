@@ -41,7 +41,8 @@ RATE_COUNTS = ("baseline_n", "due", "done", "missed")
 CHANGE_COUNTS = ("n", "at_or_above_47_baseline", "below_47_baseline", "at_or_above_47_followup",
                  "below_47_followup")
 CHANGE_SUMS = [([f"at_or_above_47_{when}", f"below_47_{when}"], "n") for when in ("baseline", "followup")]
-DECIMALS = {"mean_change": 1, "ci_low": 2, "ci_high": 2, "p_t": 3, "p_wilcoxon": 3}  # as the report prints them
+DECIMALS = {"mean_change": 1, "ci_low": 2, "ci_high": 2}  # as the report prints them
+P_DIGITS = 2  # p values to 2 significant digits: 3 decimals would write p < 0.0005 as 0.0 in a file
 
 
 def published_counts(secret: bytes, rows: pd.DataFrame, index: pd.Index) -> pd.Series:
@@ -89,6 +90,8 @@ def change_table(r: AssessmentResult, secret: bytes | None = None) -> pd.DataFra
         "n": c["n"], "mean_change": c["mean"], "ci_low": c["ci"][0], "ci_high": c["ci"][1],
         "p_t": c["p_t"], "p_wilcoxon": c["p_wilcoxon"]} for name, c in groups.items()}).T
     t = t.astype(float).round(DECIMALS).astype({"n": int})
+    for col in ("p_t", "p_wilcoxon"):
+        t[col] = [float(f"{v:.{P_DIGITS}g}") for v in t[col]]
     pairs = r.pairs[["participant_id", "program"]]
     b47 = (r.pairs.baseline_total >= r.settings.threshold_total).to_numpy()
     f47 = (r.pairs.followup_total >= r.settings.threshold_total).to_numpy()
