@@ -20,6 +20,17 @@ def test_the_same_people_get_the_same_noise_in_any_order():
     assert cellkey.perturb(b"another store's secret", ids) in range(28, 33)
 
 
+def test_published_from_record_keys_equals_perturb_of_the_ids_and_wraps_its_sum():
+    """cellkey.published (life tables, engagement and recovery-capital counts) is perturb written
+    over keys already computed: the same count for the same people, a uint64 sum wrapping mod 2^64."""
+    ids = [f"P-{i:04d}" for i in range(300)]
+    keys = cellkey.record_keys(SECRET, ids)
+    assert int(keys.astype(object).sum()) >= cellkey.MODULUS  # the sum wraps: the test means something
+    for k in (1, 5, 37, 300):
+        assert cellkey.published(keys[:k]) == cellkey.perturb(SECRET, ids[:k])
+    assert cellkey.published(keys[:0]) == 0
+
+
 def test_noise_is_small_centred_and_uses_the_whole_table():
     rng = np.random.default_rng(0)
     noise = []

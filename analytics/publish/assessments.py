@@ -29,6 +29,7 @@ which would tell the true n among the candidates a perturbed n leaves.
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from analytics.analyses.assessments import AssessmentResult
@@ -49,13 +50,10 @@ def published_counts(secret: bytes, rows: pd.DataFrame, index: pd.Index) -> pd.S
     """Per table row (a program; All: every row): the published count of ``rows`` (participant_id,
     program; one row per person, or per follow-up for follow-up counts), each row adding its
     participant's record key to the cell key."""
-    key = {p: cellkey.record_key(secret, p) for p in rows.participant_id.unique()}
-    keys = rows.participant_id.map(key)
-    out = {}
-    for group in index:
-        mine = keys if group == ALL_ROW else keys[rows.program == group]
-        out[group] = cellkey.noisy(len(mine), sum(int(k) for k in mine) % cellkey.MODULUS)
-    return pd.Series(out, dtype=int)
+    ids = rows.participant_id.unique()
+    keys = pd.Series(cellkey.record_keys(secret, ids), index=ids).reindex(rows.participant_id).to_numpy(np.uint64)
+    return pd.Series({group: cellkey.published(keys if group == ALL_ROW else keys[(rows.program == group).to_numpy()])
+                      for group in index}, dtype=int)
 
 
 def _ratio(num: pd.Series, den: pd.Series) -> pd.Series:

@@ -34,7 +34,8 @@ import pandas as pd
 
 from analytics.store.queries.disclosure import MODULUS
 
-__all__ = ["MAX_NOISE", "MODULUS", "NOISE", "METHOD", "cell_key", "noisy", "perturb", "perturb_columns", "record_key", "record_keys"]
+__all__ = ["MAX_NOISE", "MODULUS", "NOISE", "METHOD", "cell_key", "noisy", "perturb", "perturb_columns", "published",
+           "record_key", "record_keys"]
 
 NOISE = (-2, -1, 0, 1, 2)
 MAX_NOISE = max(abs(n) for n in NOISE)  # a published count c is a true count in [c - 2, c + 2]
@@ -86,6 +87,13 @@ def noisy(count: int, key: int) -> int:
     non-empty cell stays at least 1."""
     count, key = int(count), int(key)
     return 0 if count == 0 else max(1, count + NOISE[key % MODULUS % len(NOISE)])
+
+
+def published(keys: np.ndarray) -> int:
+    """The published count of the members whose record keys are ``keys`` (one per member, or per
+    row counted): their number plus the noise their cell key picks (a uint64 sum wraps mod 2^64)."""
+    keys = np.asarray(keys, dtype=np.uint64)
+    return noisy(len(keys), int(keys.sum(dtype=np.uint64)))
 
 
 def perturb(secret: bytes, participant_ids: Iterable[str]) -> int:

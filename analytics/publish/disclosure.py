@@ -153,7 +153,7 @@ class _Members:
     def count(self, mask: np.ndarray) -> int:
         """The people in ``mask`` as published: perturbed when keys are given."""
         n = int(mask.sum())
-        return n if self.keys is None else cellkey.noisy(n, int(self.keys[mask].sum()))
+        return n if self.keys is None else cellkey.published(self.keys[mask])
 
 
 def _ok(count: int, t: int) -> bool:

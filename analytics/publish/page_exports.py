@@ -443,9 +443,7 @@ class _Counter:
     def __call__(self, members: np.ndarray | pd.Series | None = None) -> int:
         """The published count of the participants where ``members`` (a boolean mask) is true; None: all."""
         mask = np.ones(self.size, dtype=bool) if members is None else np.asarray(members, dtype=bool)
-        if self.keys is None:
-            return int(mask.sum())
-        return cellkey.noisy(int(mask.sum()), sum(self.keys[mask].tolist()) % cellkey.MODULUS)
+        return int(mask.sum()) if self.keys is None else cellkey.published(self.keys[mask])
 
 
 def _published_model(analysis: EngagementAnalysis, secret: bytes | None) -> EngagementAnalysis:

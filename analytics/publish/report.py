@@ -214,7 +214,7 @@ def survival_section(report: Report, store: Store, outcome: str, times: tuple[in
 def _published_n(keys: np.ndarray) -> int:
     """How many people the life table would publish for everyone in it: the count perturbed first,
     so a selection is reported only when its published count reaches the threshold."""
-    return cellkey.noisy(len(keys), int(keys.sum()))
+    return cellkey.published(keys)
 
 
 COHORT_MONTH_SETS = ((1, 3, 6, 12), (3, 6, 12), (1, 6, 12), (1, 3, 12), (1, 3, 6), (6, 12), (3, 12), (3, 6),
